@@ -1,0 +1,154 @@
+"""Database guard rails that make the audit tables append-only.
+
+Guards stop mistakes and casual edits; they do not stop a database owner, who can drop them.
+Detection of tampering is the hash chain plus signed checkpoints (audit.verify).
+
+- ``audit_events`` and ``audit_checkpoints``: UPDATE and DELETE refused (PostgreSQL also
+  TRUNCATE). On SQLite an ``INSERT OR REPLACE`` deletes the conflicting row implicitly, which
+  fires delete triggers only with ``recursive_triggers`` on; a BEFORE INSERT trigger that
+  refuses a duplicate key closes that path regardless of the pragma.
+- ``audit_head``: never deleted, and an update may only advance it by one event whose hash
+  it then carries.
+"""
+from __future__ import annotations
+
+from sqlalchemy import Connection, text
+
+APPEND_ONLY_TABLES = ("audit_events", "audit_checkpoints")
+
+_SQLITE_TRIGGERS = {
+    "audit_events_no_update": """
+        CREATE TRIGGER IF NOT EXISTS audit_events_no_update BEFORE UPDATE ON audit_events
+        BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: UPDATE refused'); END""",
+    "audit_events_no_delete": """
+        CREATE TRIGGER IF NOT EXISTS audit_events_no_delete BEFORE DELETE ON audit_events
+        BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: DELETE refused'); END""",
+    # two EXISTS, not one OR, so that each probe is a single index lookup
+    "audit_events_no_replace": """
+        CREATE TRIGGER IF NOT EXISTS audit_events_no_replace BEFORE INSERT ON audit_events
+        WHEN EXISTS (SELECT 1 FROM audit_events WHERE seq = NEW.seq)
+          OR EXISTS (SELECT 1 FROM audit_events WHERE hash = NEW.hash)
+        BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: seq or hash exists'); END""",
+    "audit_checkpoints_no_update": """
+        CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_update
+        BEFORE UPDATE ON audit_checkpoints
+        BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only: UPDATE refused'); END""",
+    "audit_checkpoints_no_delete": """
+        CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_delete
+        BEFORE DELETE ON audit_checkpoints
+        BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only: DELETE refused'); END""",
+    "audit_checkpoints_no_replace": """
+        CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_replace
+        BEFORE INSERT ON audit_checkpoints
+        WHEN EXISTS (SELECT 1 FROM audit_checkpoints WHERE id = NEW.id)
+          OR EXISTS (SELECT 1 FROM audit_checkpoints WHERE seq = NEW.seq)
+        BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only: id or seq exists'); END""",
+    "audit_head_no_delete": """
+        CREATE TRIGGER IF NOT EXISTS audit_head_no_delete BEFORE DELETE ON audit_head
+        BEGIN SELECT RAISE(ABORT, 'audit_head cannot be deleted'); END""",
+    "audit_head_single": """
+        CREATE TRIGGER IF NOT EXISTS audit_head_single BEFORE INSERT ON audit_head
+        WHEN EXISTS (SELECT 1 FROM audit_head)
+        BEGIN SELECT RAISE(ABORT, 'audit_head has exactly one row'); END""",
+    "audit_head_advance_only": """
+        CREATE TRIGGER IF NOT EXISTS audit_head_advance_only BEFORE UPDATE ON audit_head
+        WHEN NEW.id IS NOT OLD.id OR NEW.seq IS NOT OLD.seq + 1
+          OR NEW.hash IS NOT (SELECT hash FROM audit_events WHERE seq = NEW.seq)
+        BEGIN SELECT RAISE(ABORT, 'audit_head may only advance to the next event'); END""",
+}
+
+_PG_FUNCTIONS = (
+    """CREATE OR REPLACE FUNCTION audit_refuse_change() RETURNS trigger
+       LANGUAGE plpgsql AS $$
+       BEGIN
+         RAISE EXCEPTION 'audit trail is append-only: % on % refused', TG_OP, TG_TABLE_NAME;
+       END $$""",
+    """CREATE OR REPLACE FUNCTION audit_head_advance_only() RETURNS trigger
+       LANGUAGE plpgsql AS $$
+       BEGIN
+         IF NEW.id <> OLD.id OR NEW.seq <> OLD.seq + 1 OR NEW.hash IS DISTINCT FROM
+            (SELECT e.hash FROM audit_events e WHERE e.seq = NEW.seq) THEN
+           RAISE EXCEPTION 'audit_head may only advance to the next event';
+         END IF;
+         RETURN NEW;
+       END $$""",
+)
+
+# (trigger name, table, timing and level, function)
+_PG_TRIGGERS = (
+    ("audit_events_no_change", "audit_events",
+     "BEFORE UPDATE OR DELETE ON audit_events FOR EACH ROW", "audit_refuse_change"),
+    ("audit_events_no_truncate", "audit_events",
+     "BEFORE TRUNCATE ON audit_events FOR EACH STATEMENT", "audit_refuse_change"),
+    ("audit_checkpoints_no_change", "audit_checkpoints",
+     "BEFORE UPDATE OR DELETE ON audit_checkpoints FOR EACH ROW", "audit_refuse_change"),
+    ("audit_checkpoints_no_truncate", "audit_checkpoints",
+     "BEFORE TRUNCATE ON audit_checkpoints FOR EACH STATEMENT", "audit_refuse_change"),
+    ("audit_head_no_delete", "audit_head",
+     "BEFORE DELETE ON audit_head FOR EACH ROW", "audit_refuse_change"),
+    ("audit_head_no_truncate", "audit_head",
+     "BEFORE TRUNCATE ON audit_head FOR EACH STATEMENT", "audit_refuse_change"),
+    ("audit_head_advance_only", "audit_head",
+     "BEFORE UPDATE ON audit_head FOR EACH ROW", "audit_head_advance_only"),
+)
+
+
+def install_guards(connection: Connection) -> None:
+    """Create the append-only triggers (and on PostgreSQL revoke privileges); idempotent.
+
+    Executes DDL on ``connection``; never commits.
+    """
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        for ddl in _SQLITE_TRIGGERS.values():
+            connection.exec_driver_sql(ddl)
+    elif dialect == "postgresql":
+        _install_postgresql(connection)
+    else:
+        raise NotImplementedError(f"no audit guards for dialect {dialect!r}")
+
+
+def _install_postgresql(connection: Connection) -> None:
+    for ddl in _PG_FUNCTIONS:
+        connection.execute(text(ddl))
+    for name, _table, when, function in _PG_TRIGGERS:
+        connection.execute(text(f"CREATE OR REPLACE TRIGGER {name} {when} "
+                                f"EXECUTE FUNCTION {function}()"))
+    tables = ", ".join(APPEND_ONLY_TABLES)
+    connection.execute(text(f"REVOKE UPDATE, DELETE, TRUNCATE ON {tables} FROM PUBLIC"))
+    connection.execute(text("REVOKE DELETE, TRUNCATE ON audit_head FROM PUBLIC"))
+
+
+def grant_app_role(connection: Connection, role: str) -> None:
+    """PostgreSQL: let a non-owner application role append and read, and nothing more.
+
+    The role gets SELECT, INSERT on the append-only tables and SELECT, UPDATE on audit_head
+    (appends advance the head). Because it does not own the tables it cannot drop the
+    triggers. Executes, never commits.
+    """
+    if connection.dialect.name != "postgresql":
+        raise NotImplementedError("roles and privileges exist on PostgreSQL only")
+    quoted = connection.dialect.identifier_preparer.quote(role)
+    tables = ", ".join(APPEND_ONLY_TABLES)
+    connection.execute(text(f"GRANT SELECT, INSERT ON {tables} TO {quoted}"))
+    connection.execute(text(f"GRANT SELECT, UPDATE ON audit_head TO {quoted}"))
+    sequence = connection.execute(
+        text("SELECT pg_get_serial_sequence('audit_checkpoints', 'id')")).scalar_one()
+    connection.execute(text(f"GRANT USAGE ON SEQUENCE {sequence} TO {quoted}"))
+
+
+def drop_guards(connection: Connection) -> None:
+    """Remove every guard. ONLY for tamper tests, which must simulate an attacker who owns
+    the database; the application never calls this. Executes, never commits.
+    """
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        for name in _SQLITE_TRIGGERS:
+            connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}")
+    elif dialect == "postgresql":
+        for name, table, _when, _function in _PG_TRIGGERS:
+            connection.execute(text(f"DROP TRIGGER IF EXISTS {name} ON {table}"))
+        connection.execute(text("DROP FUNCTION IF EXISTS audit_refuse_change()"))
+        connection.execute(text("DROP FUNCTION IF EXISTS audit_head_advance_only()"))
+    else:
+        raise NotImplementedError(f"no audit guards for dialect {dialect!r}")

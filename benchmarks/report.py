@@ -1,0 +1,110 @@
+"""Figures of one benchmark run: the printed table and benchmarks/results/latest.json."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sqlite3
+import sys
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+SECTION_TITLES = {
+    "writes": "audited write vs. plain insert",
+    "chain": "chain verification vs. bare sha256 loop",
+    "signing": "cost of one signing",
+}
+
+
+@dataclass
+class Figure:
+    """One line of the table: a measured value beside its same-run baseline."""
+    section: str
+    name: str
+    value: str
+    baseline: str = ""
+    ratio: str = ""
+    target: str = ""
+    # None when the line has no target to meet
+    met: bool | None = None
+    # the raw numbers behind the formatted columns, for latest.json
+    data: dict = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return {None: "", True: "met", False: "MISSED"}[self.met]
+
+
+@dataclass
+class Report:
+    environment: dict
+    sizes: dict
+    figures: list[Figure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, figure: Figure) -> None:
+        self.figures.append(figure)
+        print(f"  {figure.name}: {figure.value}"
+              + (f"  (baseline {figure.baseline})" if figure.baseline else "")
+              + (f"  ratio {figure.ratio}" if figure.ratio else "")
+              + (f"  target {figure.target}: {figure.status}" if figure.target else ""),
+              flush=True)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        print(f"  note: {text}", flush=True)
+
+    def missed(self) -> list[Figure]:
+        return [figure for figure in self.figures if figure.met is False]
+
+
+def environment(quick: bool) -> dict:
+    """What the figures depend on besides the code: recorded with every run."""
+    return {"started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "python": sys.version.split()[0], "sqlite": sqlite3.sqlite_version,
+            "platform": platform.platform(), "machine": platform.machine(),
+            "cpus": os.cpu_count(), "quick": quick}
+
+
+def print_table(report: Report) -> None:
+    header = ("measurement", "value", "baseline", "ratio", "target", "status")
+    for section, title in SECTION_TITLES.items():
+        rows = [(f.name, f.value, f.baseline, f.ratio, f.target, f.status)
+                for f in report.figures if f.section == section]
+        if rows:
+            print(f"\n== {title} ==")
+            _print_rows(header, rows)
+    missed = report.missed()
+    print()
+    for figure in missed:
+        print(f"TARGET MISSED: {figure.name}: {figure.value} (target {figure.target})")
+    if not missed:
+        print("All targets met.")
+    for text in report.notes:
+        print(f"note: {text}")
+
+
+def _print_rows(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    line = "  ".join("-" * width for width in widths)
+    print("  ".join(text.ljust(width) for text, width in zip(header, widths)).rstrip())
+    print(line)
+    for row in rows:
+        print("  ".join(text.ljust(width) for text, width in zip(row, widths)).rstrip())
+
+
+def write_json(report: Report, path: Path = RESULTS_DIR / "latest.json") -> Path:
+    """Write the report atomically, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {"environment": report.environment, "sizes": report.sizes,
+                "figures": [asdict(figure) | {"status": figure.status}
+                            for figure in report.figures],
+                "missed_targets": [figure.name for figure in report.missed()],
+                "notes": report.notes}
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    partial.replace(path)
+    return path

@@ -1,0 +1,65 @@
+"""The public REST API under /api/v1 (DESIGN.md "Public REST API")."""
+from __future__ import annotations
+
+from flask import Blueprint, Flask, g, request
+from werkzeug.exceptions import HTTPException
+
+from qms.api.problems import problem
+from qms.context import db_session
+from qms.errors import DomainError, PasswordChangeRequired
+from qms.identity.authentication import password_change_due
+from qms.identity.tokens import resolve_token
+
+api = Blueprint("api", __name__, url_prefix="/api/v1")
+
+# endpoints a user with a temporary or expired password may still call
+PASSWORD_CHANGE_ALLOWED = {"api.change_password_post", "api.health_get",
+                           "api.issue_token_post"}
+
+
+def init_api(app: Flask) -> None:
+    from qms.api import audit_api, auth, health, openapi, users  # noqa: F401  (routes)
+
+    app.register_blueprint(api)
+    app.register_error_handler(HTTPException, _routing_error)
+    # the API authenticates with bearer tokens, never cookies, so CSRF does not apply
+    csrf = app.extensions.get("csrf")
+    if csrf is not None:
+        csrf.exempt(api)
+
+
+@api.before_request
+def authenticate_bearer() -> None:
+    g.api_user = None
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        return
+    token = resolve_token(db_session(), header.removeprefix("Bearer ").strip())
+    if token is None:
+        return
+    g.api_user, g.api_token = token.user, token
+    from qms.context import state
+
+    if password_change_due(state().security, token.user) and \
+            request.endpoint not in PASSWORD_CHANGE_ALLOWED:
+        raise PasswordChangeRequired("the password is temporary or expired; change it with "
+                                     "POST /api/v1/auth/password")
+
+
+@api.errorhandler(DomainError)
+def domain_error(error: DomainError):
+    return problem(error.status, error.title, error.detail, code=error.code,
+                   errors=error.errors, **error.extra)
+
+
+@api.errorhandler(HTTPException)
+def http_error(error: HTTPException):
+    return problem(error.code or 500, error.name, error.description or error.name,
+                   code=error.name.lower().replace(" ", "-"))
+
+
+def _routing_error(error: HTTPException):
+    """Unknown /api/ URLs answer problem+json too; other paths keep the HTML error."""
+    if request.path.startswith(api.url_prefix + "/"):
+        return http_error(error)
+    return error

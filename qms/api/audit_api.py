@@ -1,0 +1,128 @@
+"""The audit trail over HTTP: events with filters, chain verification, checkpoints and the
+server's checkpoint public key."""
+from __future__ import annotations
+
+from flask import g
+from marshmallow import Schema, fields, validate
+
+from audit import checkpoints, trail
+from audit.verify import verify_chain
+from qms.api import api
+from qms.api.spec import endpoint
+from qms.context import commit, db_session, state
+from qms.errors import Conflict
+
+
+class EventQuery(Schema):
+    seq_from = fields.Integer(validate=validate.Range(min=1))
+    seq_to = fields.Integer(validate=validate.Range(min=1))
+    entity_type = fields.String(validate=validate.Length(max=64))
+    entity_id = fields.String(validate=validate.Length(max=100))
+    actor = fields.String(validate=validate.Length(max=150))
+    action = fields.String(validate=validate.Length(max=100),
+                           metadata={"description": "exact tag, or a prefix ending in '.'"})
+    at_from = fields.AwareDateTime()
+    at_to = fields.AwareDateTime()
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+
+
+class AuditEvent(Schema):
+    seq = fields.Integer()
+    at = fields.String()
+    actor = fields.String()
+    action = fields.String()
+    entity = fields.Dict(allow_none=True)
+    reason = fields.String(allow_none=True)
+    data = fields.Dict()
+    prev_hash = fields.String()
+    hash = fields.String()
+
+
+class EventPage(Schema):
+    events = fields.List(fields.Nested(AuditEvent))
+    count = fields.Integer()
+
+
+class VerifyReport(Schema):
+    ok = fields.Boolean()
+    events_checked = fields.Integer()
+    head_seq = fields.Integer()
+    head_hash = fields.String()
+    first_bad_seq = fields.Integer(allow_none=True)
+    problem = fields.String(allow_none=True)
+    checkpoints_checked = fields.Integer()
+
+
+class CheckpointInfo(Schema):
+    seq = fields.Integer()
+    hash = fields.String()
+    at = fields.String()
+    key_id = fields.String()
+    signature = fields.String()
+
+
+class PublicKey(Schema):
+    key_id = fields.String()
+    algorithm = fields.String()
+    public_key_pem = fields.String()
+    public_key_b64 = fields.String()
+
+
+def event_document(event: trail.Event) -> dict:
+    entity = {"type": event.entity_type, "id": event.entity_id} if event.entity_type else None
+    return {"seq": event.seq, "at": event.at, "actor": event.actor, "action": event.action,
+            "entity": entity, "reason": event.reason, "data": event.data,
+            "prev_hash": event.prev_hash, "hash": event.hash}
+
+
+@endpoint(api, "/audit/events", "GET", summary="Audit events, filtered", tag="audit",
+          permission="audit.read", query=EventQuery, response=EventPage)
+def audit_events(query):
+    """Events in seq order. ``action`` matches exactly, or as a prefix when it ends in '.'."""
+    events = trail.query_events(db_session().connection(), **query)
+    return EventPage().dump({"events": [event_document(e) for e in events], "count": len(events)})
+
+
+def run_verification() -> dict:
+    app_state = state()
+    public = app_state.audit_signing_key().public_key()
+    result = verify_chain(db_session().connection(),
+                          public_keys={checkpoints.key_id(public): public},
+                          checkpoint_file=app_state.checkpoint_file)
+    return VerifyReport().dump(result)
+
+
+@endpoint(api, "/audit/verify", "GET", summary="Verify the whole chain and its checkpoints",
+          tag="audit", permission="audit.read", response=VerifyReport)
+def audit_verify():
+    """Walks every event: seq continuity, hash links, stored hashes, column agreement, and
+    every checkpoint signature (database and external file). Names the first bad seq."""
+    return run_verification()
+
+
+@endpoint(api, "/audit/checkpoints", "GET", summary="Signed checkpoints of the chain head",
+          tag="audit", permission="audit.read", response=CheckpointInfo, many=True)
+def audit_checkpoints():
+    return CheckpointInfo(many=True).dump(checkpoints.list_checkpoints(db_session().connection()))
+
+
+@endpoint(api, "/audit/checkpoints", "POST", summary="Write a signed checkpoint now",
+          tag="audit", permission="audit.checkpoint", response=CheckpointInfo, status=201,
+          errors=(409,))
+def create_checkpoint():
+    app_state = state()
+    written = checkpoints.write_checkpoint(db_session(), signing_key=app_state.audit_signing_key(),
+                                           file_path=app_state.checkpoint_file,
+                                           actor=g.api_user.username)
+    if written is None:
+        raise Conflict("the audit trail is empty; nothing to checkpoint")
+    commit()
+    return CheckpointInfo().dump(written), 201
+
+
+@endpoint(api, "/audit/public-key", "GET", summary="The server's checkpoint-signing public key",
+          tag="audit", response=PublicKey)
+def audit_public_key():
+    """Give this to the stand-alone verifier (python -m audit.verify_export)."""
+    return checkpoints.public_key_document(state().audit_signing_key().public_key())

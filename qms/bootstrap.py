@@ -1,0 +1,34 @@
+"""Instance set-up used by `qms init`: keys, schema, the first administrator."""
+from __future__ import annotations
+
+from flask import current_app
+
+from qms import migrations
+from qms.context import state
+from qms.identity.authentication import find_user
+from qms.identity.users import create_user
+
+ADMIN_USERNAME = "admin"
+
+
+def ensure_keys() -> None:
+    """Create the audit checkpoint signing key in the instance folder if missing."""
+    state().audit_signing_key()
+
+
+def upgrade_schema() -> None:
+    migrations.upgrade(state().db.engine, app_role=current_app.config["DATABASE_APP_ROLE"])
+
+
+def create_admin(password: str, *, chosen: bool) -> bool:
+    """Create the `admin` user once. A generated password is temporary (changed at first
+    login); one the operator chose through QMS_ADMIN_PASSWORD is not. Returns True when
+    the user was created."""
+    app_state = state()
+    with app_state.db.unit_of_work() as session:
+        if find_user(session, ADMIN_USERNAME) is not None:
+            return False
+        user = create_user(session, app_state.security, actor="system", username=ADMIN_USERNAME,
+                           full_name="System Administrator", roles=["admin"], password=password)
+        user.password_temporary = not chosen
+    return True

@@ -1,0 +1,198 @@
+"""Administration commands: database, users, service tokens, audit trail."""
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import click
+from flask.cli import AppGroup
+
+from qms.cli import CLI_ACTOR, fail
+from qms.context import state
+from qms.errors import DomainError
+from qms.identity import tokens, users
+from qms.identity.authentication import find_user
+
+db_group = AppGroup("db", help="Database schema.")
+user_group = AppGroup("user", help="User accounts.")
+token_group = AppGroup("token", help="API tokens for service accounts.")
+audit_group = AppGroup("audit", help="The audit trail.")
+
+
+@db_group.command("upgrade")
+def db_upgrade() -> None:
+    """Apply Alembic migrations up to the newest revision."""
+    from qms.bootstrap import upgrade_schema
+
+    upgrade_schema()
+    click.echo("database schema is up to date")
+
+
+def _read_password_line() -> str:
+    line = sys.stdin.readline().rstrip("\r\n")
+    if not line:
+        fail("no password on standard input")
+    return line
+
+
+def _unit_of_work(action):
+    """Run ``action(session)`` as one transaction; domain errors exit non-zero, unchanged."""
+    try:
+        with state().db.unit_of_work() as session:
+            return action(session)
+    except DomainError as error:
+        fail(error.detail if not error.errors else f"{error.detail} {error.errors}")
+
+
+def _existing_user(session, username: str):
+    user = find_user(session, username)
+    if user is None:
+        fail(f"no user {username!r}")
+    return user
+
+
+@user_group.command("create")
+@click.argument("username")
+@click.option("--name", "full_name", required=True, help="Printed full name (signatures).")
+@click.option("--role", "roles", multiple=True, required=True, help="Role; repeat for several.")
+@click.option("--password-stdin", is_flag=True, help="Read a temporary password from stdin.")
+@click.option("--service", is_flag=True, help="Service account (tokens only, cannot sign).")
+def user_create(username, full_name, roles, password_stdin, service) -> None:
+    """Create a user with a temporary password they must change, or a service account."""
+    if not service and not password_stdin:
+        fail("--password-stdin is required for a person's account")
+    password = _read_password_line() if password_stdin else None
+    _unit_of_work(lambda s: users.create_user(
+        s, state().security, actor=CLI_ACTOR, username=username, full_name=full_name,
+        roles=list(roles), password=password, service=service))
+    click.echo(f"created {'service account' if service else 'user'} {username}")
+
+
+@user_group.command("deactivate")
+@click.argument("username")
+@click.option("--reason", required=True)
+def user_deactivate(username, reason) -> None:
+    """Deactivate (never delete) a user; the username stays reserved."""
+    _unit_of_work(lambda s: users.deactivate_user(
+        s, actor=CLI_ACTOR, user=_existing_user(s, username), reason=reason))
+    click.echo(f"deactivated {username}")
+
+
+@user_group.command("reset-password")
+@click.argument("username")
+@click.option("--reason", required=True)
+@click.option("--password-stdin", is_flag=True, required=True)
+def user_reset_password(username, reason, password_stdin) -> None:
+    """Set a temporary password, unlock, and rotate the user's signing key."""
+    password = _read_password_line()
+    _unit_of_work(lambda s: users.reset_password(
+        s, state().security, actor=CLI_ACTOR, user=_existing_user(s, username),
+        temporary_password=password, reason=reason))
+    click.echo(f"password of {username} reset; it must be changed at next login")
+
+
+@user_group.command("unlock")
+@click.argument("username")
+@click.option("--reason", required=True)
+def user_unlock(username, reason) -> None:
+    _unit_of_work(lambda s: users.unlock_user(
+        s, actor=CLI_ACTOR, user=_existing_user(s, username), reason=reason))
+    click.echo(f"unlocked {username}")
+
+
+@user_group.command("set-roles")
+@click.argument("username")
+@click.option("--role", "roles", multiple=True, required=True)
+@click.option("--reason", required=True)
+def user_set_roles(username, roles, reason) -> None:
+    def change(session):
+        try:
+            users.set_roles(session, state().security, actor=CLI_ACTOR,
+                            user=_existing_user(session, username), roles=list(roles),
+                            reason=reason)
+        except ValueError as error:
+            fail(str(error))
+    _unit_of_work(change)
+    click.echo(f"roles of {username}: {', '.join(sorted(set(roles)))}")
+
+
+@user_group.command("list")
+def user_list() -> None:
+    with state().db.reading() as session:
+        for user in users.list_users(session):
+            status = "active" if user.active else "deactivated"
+            status += ", locked" if user.locked else ""
+            kind = "service" if user.is_service else "person"
+            click.echo(f"{user.username:20} {user.full_name:30} {','.join(user.roles):30} "
+                       f"{kind:8} {status}")
+
+
+@token_group.command("create")
+@click.argument("username")
+@click.option("--name", default="", help="What the token is for.")
+@click.option("--days", type=int, default=None, help="Lifetime (default from config).")
+def token_create(username, name, days) -> None:
+    """Issue a token for a service account and print it once."""
+    lifetime = timedelta(days=days or state().security.service_token_days)
+
+    def issue(session):
+        user = _existing_user(session, username)
+        if not user.is_service:
+            fail(f"{username} is not a service account; people get tokens from "
+                 "POST /api/v1/auth/tokens")
+        return tokens.issue_token(session, actor=CLI_ACTOR, user=user, lifetime=lifetime,
+                                  kind="service", name=name)
+    secret, row = _unit_of_work(issue)
+    click.echo(secret)
+    click.echo(f"token {row.id} expires {row.expires_at.isoformat()}", err=True)
+
+
+@audit_group.command("verify")
+def audit_verify() -> None:
+    """Verify the chain and its checkpoints; exit 1 naming the first bad seq."""
+    from audit import checkpoints
+    from audit.verify import verify_chain
+
+    app_state = state()
+    public = app_state.audit_signing_key().public_key()
+    with app_state.db.reading() as session:
+        result = verify_chain(session.connection(),
+                              public_keys={checkpoints.key_id(public): public},
+                              checkpoint_file=app_state.checkpoint_file,
+                              progress=_progress("verifying"))
+    if not result.ok:
+        fail(f"audit chain BROKEN at seq {result.first_bad_seq}: {result.problem}")
+    click.echo(f"audit chain intact: {result.events_checked} events, head seq "
+               f"{result.head_seq} {result.head_hash}, {result.checkpoints_checked} checkpoints")
+
+
+@audit_group.command("export")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def audit_export(output: Path) -> None:
+    """Export events and checkpoints as JSON lines for the stand-alone verifier."""
+    from audit.export import export_jsonl
+
+    with state().db.reading() as session, open(output, "w", encoding="utf-8") as out:
+        count = export_jsonl(session.connection(), out, progress=_progress("exporting"))
+    click.echo(f"exported {count} events to {output}")
+
+
+@audit_group.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign a checkpoint of the chain head now."""
+    from audit.checkpoints import write_checkpoint
+
+    app_state = state()
+    written = _unit_of_work(lambda s: write_checkpoint(
+        s, signing_key=app_state.audit_signing_key(), file_path=app_state.checkpoint_file,
+        actor=CLI_ACTOR))
+    if written is None:
+        fail("the audit trail is empty; nothing to checkpoint")
+    click.echo(f"checkpoint at seq {written.seq} {written.hash}")
+
+
+def _progress(label: str):
+    def report(done: int) -> None:
+        click.echo(f"\r{label}: {done} events", nl=False, err=True)
+    return report

@@ -1,0 +1,55 @@
+"""Per-application state (database, security, workflows, audit key) and the per-request
+database session, whose single commit point is the view that calls ``commit()``."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from flask import current_app, g, request
+from sqlalchemy.orm import Session
+
+from qms.db import Database
+from qms.identity.security import Security
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass
+class AppState:
+    db: Database
+    security: Security
+    workflows: object  # qms.records.workflow.WorkflowRegistry
+    audit_key_path: Path
+    checkpoint_file: Path
+    _audit_key: Ed25519PrivateKey | None = None
+
+    def audit_signing_key(self) -> Ed25519PrivateKey:
+        from audit.checkpoints import load_or_create_signing_key
+
+        if self._audit_key is None:
+            self._audit_key = load_or_create_signing_key(self.audit_key_path)
+        return self._audit_key
+
+
+def state() -> AppState:
+    return current_app.extensions["qms"]
+
+
+def db_session() -> Session:
+    """The request's session: a writer (SQLite BEGIN IMMEDIATE) for unsafe methods."""
+    if "db_session" not in g:
+        g.db_session = state().db.session(write=request.method not in SAFE_METHODS)
+    return g.db_session
+
+
+def commit() -> None:
+    """The request's one commit point."""
+    db_session().commit()
+
+
+def close_db_session(_exc=None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.rollback()
+        session.close()

@@ -1,0 +1,56 @@
+"""Domain errors. Each maps to one HTTP status and a problem+json ``type`` (DESIGN.md
+"Public REST API"); services raise them, the API and web layers render them."""
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    status = 400
+    code = "bad-request"
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, field: str | None = None,
+                 errors: dict[str, list[str]] | None = None, extra: dict | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or ({field: [detail]} if field else None)
+        self.extra = extra or {}
+
+
+class AuthenticationFailed(DomainError):
+    status, code, title = 401, "authentication-failed", "Not authenticated"
+
+
+class AccountLocked(DomainError):
+    status, code, title = 423, "account-locked", "Account locked"
+
+
+class PasswordChangeRequired(DomainError):
+    status, code, title = 403, "password-change-required", "Password change required"
+
+
+class NotPermitted(DomainError):
+    status, code, title = 403, "not-permitted", "Not permitted"
+
+
+class SignatureRefused(DomainError):
+    status, code, title = 403, "signature-refused", "Signature refused"
+
+
+class SegregationOfDuties(DomainError):
+    status, code, title = 403, "segregation-of-duties", "Segregation of duties"
+
+
+class NotFound(DomainError):
+    status, code, title = 404, "not-found", "Not found"
+
+
+class InvalidTransition(DomainError):
+    status, code, title = 409, "invalid-transition", "Invalid transition"
+
+
+class Conflict(DomainError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class InvalidInput(DomainError):
+    status, code, title = 422, "invalid-input", "Invalid input"

@@ -1,0 +1,122 @@
+"""Per-user Ed25519 signing keys, stored only wrapped under a password-derived key.
+
+The wrapping key is scrypt(password, salt) and the private key is sealed with AES-256-GCM,
+so the server cannot sign for a user who did not type the password. A password change
+re-wraps the same key; an admin reset retires the key (its public key stays for verifying old
+signatures) and creates a new one, because the old key cannot be unwrapped without the old
+password.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from qms.db import Base, UTCDateTime, utcnow
+
+SCRYPT_R, SCRYPT_P = 8, 1
+
+
+class SigningKey(Base):
+    __tablename__ = "signing_keys"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    wrapped_private_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    salt: Mapped[bytes] = mapped_column(LargeBinary(16))
+    nonce: Mapped[bytes] = mapped_column(LargeBinary(12))
+    scrypt_log_n: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    retired_reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class KeyUnwrapError(Exception):
+    """The password does not open this key."""
+
+
+@dataclass(frozen=True)
+class WrappedKey:
+    ciphertext: bytes
+    salt: bytes
+    nonce: bytes
+    log_n: int
+
+
+def raw_public_key(public_key: Ed25519PublicKey) -> bytes:
+    return public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def key_id_for(public_bytes: bytes) -> str:
+    """Key id = first 16 hex characters of sha256 of the raw 32-byte public key."""
+    return hashlib.sha256(public_bytes).hexdigest()[:16]
+
+
+def derive_wrapping_key(password: str, salt: bytes, log_n: int) -> bytes:
+    kdf = Scrypt(salt=salt, length=32, n=2 ** log_n, r=SCRYPT_R, p=SCRYPT_P)
+    return kdf.derive(password.encode("utf-8"))
+
+
+def wrap(private_key: Ed25519PrivateKey, password: str, log_n: int) -> WrappedKey:
+    salt, nonce = os.urandom(16), os.urandom(12)
+    seed = private_key.private_bytes_raw()
+    sealed = AESGCM(derive_wrapping_key(password, salt, log_n)).encrypt(nonce, seed, b"qms-signing-key")
+    return WrappedKey(sealed, salt, nonce, log_n)
+
+
+def unwrap(key: SigningKey, password: str) -> Ed25519PrivateKey:
+    """Open the user's private key with their password; KeyUnwrapError if it does not."""
+    if key.wrapped_private_key is None:
+        raise KeyUnwrapError("key is retired")
+    wrapping_key = derive_wrapping_key(password, key.salt, key.scrypt_log_n)
+    try:
+        seed = AESGCM(wrapping_key).decrypt(key.nonce, key.wrapped_private_key, b"qms-signing-key")
+    except InvalidTag:
+        raise KeyUnwrapError("password does not open the signing key") from None
+    return Ed25519PrivateKey.from_private_bytes(seed)
+
+
+def create_signing_key(session: Session, user_id: int, password: str, log_n: int) -> SigningKey:
+    """Generate a key pair for the user, wrapped under ``password``. Flushes, never commits."""
+    private_key = Ed25519PrivateKey.generate()
+    public_bytes = raw_public_key(private_key.public_key())
+    sealed = wrap(private_key, password, log_n)
+    key = SigningKey(key_id=key_id_for(public_bytes), user_id=user_id, public_key=public_bytes,
+                     wrapped_private_key=sealed.ciphertext, salt=sealed.salt,
+                     nonce=sealed.nonce, scrypt_log_n=log_n)
+    session.add(key)
+    session.flush()
+    return key
+
+
+def active_key(session: Session, user_id: int) -> SigningKey | None:
+    return session.scalar(select(SigningKey).where(
+        SigningKey.user_id == user_id, SigningKey.retired_at.is_(None)))
+
+
+def keys_of(session: Session, user_id: int) -> list[SigningKey]:
+    return list(session.scalars(select(SigningKey).where(SigningKey.user_id == user_id)
+                                .order_by(SigningKey.created_at)))
+
+
+def rewrap(key: SigningKey, old_password: str, new_password: str) -> None:
+    """Re-seal the same private key under a new password (password change)."""
+    sealed = wrap(unwrap(key, old_password), new_password, key.scrypt_log_n)
+    key.wrapped_private_key, key.salt, key.nonce = sealed.ciphertext, sealed.salt, sealed.nonce
+
+
+def retire(key: SigningKey, reason: str) -> None:
+    """Keep the public key for verification; destroy the wrapped private key."""
+    key.retired_at = utcnow()
+    key.retired_reason = reason
+    key.wrapped_private_key = None

@@ -1,0 +1,237 @@
+"""Applying, verifying and showing electronic signatures.
+
+Signing needs the username and password every time, checked against the account at that
+moment; the user's private key is unwrapped with that password, so the server cannot sign for
+anyone who did not type it. The signed bytes are the canonical JSON of
+``{"at", "content_hash", "meaning", "name", "record": {"id", "type", "version"}, "signer"}``
+(DESIGN.md "Electronic signatures").
+
+Refusals come in two kinds. Invalid requests (wrong meaning, no permission) raise before
+anything is written. Refused attempts (wrong password, ineligible account, segregation of
+duties) are audited, and a wrong password counts toward lockout; those errors carry
+``commit_before_raise = True``: the caller commits the refusal, then answers with the error.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from audit.canonical import canonical_bytes, utc_timestamp
+from qms.auditing import record_event
+from qms.db import utcnow
+from qms.errors import (AccountLocked, DomainError, InvalidInput, NotPermitted,
+                        SegregationOfDuties, SignatureRefused)
+from qms.esign import keys
+from qms.esign.models import Signature
+from qms.identity.authentication import check_credentials, password_change_due
+from qms.identity.models import User
+from qms.identity.roles import ADMIN_ROLE
+from qms.identity.security import Security
+from qms.records.models import RecordVersion
+
+SegregationCheck = Callable[[str], None]
+
+
+def sign_record(session: Session, security: Security, *, user: User,
+                credentials: Mapping[str, str], record_type: str, record_id: str,
+                record_version: int, content_hash: str, required_meaning: str,
+                required_permission: str, segregation: Sequence[SegregationCheck] = ()
+                ) -> Signature:
+    """Sign version ``record_version`` (content ``content_hash``) of a record as ``user``, the
+    authenticated user. Flushes, never commits.
+
+    Raises with nothing written: InvalidInput (meaning differs, 422), NotPermitted (403).
+    Raises after auditing ``signature.refused`` (``commit_before_raise``): SignatureRefused
+    (403), SegregationOfDuties (403), AccountLocked (423, the failure that locked it).
+    """
+    target = {"id": record_id, "type": record_type, "version": record_version}
+    _check_request(credentials, required_meaning)
+    if not security.roles.allows(user.roles, required_permission):
+        raise NotPermitted(f"permission {required_permission!r} is required to sign this")
+    refusal = _ineligible(security, user, credentials) or _segregation_refusal(user, segregation)
+    if refusal is None:
+        check = check_credentials(session, security, user.username, credentials["password"],
+                                  purpose="signature")
+        refusal = None if check.ok else _as_signing_error(check.error)
+    if refusal is not None:
+        raise _refused(session, user, target, required_meaning, refusal)
+    key_row, private_key = _unlock_key(session, user, credentials["password"], target,
+                                       required_meaning)
+    return _apply(session, user, target, content_hash, required_meaning, key_row, private_key)
+
+
+def _check_request(credentials: Mapping[str, str], required: str) -> None:
+    for name in ("username", "password"):
+        if not credentials.get(name):
+            raise InvalidInput(f"the signature needs the signer's {name}",
+                               field=f"signature.{name}")
+    meaning = credentials.get("meaning")
+    if meaning != required:
+        raise InvalidInput(f"this signature means {required!r}; the request says {meaning!r}",
+                           field="signature.meaning")
+
+
+def _ineligible(security: Security, user: User, credentials: Mapping[str, str]
+                ) -> DomainError | None:
+    """Why this account may not sign at all (checked before the password)."""
+    if credentials.get("username") != user.username:
+        return SignatureRefused("the signature username must be the authenticated user's")
+    if ADMIN_ROLE in user.roles:
+        return SignatureRefused("administrators may sign no GMP record")
+    if user.is_service:
+        return SignatureRefused("service accounts cannot sign")
+    if user.active and not user.locked and password_change_due(security, user):
+        return SignatureRefused("the password is temporary or expired; change it before signing")
+    return None
+
+
+def _segregation_refusal(user: User, checks: Sequence[SegregationCheck]) -> DomainError | None:
+    for check in checks:
+        try:
+            check(user.username)
+        except SegregationOfDuties as error:
+            return error
+    return None
+
+
+def _as_signing_error(error: DomainError) -> DomainError:
+    # a locked account answers 423; every other credential failure is a refused signature
+    if isinstance(error, AccountLocked):
+        return error
+    return SignatureRefused(f"signature refused: {error.detail}")
+
+
+def _refused(session: Session, user: User, target: dict[str, Any], meaning: str,
+             error: DomainError) -> DomainError:
+    """Audit the refusal and mark the error so that the caller commits before raising."""
+    record_event(session, actor=user.username, action="signature.refused",
+                 data={"record": target, "meaning": meaning, "why": error.detail},
+                 entity=(target["type"], target["id"]))
+    error.commit_before_raise = True
+    return error
+
+
+def must_commit_before_raise(error: BaseException) -> bool:
+    """True for refusals whose audit events (and failure count) must be committed."""
+    return bool(getattr(error, "commit_before_raise", False))
+
+
+def _unlock_key(session: Session, user: User, password: str, target: dict[str, Any],
+                meaning: str) -> tuple[keys.SigningKey, Ed25519PrivateKey]:
+    key_row = keys.active_key(session, user.id)
+    try:
+        if key_row is None:
+            raise keys.KeyUnwrapError("the user has no active signing key")
+        return key_row, keys.unwrap(key_row, password)
+    except keys.KeyUnwrapError as error:
+        raise _refused(session, user, target, meaning,
+                       SignatureRefused(f"signature refused: {error}")) from None
+
+
+def _apply(session: Session, user: User, target: dict[str, Any], content_hash: str,
+           meaning: str, key_row: keys.SigningKey, private_key: Ed25519PrivateKey) -> Signature:
+    at = utcnow()
+    payload = signed_payload(at=at, content_hash=content_hash, meaning=meaning,
+                             name=user.full_name, target=target, signer=user.username)
+    encoded = canonical_bytes(payload)
+    signature_b64 = base64.b64encode(private_key.sign(encoded)).decode("ascii")
+    row = Signature(record_type=target["type"], record_id=target["id"],
+                    record_version=target["version"], content_hash=content_hash,
+                    meaning=meaning, signer=user.username, name=user.full_name, at=at,
+                    key_id=key_row.key_id, signature=signature_b64,
+                    signed_payload=encoded.decode("utf-8"))
+    session.add(row)
+    session.flush()
+    record_event(session, actor=user.username, action="signature.applied",
+                 data={"signature_id": row.id, "signed_payload": payload,
+                       "key_id": key_row.key_id, "signature": signature_b64},
+                 entity=(target["type"], target["id"]))
+    return row
+
+
+def signed_payload(*, at: datetime, content_hash: str, meaning: str, name: str,
+                   target: Mapping[str, Any], signer: str) -> dict[str, Any]:
+    """The document whose canonical JSON is signed."""
+    return {"at": utc_timestamp(at), "content_hash": content_hash, "meaning": meaning,
+            "name": name, "signer": signer,
+            "record": {"id": target["id"], "type": target["type"], "version": target["version"]}}
+
+
+def payload_of(signature: Signature) -> dict[str, Any]:
+    """Rebuild the signed document from the signature row's columns."""
+    return signed_payload(at=signature.at, content_hash=signature.content_hash,
+                          meaning=signature.meaning, name=signature.name,
+                          target={"id": signature.record_id, "type": signature.record_type,
+                                  "version": signature.record_version},
+                          signer=signature.signer)
+
+
+def verify_signature(signature: Signature, public_key_bytes: bytes,
+                     version: RecordVersion | None = None) -> bool:
+    """True when the columns rebuild exactly the stored signed bytes, the Ed25519 signature
+    over them verifies with ``public_key_bytes``, and (given ``version``) that stored version
+    is the signed one and its content still hashes to the signed content_hash."""
+    expected = canonical_bytes(payload_of(signature))
+    if expected != signature.signed_payload.encode("utf-8"):
+        return False
+    if version is not None and not _signed_version(signature, version):
+        return False
+    try:
+        public_key = Ed25519PublicKey.from_public_bytes(public_key_bytes)
+        public_key.verify(base64.b64decode(signature.signature, validate=True), expected)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def _signed_version(signature: Signature, version: RecordVersion) -> bool:
+    content_hash = hashlib.sha256(version.content.encode("utf-8")).hexdigest()
+    return ((version.record_type, version.record_id, version.version)
+            == (signature.record_type, signature.record_id, signature.record_version)
+            and content_hash == version.content_hash == signature.content_hash)
+
+
+def verify_stored_signature(session: Session, signature: Signature) -> bool:
+    """verify_signature with the signer's public key (by key id) and the signed version."""
+    key_row = session.get(keys.SigningKey, signature.key_id)
+    version = session.scalar(select(RecordVersion).where(
+        RecordVersion.record_type == signature.record_type,
+        RecordVersion.record_id == signature.record_id,
+        RecordVersion.version == signature.record_version))
+    if key_row is None or version is None:
+        return False
+    return verify_signature(signature, key_row.public_key, version)
+
+
+def signatures_of(session: Session, record_type: str, record_id: str) -> list[Signature]:
+    return list(session.scalars(select(Signature).where(
+        Signature.record_type == record_type, Signature.record_id == record_id)
+        .order_by(Signature.id)))
+
+
+def manifestation(signature: Signature) -> dict[str, str]:
+    """What a person sees (Part 11 §11.50): printed name, username, meaning, and the date
+    and time with its UTC offset."""
+    at = signature.at.astimezone(timezone.utc).isoformat(timespec="seconds")
+    return {"name": signature.name, "username": signature.signer, "meaning": signature.meaning,
+            "at": at, "text": f"{signature.name} ({signature.signer}), {signature.meaning}, {at}"}
+
+
+def require_distinct(signer: str, usernames: Iterable[str], why: str) -> None:
+    """Segregation of duties: refuse when ``signer`` is one of ``usernames``."""
+    if signer in set(usernames):
+        raise SegregationOfDuties(why)
+
+
+def not_author(record: Any, signer: str, editors: Iterable[str] = ()) -> None:
+    """Nobody signs off their own record: not its creator, nor anyone who edited it."""
+    require_distinct(signer, {record.created_by, *editors},
+                     f"{signer} is an author of {record.number} and may not sign it")

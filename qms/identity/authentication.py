@@ -1,0 +1,146 @@
+"""Credential checks (login, token issue, e-signature) and password changes.
+
+A failed check must be remembered even though the request fails: ``check_credentials``
+returns an outcome instead of raising, the caller commits (failure count, lockout, audit
+event) and only then refuses. Services here flush, never commit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from qms.auditing import record_event
+from qms.db import utcnow
+from qms.errors import (AccountLocked, AuthenticationFailed, DomainError, InvalidInput,
+                        PasswordChangeRequired)
+from qms.esign import keys
+from qms.identity.models import PasswordHistory, User
+from qms.identity.security import Security
+
+ANONYMOUS = "anonymous"
+
+
+@dataclass(frozen=True)
+class CredentialCheck:
+    user: User | None
+    error: DomainError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def raise_for_failure(self) -> User:
+        if self.error is not None:
+            raise self.error
+        return self.user
+
+
+def find_user(session: Session, username: str) -> User | None:
+    return session.scalar(select(User).where(User.username == username))
+
+
+def check_credentials(session: Session, security: Security, username: str, password: str,
+                      *, purpose: str) -> CredentialCheck:
+    """Verify username + password for ``purpose`` ("login", "token", "signature",
+    "password_change"). Failures are counted and audited; at the threshold the account is
+    locked with an urgent audit event. Flushes, never commits."""
+    user = find_user(session, username)
+    if user is None or user.is_service or user.password_hash is None:
+        security.hasher.verify(password, security.dummy_hash())  # same cost as a real check
+        record_event(session, actor=ANONYMOUS, action="identity.login.failed",
+                     data={"username": username[:150], "purpose": purpose, "why": "unknown user"})
+        return CredentialCheck(None, AuthenticationFailed("invalid username or password"))
+    refusal = _account_refusal(user)
+    if refusal:
+        record_event(session, actor=user.username, action="identity.login.refused",
+                     data={"purpose": purpose, "why": refusal.detail}, entity=user_entity(user))
+        return CredentialCheck(user, refusal)
+    if not security.hasher.verify(password, user.password_hash):
+        return CredentialCheck(user, _count_failure(session, security, user, purpose))
+    user.failed_attempts = 0
+    return CredentialCheck(user)
+
+
+def _account_refusal(user: User) -> DomainError | None:
+    if not user.active:
+        return AuthenticationFailed("account is deactivated")
+    if user.locked:
+        return AccountLocked("account is locked after repeated failures; ask an administrator")
+    return None
+
+
+def _count_failure(session: Session, security: Security, user: User, purpose: str) -> DomainError:
+    user.failed_attempts += 1
+    record_event(session, actor=user.username, action="identity.login.failed",
+                 data={"purpose": purpose, "failed_attempts": user.failed_attempts},
+                 entity=user_entity(user))
+    if user.failed_attempts < security.policy.lockout_threshold:
+        return AuthenticationFailed("invalid username or password")
+    user.locked_at = utcnow()
+    record_event(session, actor="system", action="identity.user.locked",
+                 data={"urgent": True, "failed_attempts": user.failed_attempts,
+                       "purpose": purpose, "username": user.username},
+                 entity=user_entity(user))
+    return AccountLocked("account locked after repeated failures; ask an administrator")
+
+
+def password_change_due(security: Security, user: User) -> bool:
+    return user.password_temporary or security.policy.expired(user.password_changed_at, utcnow())
+
+
+def require_current_password(security: Security, user: User) -> None:
+    if password_change_due(security, user):
+        raise PasswordChangeRequired("the password is temporary or expired; change it first")
+
+
+def change_password(session: Session, security: Security, user: User,
+                    old_password: str, new_password: str) -> None:
+    """Set a new password the user chose (old one already verified by the caller), re-wrap
+    the signing key under it, remember it in the history. Flushes, never commits."""
+    problems = security.policy.problems(new_password, user.username)
+    if problems:
+        raise InvalidInput("; ".join(problems), field="new_password")
+    if _recently_used(session, security, user, new_password):
+        raise InvalidInput(f"must differ from the last {security.policy.history} passwords",
+                           field="new_password")
+    key = keys.active_key(session, user.id)
+    if key is not None:
+        keys.rewrap(key, old_password, new_password)
+    set_password(session, security, user, new_password, temporary=False)
+    record_event(session, actor=user.username, action="identity.password.changed",
+                 data={"signing_key_rewrapped": key.key_id if key else None},
+                 entity=user_entity(user))
+
+
+def set_password(session: Session, security: Security, user: User, password: str,
+                 *, temporary: bool) -> None:
+    user.password_hash = security.hasher.hash(password)
+    user.password_temporary = temporary
+    user.password_changed_at = utcnow()
+    session.add(PasswordHistory(user_id=user.id, password_hash=user.password_hash))
+
+
+def _recently_used(session: Session, security: Security, user: User, password: str) -> bool:
+    recent = session.scalars(select(PasswordHistory.password_hash)
+                             .where(PasswordHistory.user_id == user.id)
+                             .order_by(PasswordHistory.id.desc())
+                             .limit(security.policy.history))
+    return any(security.hasher.verify(password, old) for old in recent)
+
+
+def user_entity(user: User) -> tuple[str, str]:
+    return ("user", user.username)
+
+
+def record_login(session: Session, user: User, *, channel: str) -> None:
+    """Audit a successful login (web session); token issue audits identity.token.created."""
+    record_event(session, actor=user.username, action="identity.login.succeeded",
+                 data={"channel": channel}, entity=user_entity(user))
+
+
+def record_logout(session: Session, user: User, *, why: str) -> None:
+    """Audit the end of a web session: "logout" or "idle timeout"."""
+    record_event(session, actor=user.username, action="identity.logout.recorded",
+                 data={"why": why}, entity=user_entity(user))

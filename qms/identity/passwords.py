@@ -1,0 +1,55 @@
+"""Password hashing (argon2id through passlib's API) and the password policy."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from passlib.context import CryptContext
+
+
+@dataclass(frozen=True)
+class PasswordPolicy:
+    min_length: int
+    history: int
+    expiry_days: int
+    lockout_threshold: int
+
+    @classmethod
+    def from_settings(cls, settings) -> PasswordPolicy:
+        return cls(min_length=settings["SECURITY_PASSWORD_MIN_LENGTH"],
+                   history=settings["SECURITY_PASSWORD_HISTORY"],
+                   expiry_days=settings["SECURITY_PASSWORD_EXPIRY_DAYS"],
+                   lockout_threshold=settings["SECURITY_LOCKOUT_THRESHOLD"])
+
+    def expired(self, changed_at: datetime | None, now: datetime) -> bool:
+        if self.expiry_days == 0 or changed_at is None:
+            return False
+        return now - changed_at > timedelta(days=self.expiry_days)
+
+    def problems(self, password: str, username: str) -> list[str]:
+        """What is wrong with a proposed password (empty when acceptable)."""
+        found = []
+        if len(password) < self.min_length:
+            found.append(f"must be at least {self.min_length} characters long")
+        if password.strip() != password:
+            found.append("must not start or end with whitespace")
+        if username and username.lower() in password.lower():
+            found.append("must not contain the username")
+        if len(set(password)) < 5:
+            found.append("must use at least 5 different characters")
+        return found
+
+
+def make_hasher(settings) -> CryptContext:
+    return CryptContext(
+        schemes=["argon2"],
+        argon2__type="ID",
+        argon2__rounds=settings["SECURITY_ARGON2_TIME_COST"],
+        argon2__memory_cost=settings["SECURITY_ARGON2_MEMORY_KIB"],
+        argon2__parallelism=settings["SECURITY_ARGON2_PARALLELISM"],
+    )
+
+
+# verified against when a username does not exist, so that unknown users cost the same time
+def dummy_hash(hasher: CryptContext) -> str:
+    return hasher.hash("not-a-real-password-0000")

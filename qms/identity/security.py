@@ -1,0 +1,32 @@
+"""The security settings and helpers a service needs, built once per app from the config."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from passlib.context import CryptContext
+
+from qms.identity.passwords import PasswordPolicy, dummy_hash, make_hasher
+from qms.identity.roles import RoleTable
+
+
+@dataclass
+class Security:
+    policy: PasswordPolicy
+    hasher: CryptContext
+    roles: RoleTable
+    key_wrap_log_n: int
+    token_hours: int
+    service_token_days: int
+    _dummy: str = field(default="", repr=False)
+
+    @classmethod
+    def from_settings(cls, settings, roles: RoleTable) -> Security:
+        return cls(policy=PasswordPolicy.from_settings(settings), hasher=make_hasher(settings),
+                   roles=roles, key_wrap_log_n=settings["SECURITY_KEY_WRAP_SCRYPT_LOG_N"],
+                   token_hours=settings["SECURITY_API_TOKEN_HOURS"],
+                   service_token_days=settings["SECURITY_SERVICE_TOKEN_DAYS"])
+
+    def dummy_hash(self) -> str:
+        if not self._dummy:
+            self._dummy = dummy_hash(self.hasher)
+        return self._dummy

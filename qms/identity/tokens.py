@@ -1,0 +1,64 @@
+"""API bearer tokens: issued to users (8 h) or to service accounts (qms token create).
+
+The token is shown once; only its sha256 is stored. Flushes, never commits.
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from qms.auditing import record_event
+from qms.db import utcnow
+from qms.errors import Conflict
+from qms.identity.authentication import user_entity
+from qms.identity.models import ApiToken, User
+
+TOKEN_PREFIX = "qms_"
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def issue_token(session: Session, *, actor: str, user: User, lifetime: timedelta,
+                kind: str, name: str = "") -> tuple[str, ApiToken]:
+    """Create a token; returns the secret (shown once) and its row."""
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(user_id=user.id, token_hash=token_digest(secret), prefix=secret[:12],
+                   name=name, kind=kind, expires_at=utcnow() + lifetime)
+    session.add(row)
+    session.flush()
+    record_event(session, actor=actor, action="identity.token.created",
+                 data={"token_id": row.id, "prefix": row.prefix, "kind": kind, "name": name,
+                       "expires_at": row.expires_at.isoformat()},
+                 entity=user_entity(user))
+    return secret, row
+
+
+def resolve_token(session: Session, secret: str) -> ApiToken | None:
+    """The live token row for a presented secret, or None (unknown, expired, revoked, or
+    its user deactivated or locked)."""
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_digest(secret)))
+    if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
+        return None
+    if not row.user.active or row.user.locked:
+        return None
+    return row
+
+
+def revoke_token(session: Session, *, actor: str, token: ApiToken, reason: str) -> None:
+    if token.revoked_at is not None:
+        raise Conflict("token is already revoked")
+    token.revoked_at = utcnow()
+    record_event(session, actor=actor, action="identity.token.revoked",
+                 data={"token_id": token.id, "prefix": token.prefix},
+                 entity=user_entity(token.user), reason=reason)
+
+
+def tokens_of(session: Session, user: User) -> list[ApiToken]:
+    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)
+                                .order_by(ApiToken.id)))

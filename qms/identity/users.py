@@ -1,0 +1,127 @@
+"""User administration: create, deactivate, roles, admin password reset, unlock.
+
+Usernames are unique forever: a deactivated user keeps the name. Flushes, never commits.
+"""
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from qms.auditing import record_event
+from qms.db import utcnow
+from qms.errors import Conflict, InvalidInput
+from qms.esign import keys
+from qms.identity.authentication import find_user, set_password, user_entity
+from qms.identity.models import ApiToken, User, UserRole
+from qms.identity.security import Security
+
+USERNAME_PATTERN = re.compile(r"^[a-z][a-z0-9._-]{1,62}$")
+RESERVED_USERNAMES = {"system", "anonymous"}
+
+
+def create_user(session: Session, security: Security, *, actor: str, username: str,
+                full_name: str, roles: list[str], password: str | None,
+                service: bool = False) -> User:
+    """Create a user with a temporary password (a signing key is wrapped under it), or a
+    service account without password (token access only)."""
+    _check_new_user(session, security, username, full_name, roles, password, service)
+    user = User(username=username, full_name=full_name.strip(), is_service=service,
+                created_by=actor, password_temporary=not service,
+                role_rows=[UserRole(role=r) for r in sorted(set(roles))])
+    session.add(user)
+    session.flush()
+    key_id = None
+    if not service:
+        set_password(session, security, user, password, temporary=True)
+        key_id = keys.create_signing_key(session, user.id, password, security.key_wrap_log_n).key_id
+    record_event(session, actor=actor, action="identity.user.created",
+                 data={"username": username, "full_name": user.full_name, "roles": user.roles,
+                       "service_account": service, "signing_key": key_id},
+                 entity=user_entity(user))
+    return user
+
+
+def _check_new_user(session, security, username, full_name, roles, password, service) -> None:
+    if not USERNAME_PATTERN.match(username) or username in RESERVED_USERNAMES:
+        raise InvalidInput("lowercase letters, digits and . _ - (2-63 characters, starting "
+                           "with a letter); 'system' and 'anonymous' are reserved",
+                           field="username")
+    if find_user(session, username) is not None:
+        raise Conflict(f"username {username!r} exists or existed; usernames are never reused",
+                       field="username")
+    if not full_name.strip():
+        raise InvalidInput("the printed name is required for signature manifestation",
+                           field="full_name")
+    if not roles:
+        raise InvalidInput("at least one role is required", field="roles")
+    for role in roles:
+        try:
+            security.roles.check_role(role)
+        except ValueError as error:
+            raise InvalidInput(str(error), field="roles") from None
+    if not service:
+        problems = security.policy.problems(password or "", username)
+        if problems:
+            raise InvalidInput("; ".join(problems), field="password")
+
+
+def set_roles(session: Session, security: Security, *, actor: str, user: User,
+              roles: list[str], reason: str) -> None:
+    for role in roles:
+        security.roles.check_role(role)
+    before = user.roles
+    user.role_rows = [UserRole(role=r) for r in sorted(set(roles))]
+    record_event(session, actor=actor, action="identity.user.roles_changed",
+                 data={"before": {"roles": before}, "after": {"roles": user.roles}},
+                 entity=user_entity(user), reason=reason)
+
+
+def deactivate_user(session: Session, *, actor: str, user: User, reason: str) -> None:
+    """The account can no longer log in, use tokens or sign; the row and name stay."""
+    if not user.active:
+        raise Conflict(f"user {user.username} is already deactivated")
+    user.active = False
+    user.deactivated_at = utcnow()
+    revoked = _revoke_all_tokens(session, user)
+    record_event(session, actor=actor, action="identity.user.deactivated",
+                 data={"tokens_revoked": revoked}, entity=user_entity(user), reason=reason)
+
+
+def reset_password(session: Session, security: Security, *, actor: str, user: User,
+                   temporary_password: str, reason: str) -> None:
+    """Admin reset: temporary password, unlock, and a new signing key. The old key cannot
+    be unwrapped without the old password, so it is retired (its public key is kept)."""
+    problems = security.policy.problems(temporary_password, user.username)
+    if problems:
+        raise InvalidInput("; ".join(problems), field="password")
+    set_password(session, security, user, temporary_password, temporary=True)
+    user.failed_attempts, user.locked_at = 0, None
+    old = keys.active_key(session, user.id)
+    if old is not None:
+        keys.retire(old, "password reset by administrator")
+    new = keys.create_signing_key(session, user.id, temporary_password, security.key_wrap_log_n)
+    record_event(session, actor=actor, action="identity.password.reset",
+                 data={"retired_key": old.key_id if old else None, "new_key": new.key_id},
+                 entity=user_entity(user), reason=reason)
+
+
+def unlock_user(session: Session, *, actor: str, user: User, reason: str) -> None:
+    if not user.locked:
+        raise Conflict(f"user {user.username} is not locked")
+    user.failed_attempts, user.locked_at = 0, None
+    record_event(session, actor=actor, action="identity.user.unlocked", data={},
+                 entity=user_entity(user), reason=reason)
+
+
+def _revoke_all_tokens(session: Session, user: User) -> int:
+    tokens = session.scalars(select(ApiToken).where(ApiToken.user_id == user.id,
+                                                    ApiToken.revoked_at.is_(None))).all()
+    for token in tokens:
+        token.revoked_at = utcnow()
+    return len(tokens)
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.username)))

@@ -1,0 +1,27 @@
+"""Append-only guard rails on the audit tables and the chain head row.
+
+Revision ID: 0002_audit_guards
+Revises: 0001_initial
+"""
+from alembic import context, op
+
+from audit import guards, schema
+
+revision = "0002_audit_guards"
+down_revision = "0001_initial"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    connection = op.get_bind()
+    guards.install_guards(connection)
+    schema.initialize_head(connection)
+    app_role = context.config.attributes.get("app_role")
+    if app_role and connection.dialect.name == "postgresql":
+        guards.grant_app_role(connection, app_role)
+
+
+def downgrade() -> None:
+    # the audit trail is never downgraded away: refuse rather than drop the guards silently
+    raise RuntimeError("the audit guard rails cannot be removed by a migration")

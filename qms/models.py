@@ -1,0 +1,11 @@
+"""Every table the application owns, for Alembic: importing this module registers all
+models on the declarative metadata, and the audit tables come from audit.schema."""
+from __future__ import annotations
+
+from audit.schema import metadata as audit_metadata
+from qms.db import Base
+from qms.esign import keys, models as esign_models  # noqa: F401
+from qms.identity import models as identity_models  # noqa: F401
+from qms.records import models as record_models  # noqa: F401
+
+target_metadata = [Base.metadata, audit_metadata]

@@ -1,0 +1,164 @@
+"""The versioned record base shared by every controlled record type, the version snapshots,
+the gapless number counters, and the registry of record types.
+
+A record row holds the current state; every change also writes an immutable
+``record_versions`` row with the canonical JSON of the record's content and its sha256, which
+is what electronic signatures link to (DESIGN.md "Electronic signatures").
+"""
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from sqlalchemy import Integer, String, Text, UniqueConstraint
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from audit.canonical import canonical_bytes, utc_timestamp
+from qms.db import Base, UTCDateTime
+
+NUMBER_DIGITS = 5
+
+
+class VersionedRecord:
+    """Columns every controlled record table has. Mix into a mapped class:
+    ``class Document(VersionedRecord, Base)``."""
+
+    record_type: ClassVar[str]
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # PREFIX-YYYY-NNNNN, used in URLs, the API and the PDF
+    number: Mapped[str] = mapped_column(String(40), unique=True)
+    state: Mapped[str] = mapped_column(String(40), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(150))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_by: Mapped[str] = mapped_column(String(150))
+
+
+class RecordVersion(Base):
+    """One version of one record, never changed once written."""
+
+    __tablename__ = "record_versions"
+    __table_args__ = (UniqueConstraint("record_type", "record_id", "version",
+                                       name="uq_record_versions_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_type: Mapped[str] = mapped_column(String(64))
+    record_id: Mapped[str] = mapped_column(String(40))  # the record's number
+    version: Mapped[int] = mapped_column(Integer)
+    # "create", "update", or the workflow action that made this version
+    action: Mapped[str] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(40))
+    content: Mapped[str] = mapped_column(Text)  # canonical JSON of the record's own fields
+    content_hash: Mapped[str] = mapped_column(String(64))  # sha256 hex of content's UTF-8
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    changed_by: Mapped[str] = mapped_column(String(150))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class RecordNumber(Base):
+    """Last number issued per prefix and year. Incremented inside the creating transaction,
+    so a rolled-back creation gives its number back and the series has no gaps."""
+
+    __tablename__ = "record_numbers"
+
+    prefix: Mapped[str] = mapped_column(String(16), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_value: Mapped[int] = mapped_column(Integer)
+
+
+def assign_number(session: Session, prefix: str, year: int) -> str:
+    """The next ``PREFIX-YYYY-NNNNN`` in the session's transaction. The upsert locks the
+    counter row until commit (PostgreSQL), and SQLite writers already hold BEGIN IMMEDIATE,
+    so concurrent creators queue instead of sharing a number. Executes, never commits."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    table = RecordNumber.__table__
+    statement = (dialect.insert(table).values(prefix=prefix, year=year, last_value=1)
+                 .on_conflict_do_update(index_elements=[table.c.prefix, table.c.year],
+                                        set_={"last_value": table.c.last_value + 1})
+                 .returning(table.c.last_value))
+    value = session.execute(statement).scalar_one()
+    return f"{prefix}-{year:04d}-{value:0{NUMBER_DIGITS}d}"
+
+
+@dataclass(frozen=True)
+class RecordType:
+    """How one kind of controlled record plugs into the generic record services and API.
+
+    ``content_fields`` are the record's own fields, in the snapshot that signatures link to;
+    ``editable_fields`` those a user may change (with a reason) in an editable state.
+    """
+
+    name: str
+    model: type
+    collection: str
+    content_fields: tuple[str, ...]
+    editable_fields: frozenset[str]
+    # optional extra content, e.g. child rows, beside the plain fields
+    extra_content: Callable[[Any], dict[str, Any]] | None = None
+
+
+_RECORD_TYPES: dict[str, RecordType] = {}
+
+
+def register_record_type(record_type: RecordType) -> RecordType:
+    """Called once by each record type module at import."""
+    existing = _RECORD_TYPES.get(record_type.name)
+    if existing is not None and existing.model is not record_type.model:
+        raise ValueError(f"record type {record_type.name!r} is registered twice")
+    if not set(record_type.editable_fields) <= set(record_type.content_fields):
+        raise ValueError(f"record type {record_type.name!r}: editable fields must be content")
+    record_type.model.record_type = record_type.name
+    _RECORD_TYPES[record_type.name] = record_type
+    return record_type
+
+
+def registered_record_types() -> list[str]:
+    return sorted(_RECORD_TYPES)
+
+
+def record_type_of(name: str) -> RecordType:
+    try:
+        return _RECORD_TYPES[name]
+    except KeyError:
+        raise LookupError(f"no record type {name!r} is registered") from None
+
+
+def all_record_types() -> Iterable[RecordType]:
+    return [_RECORD_TYPES[name] for name in sorted(_RECORD_TYPES)]
+
+
+def content_value(value: Any) -> Any:
+    """A field value as it appears in canonical content: no floats, no datetimes."""
+    if isinstance(value, enum.Enum):
+        return content_value(value.value)
+    if isinstance(value, datetime):
+        return utc_timestamp(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, float):
+        raise TypeError("floats are not allowed in record content; use Decimal")
+    return value
+
+
+def record_content(record_type: RecordType, record: Any) -> dict[str, Any]:
+    """The record's own content, ready for canonical JSON."""
+    content = {name: content_value(getattr(record, name)) for name in record_type.content_fields}
+    if record_type.extra_content is not None:
+        content.update(record_type.extra_content(record))
+    return content
+
+
+def content_digest(content: dict[str, Any]) -> tuple[str, str]:
+    """(canonical JSON text, sha256 hex of its UTF-8 bytes)."""
+    encoded = canonical_bytes(content)
+    return encoded.decode("utf-8"), hashlib.sha256(encoded).hexdigest()

@@ -1,0 +1,246 @@
+"""The one generic path by which controlled records change: create, update, transition.
+
+Every change bumps the record's version, stores the new version's canonical content and its
+sha256 in ``record_versions``, and writes one audit event ``<type>.record.created|updated|
+transitioned`` with ``{"version", "before", "after"}`` (only the changed fields), all in the
+caller's transaction. These functions flush, never commit.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from qms.auditing import record_event
+from qms.db import utcnow
+from qms.errors import Conflict, InvalidInput, InvalidTransition, NotFound, NotPermitted
+from qms.esign.service import (SegregationCheck, not_author, require_distinct, sign_record,
+                               signatures_of, verify_stored_signature)
+from qms.identity.models import User
+from qms.identity.security import Security
+from qms.records.models import (RecordType, RecordVersion, VersionedRecord, assign_number,
+                                content_digest, content_value, record_content, record_type_of)
+from qms.records.workflow import NOT_AUTHOR, NOT_SIGNER_PREFIX, Transition, Workflow
+
+CREATE, UPDATE = "create", "update"
+
+
+def find_record(session: Session, record_type: RecordType, number: str, *,
+                for_update: bool = False) -> VersionedRecord:
+    """The record with this number, or NotFound. ``for_update`` locks the row (PostgreSQL)
+    so concurrent writers of one record queue; SQLite writers already hold the database."""
+    query = select(record_type.model).where(record_type.model.number == number)
+    record = session.scalar(query.with_for_update() if for_update else query)
+    if record is None:
+        raise NotFound(f"no {record_type.name} {number!r}")
+    return record
+
+
+def create_record(session: Session, workflow: Workflow, actor: User,
+                  fields: Mapping[str, Any]) -> VersionedRecord:
+    """Create a record of the workflow's type in its initial state, version 1, with a new
+    gapless number. Flushes, never commits."""
+    record_type = record_type_of(workflow.record_type)
+    _refuse_unknown_fields(fields, record_type.content_fields, "is not a field of "
+                           f"a {record_type.name}")
+    now = utcnow()
+    record = record_type.model(**fields, number=assign_number(session, workflow.prefix, now.year),
+                               state=workflow.initial, version=1, created_at=now,
+                               created_by=actor.username, updated_at=now,
+                               updated_by=actor.username)
+    session.add(record)
+    session.flush()
+    content = _store_version(session, record_type, record, action=CREATE, reason=None)
+    record_event(session, actor=actor.username, action=f"{record_type.name}.record.created",
+                 data={"version": 1, "before": {}, "after": {**content, "state": record.state}},
+                 entity=(record_type.name, record.number))
+    return record
+
+
+def update_record(session: Session, workflow: Workflow, record: VersionedRecord, actor: User,
+                  changes: Mapping[str, Any], reason: str | None, *,
+                  expected_version: int | None = None) -> VersionedRecord:
+    """Change editable fields of a record in an editable state, with a mandatory reason.
+    Refuses unknown or read-only fields and changes that change nothing. Flushes, never
+    commits."""
+    record_type = record_type_of(workflow.record_type)
+    reason = _required_reason(reason)
+    if not workflow.is_editable(record.state):
+        raise Conflict(f"{record.number} is {record.state}; it can be edited only in "
+                       f"{', '.join(sorted(workflow.editable_states)) or 'no state'}")
+    _check_expected_version(record, expected_version)
+    _refuse_unknown_fields(changes, tuple(record_type.editable_fields), "cannot be edited")
+    before = record_content(record_type, record)
+    changed = sorted(name for name, value in changes.items() if content_value(value) != before[name])
+    if not changed:
+        raise InvalidInput("the changes do not change anything", field="changes")
+    for name in changed:
+        setattr(record, name, changes[name])
+    _next_version(record, actor)
+    after = _store_version(session, record_type, record, action=UPDATE, reason=reason)
+    record_event(session, actor=actor.username, action=f"{record_type.name}.record.updated",
+                 data={"version": record.version, "before": {n: before[n] for n in changed},
+                       "after": {n: after[n] for n in changed}},
+                 entity=(record_type.name, record.number), reason=reason)
+    return record
+
+
+def apply_transition(session: Session, security: Security, workflow: Workflow,
+                     record: VersionedRecord, actor: User, action: str, reason: str | None,
+                     signature_credentials: Mapping[str, str] | None, *,
+                     expected_version: int | None = None) -> VersionedRecord:
+    """Move the record along the workflow. A signed transition signs the new version, whose
+    content is unchanged, with the actor's key (qms.esign.service.sign_record): a refused
+    signature raises with ``commit_before_raise`` before the record is touched, so that the
+    caller can commit the refusal alone. Flushes, never commits."""
+    transition = _open_transition(workflow, record, action)
+    if not security.roles.allows(actor.roles, transition.permission):
+        raise NotPermitted(f"{action!r} needs permission {transition.permission!r}")
+    _check_expected_version(record, expected_version)
+    reason = _required_reason(reason) if transition.reason_required else (reason or "").strip() or None
+    record_type = record_type_of(workflow.record_type)
+    signature = _sign(session, security, record_type, record, actor, transition,
+                      signature_credentials)
+    before = record.state
+    record.state = transition.target
+    _next_version(record, actor)
+    _store_version(session, record_type, record, action=action, reason=reason)
+    data = {"version": record.version, "action": action, "before": {"state": before},
+            "after": {"state": record.state}}
+    if signature is not None:
+        data["signature_id"] = signature.id
+    record_event(session, actor=actor.username, action=f"{record_type.name}.record.transitioned",
+                 data=data, entity=(record_type.name, record.number), reason=reason)
+    return record
+
+
+def _open_transition(workflow: Workflow, record: VersionedRecord, action: str) -> Transition:
+    transition = workflow.find(record.state, action)
+    if transition is None:
+        open_actions = [t.action for t in workflow.transitions_from(record.state)]
+        raise InvalidTransition(
+            f"{action!r} is not possible from state {record.state!r}; open actions: "
+            f"{', '.join(open_actions) or 'none'}",
+            extra={"state": record.state, "open_actions": open_actions})
+    return transition
+
+
+def _sign(session: Session, security: Security, record_type: RecordType,
+          record: VersionedRecord, actor: User, transition: Transition,
+          credentials: Mapping[str, str] | None):
+    if not transition.signed:
+        if credentials:
+            raise InvalidInput(f"{transition.action!r} takes no signature", field="signature")
+        return None
+    if not credentials:
+        raise InvalidInput(f"{transition.action!r} needs an electronic signature meaning "
+                           f"{transition.meaning!r}", field="signature")
+    _, content_hash = content_digest(record_content(record_type, record))
+    return sign_record(session, security, user=actor, credentials=credentials,
+                       record_type=record_type.name, record_id=record.number,
+                       record_version=record.version + 1, content_hash=content_hash,
+                       required_meaning=transition.meaning,
+                       required_permission=transition.permission,
+                       segregation=segregation_checks(session, record, transition))
+
+
+def segregation_checks(session: Session, record: VersionedRecord,
+                       transition: Transition) -> list[SegregationCheck]:
+    """The transition's segregation rules as checks on a signer's username."""
+    checks: list[SegregationCheck] = []
+    for rule in transition.segregation:
+        if rule == NOT_AUTHOR:
+            editors = authors_of(session, record)
+            checks.append(lambda signer: not_author(record, signer, editors))
+            continue
+        meaning = rule.removeprefix(NOT_SIGNER_PREFIX)
+        signers = {s.signer for s in signatures_of(session, record.record_type, record.number)
+                   if s.meaning == meaning}
+        why = f"signed {record.number} as {meaning} and may not also sign it as {transition.meaning}"
+        checks.append(lambda signer, signers=signers, why=why:
+                      require_distinct(signer, signers, f"{signer} {why}"))
+    return checks
+
+
+def authors_of(session: Session, record: VersionedRecord) -> set[str]:
+    """Everyone who created or edited the record's content."""
+    return set(session.scalars(select(RecordVersion.changed_by).where(
+        RecordVersion.record_type == record.record_type,
+        RecordVersion.record_id == record.number,
+        RecordVersion.action.in_((CREATE, UPDATE)))))
+
+
+def _required_reason(reason: str | None) -> str:
+    if reason is None or not reason.strip():
+        raise InvalidInput("a reason is required for this change", field="reason")
+    return reason.strip()
+
+
+def _check_expected_version(record: VersionedRecord, expected: int | None) -> None:
+    if expected is not None and expected != record.version:
+        raise Conflict(f"{record.number} is at version {record.version}, not {expected}; "
+                       "reload it and try again", extra={"version": record.version})
+
+
+def _refuse_unknown_fields(fields: Mapping[str, Any], allowed: tuple[str, ...], why: str) -> None:
+    errors = {name: [f"{name} {why}"] for name in fields if name not in allowed}
+    if errors:
+        raise InvalidInput("the request names fields that cannot be set", errors=errors)
+
+
+def _next_version(record: VersionedRecord, actor: User) -> None:
+    record.version += 1
+    record.updated_at = utcnow()
+    record.updated_by = actor.username
+
+
+def _store_version(session: Session, record_type: RecordType, record: VersionedRecord, *,
+                   action: str, reason: str | None) -> dict[str, Any]:
+    """Snapshot the record's current version; returns its content."""
+    content = record_content(record_type, record)
+    text, digest = content_digest(content)
+    session.add(RecordVersion(record_type=record_type.name, record_id=record.number,
+                              version=record.version, action=action, state=record.state,
+                              content=text, content_hash=digest, changed_at=record.updated_at,
+                              changed_by=record.updated_by, reason=reason))
+    session.flush()
+    return content
+
+
+def current_content_hash(record: VersionedRecord) -> str:
+    return content_digest(record_content(record_type_of(record.record_type), record))[1]
+
+
+def record_history(session: Session, record: VersionedRecord) -> dict[str, Any]:
+    """Every version (content, and the changes from the version before) and every signature
+    with whether the content it signed is still the current content."""
+    versions = session.scalars(select(RecordVersion).where(
+        RecordVersion.record_type == record.record_type,
+        RecordVersion.record_id == record.number).order_by(RecordVersion.version)).all()
+    current_hash = versions[-1].content_hash
+    entries, previous = [], None
+    for version in versions:
+        entries.append(_version_entry(version, previous))
+        previous = entries[-1]
+    signatures = [{"signature": s, "valid_for_current_version": s.content_hash == current_hash,
+                   "verified": verify_stored_signature(session, s)}
+                  for s in signatures_of(session, record.record_type, record.number)]
+    return {"record_type": record.record_type, "number": record.number,
+            "version": record.version, "content_hash": current_hash,
+            "changed_since_signing": any(not s["valid_for_current_version"] for s in signatures),
+            "versions": entries, "signatures": signatures}
+
+
+def _version_entry(version: RecordVersion, previous: dict[str, Any] | None) -> dict[str, Any]:
+    content = json.loads(version.content)
+    old = {**previous["content"], "state": previous["state"]} if previous else {}
+    new = {**content, "state": version.state}
+    changes = {name: {"before": old.get(name), "after": value}
+               for name, value in new.items() if name not in old or old[name] != value}
+    return {"version": version.version, "action": version.action, "state": version.state,
+            "changed_at": version.changed_at, "changed_by": version.changed_by,
+            "reason": version.reason, "content": content, "content_hash": version.content_hash,
+            "changes": changes}

@@ -1,0 +1,125 @@
+"""Configuration: bundled config/default.toml, then the file named by QMS_CONFIG, then
+QMS_<SECTION>_<KEY> environment variables, then the test config passed to create_app.
+
+Settings are flat Flask config keys named SECTION_KEY (``[database] url`` -> DATABASE_URL).
+Environment values are converted to the type of the default; a key that is not in
+default.toml is refused, so a typo never silently falls back to a default.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+from qms.bundled import bundled_path
+
+ENV_PREFIX = "QMS_"
+# environment variables of the automation contract that are not settings
+NON_SETTING_ENV = {"QMS_CONFIG", "QMS_INSTANCE_PATH", "QMS_ADMIN_PASSWORD",
+                   "QMS_TEST_POSTGRES_URL"}
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key."""
+
+
+def config_dir() -> Path:
+    return bundled_path("config")
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    with open(path, "rb") as fh:
+        return tomllib.load(fh)
+
+
+def flatten(document: Mapping[str, Any]) -> dict[str, Any]:
+    """{"database": {"url": x}} -> {"DATABASE_URL": x}."""
+    flat = {}
+    for section, values in document.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"top-level key {section!r} must be a [section]")
+        for key, value in values.items():
+            flat[f"{section}_{key}".upper()] = value
+    return flat
+
+
+def load_settings(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """Defaults, overridden by QMS_CONFIG's file and the environment; validated."""
+    settings = flatten(load_toml(config_dir() / "default.toml"))
+    if environ.get("QMS_CONFIG"):
+        _override(settings, flatten(load_toml(Path(environ["QMS_CONFIG"]))), "QMS_CONFIG file")
+    _override(settings, _from_environment(settings, environ), "environment")
+    return settings
+
+
+def _override(settings: dict[str, Any], overrides: Mapping[str, Any], source: str) -> None:
+    for key, value in overrides.items():
+        if key not in settings:
+            raise ConfigError(f"unknown setting {key} in {source}")
+        default = settings[key]
+        if type(value) is not type(default):
+            raise ConfigError(f"{key} in {source} must be {type(default).__name__}, "
+                              f"got {type(value).__name__}")
+        settings[key] = value
+
+
+def _from_environment(defaults: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    values = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in NON_SETTING_ENV:
+            continue
+        key = name.removeprefix(ENV_PREFIX)
+        if key not in defaults:
+            raise ConfigError(f"unknown setting {key} (environment variable {name})")
+        values[key] = _convert(key, raw, defaults[key])
+    return values
+
+
+def _convert(key: str, raw: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        if raw.lower() not in {"true", "false"}:
+            raise ConfigError(f"{key} must be true or false, got {raw!r}")
+        return raw.lower() == "true"
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{key} must be an integer, got {raw!r}") from None
+    return raw
+
+
+def instance_path(environ: Mapping[str, str] = os.environ) -> Path:
+    return Path(environ.get("QMS_INSTANCE_PATH", "instance")).resolve()
+
+
+def resolve_paths(settings: dict[str, Any], instance: Path) -> None:
+    """Fill the settings whose default depends on the instance folder."""
+    if not settings["DATABASE_URL"]:
+        settings["DATABASE_URL"] = f"sqlite:///{instance / 'qms.sqlite3'}"
+    if not settings["AUDIT_CHECKPOINT_FILE"]:
+        settings["AUDIT_CHECKPOINT_FILE"] = str(instance / "audit-checkpoints.jsonl")
+    if not settings["APP_SECRET_KEY"]:
+        secret_file = instance / "secret_key"
+        if secret_file.exists():
+            settings["APP_SECRET_KEY"] = secret_file.read_text().strip()
+
+
+def validate(settings: Mapping[str, Any]) -> None:
+    if settings["SECURITY_PASSWORD_MIN_LENGTH"] < 12:
+        raise ConfigError("SECURITY_PASSWORD_MIN_LENGTH may not be below 12")
+    if settings["SECURITY_LOCKOUT_THRESHOLD"] < 1:
+        raise ConfigError("SECURITY_LOCKOUT_THRESHOLD must be at least 1")
+    if not 1 <= settings["SECURITY_SESSION_IDLE_MINUTES"] <= 60:
+        raise ConfigError("SECURITY_SESSION_IDLE_MINUTES must be between 1 and 60")
+
+
+def write_secret_key(instance: Path) -> None:
+    """Generate the instance's secret key once (qms init); never overwrites."""
+    secret_file = instance / "secret_key"
+    if not secret_file.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))

@@ -1,0 +1,205 @@
+"""Sign-in, sign-out, password change and the language switch.
+
+A failed credential check is committed before the page says so: the failure count, the
+lockout and their audit events must survive the refused request (Part 11 §11.300(d)).
+"""
+from __future__ import annotations
+
+import re
+import time
+from urllib.parse import urlsplit
+
+from flask import flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import UserMixin, current_user, login_user, logout_user
+
+from qms.context import commit, db_session, state
+from qms.errors import AccountLocked, DomainError, InvalidInput
+from qms.identity import authentication
+from qms.identity.authentication import check_credentials, record_login, record_logout
+from qms.identity.models import User
+from qms.web import LAST_ACTIVITY, LOCALE_KEY, LOCALES, login_manager, web
+from qms.web.forms import ChangePasswordForm, LanguageForm, LoginForm
+
+
+class SignedInUser(UserMixin):
+    """The Flask-Login view of a User. Its id embeds the password-change time, so a session
+    ends when the password is changed or reset elsewhere."""
+
+    def __init__(self, record: User):
+        self.record = record
+
+    def get_id(self) -> str:
+        return f"{self.record.id}:{password_stamp(self.record)}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.record.active and not self.record.locked
+
+    @property
+    def username(self) -> str:
+        return self.record.username
+
+    @property
+    def full_name(self) -> str:
+        return self.record.full_name
+
+    @property
+    def roles(self) -> list[str]:
+        return self.record.roles
+
+
+def password_stamp(user: User) -> str:
+    changed = user.password_changed_at
+    return str(int(changed.timestamp() * 1_000_000)) if changed else "0"
+
+
+@login_manager.user_loader
+def load_user(session_id: str) -> SignedInUser | None:
+    """Deactivated and locked accounts lose their session at the next request."""
+    user_id, _sep, stamp = session_id.partition(":")
+    if not user_id.isdigit():
+        return None
+    user = db_session().get(User, int(user_id))
+    if user is None or not user.active or user.locked or password_stamp(user) != stamp:
+        return None
+    return SignedInUser(user)
+
+
+@web.route("/login", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("web.home"))
+    form = LoginForm()
+    if request.method == "GET":
+        form.next.data = request.args.get("next", "")
+    if not form.validate_on_submit():
+        return render_template("login.html", form=form)
+    check = check_credentials(db_session(), state().security, form.username.data,
+                              form.password.data, purpose="login")
+    if not check.ok:
+        commit()  # the failure count, any lockout and their audit events must persist
+        return render_template("login.html", form=form, error=login_error(check.error)), \
+            check.error.status
+    record_login(db_session(), check.user, channel="web")
+    commit()
+    start_session(check.user)
+    return redirect(safe_target(form.next.data) or url_for("web.home"))
+
+
+def login_error(error: DomainError) -> str:
+    if isinstance(error, AccountLocked):
+        return _("This account is locked after repeated failed sign-in attempts. "
+                 "Ask an administrator to unlock it.")
+    # deactivated and unknown accounts get the same answer as a wrong password
+    return _("Invalid username or password.")
+
+
+def start_session(user: User) -> None:
+    keep_locale = session.get(LOCALE_KEY)
+    session.clear()  # a fresh session id for the signed-in user (no session fixation)
+    if keep_locale:
+        session[LOCALE_KEY] = keep_locale
+    login_user(SignedInUser(user))
+    session[LAST_ACTIVITY] = int(time.time())
+
+
+def end_session() -> None:
+    keep_locale = session.get(LOCALE_KEY)
+    logout_user()
+    session.clear()
+    if keep_locale:
+        session[LOCALE_KEY] = keep_locale
+
+
+@web.route("/logout", methods=["POST"])
+def logout():
+    """POST only (with the CSRF token): a link or an image elsewhere cannot sign anyone out."""
+    record_logout(db_session(), current_user.record, why="logout")
+    commit()
+    end_session()
+    flash(_("You have signed out."), "info")
+    return redirect(url_for("web.login"))
+
+
+@web.route("/password", methods=["GET", "POST"])
+def change_password():
+    form = ChangePasswordForm()
+    if not form.validate_on_submit():
+        return render_password_form(form)
+    db, security = db_session(), state().security
+    check = check_credentials(db, security, current_user.username,
+                              form.current_password.data, purpose="password_change")
+    if not check.ok:
+        commit()  # a wrong current password counts toward lockout
+        return refused_password_change(form, check.error)
+    try:
+        authentication.change_password(db, security, check.user,
+                                       form.current_password.data, form.new_password.data)
+    except InvalidInput as error:
+        form.new_password.errors.append(policy_message(error.detail))
+        return render_password_form(form), 422
+    commit()
+    start_session(check.user)  # the session id carries the new password stamp
+    flash(_("Your password has been changed."), "success")
+    return redirect(url_for("web.home"))
+
+
+def refused_password_change(form: ChangePasswordForm, error: DomainError):
+    if isinstance(error, AccountLocked):
+        end_session()
+        flash(login_error(error), "error")
+        return redirect(url_for("web.login"))
+    form.current_password.errors.append(_("The current password is not correct."))
+    return render_password_form(form), error.status
+
+
+def render_password_form(form: ChangePasswordForm):
+    policy = state().security.policy
+    return render_template("change_password.html", form=form, policy=policy,
+                           forced=authentication.password_change_due(state().security,
+                                                                     current_user.record))
+
+
+# the password policy's English problems (qms.identity.passwords), in the UI's language
+POLICY_MESSAGES = (
+    (re.compile(r"must be at least (\d+) characters long"),
+     lambda m: _("Must be at least %(count)s characters long.", count=m[1])),
+    (re.compile(r"must not start or end with whitespace"),
+     lambda m: _("Must not start or end with a space.")),
+    (re.compile(r"must not contain the username"),
+     lambda m: _("Must not contain your username.")),
+    (re.compile(r"must use at least (\d+) different characters"),
+     lambda m: _("Must use at least %(count)s different characters.", count=m[1])),
+    (re.compile(r"must differ from the last (\d+) passwords"),
+     lambda m: _("Must differ from your last %(count)s passwords.", count=m[1])),
+)
+
+
+def policy_message(detail: str) -> str:
+    return " ".join(translate_problem(part) for part in detail.split("; "))
+
+
+def translate_problem(problem: str) -> str:
+    for pattern, message in POLICY_MESSAGES:
+        match = pattern.fullmatch(problem)
+        if match:
+            return message(match)
+    return problem
+
+
+@web.route("/language", methods=["POST"])
+def set_language():
+    form = LanguageForm()
+    if form.validate_on_submit() and form.locale.data in LOCALES:
+        session[LOCALE_KEY] = form.locale.data
+    return redirect(safe_target(form.next.data) or url_for("web.home"))
+
+
+def safe_target(target: str | None) -> str | None:
+    """Only a path on this site: an open redirect would help phishing for passwords."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else None
+

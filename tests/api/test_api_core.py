@@ -1,0 +1,79 @@
+"""Health, OpenAPI, problem+json, the audit endpoints."""
+from __future__ import annotations
+
+import base64
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from openapi_spec_validator import validate
+
+from audit.canonical import canonical_bytes
+
+
+def test_health_is_public_and_reports_the_chain_head(client):
+    body = client.get("/api/v1/health").get_json()
+    assert body["status"] == "ok"
+    assert body["audit_head"] == {"seq": 0, "hash": "0" * 64}
+
+
+def test_openapi_documents_every_route_and_is_valid(app, client, make_user, auth_headers):
+    headers = auth_headers(make_user("olga", "auditor"))
+    document = client.get("/api/v1/openapi.json", headers=headers).get_json()
+    validate(document)
+    documented = {(path, method.upper()) for path, ops in document["paths"].items() for method in ops}
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/v1/"):
+            continue
+        path = rule.rule.replace("<int:", "{").replace("<", "{").replace(">", "}")
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            assert (path, method) in documented, f"{method} {path} is not in the OpenAPI document"
+
+
+def test_unknown_api_paths_and_methods_answer_problem_json(client):
+    missing = client.get("/api/v1/no-such-thing")
+    assert missing.status_code == 404 and missing.mimetype == "application/problem+json"
+    wrong_method = client.delete("/api/v1/health")
+    assert wrong_method.status_code == 405 and wrong_method.mimetype == "application/problem+json"
+
+
+def test_audit_events_filters(client, make_user, auth_headers):
+    headers = auth_headers(make_user("paula", "auditor"))
+    make_user("quentin", "inspector")
+    everything = client.get("/api/v1/audit/events", headers=headers).get_json()["events"]
+    assert [e["seq"] for e in everything] == list(range(1, len(everything) + 1))
+    by_actor = client.get("/api/v1/audit/events?actor=paula", headers=headers).get_json()["events"]
+    assert by_actor and all(e["actor"] == "paula" for e in by_actor)
+    by_entity = client.get("/api/v1/audit/events?entity_type=user&entity_id=quentin",
+                           headers=headers).get_json()["events"]
+    assert [e["action"] for e in by_entity] == ["identity.user.created"]
+    by_prefix = client.get("/api/v1/audit/events?action=identity.token.", headers=headers).get_json()
+    assert {e["action"] for e in by_prefix["events"]} == {"identity.token.created"}
+    window = client.get("/api/v1/audit/events?seq_from=2&seq_to=3", headers=headers).get_json()
+    assert [e["seq"] for e in window["events"]] == [2, 3]
+    bad = client.get("/api/v1/audit/events?seq_from=zero&limit=100000", headers=headers)
+    assert bad.status_code == 422 and set(bad.get_json()["errors"]) == {"seq_from", "limit"}
+
+
+def test_audit_read_needs_permission(client, make_user, auth_headers):
+    headers = auth_headers(make_user("ivan", "inspector"))
+    refused = client.get("/api/v1/audit/events", headers=headers)
+    assert refused.status_code == 403 and refused.mimetype == "application/problem+json"
+
+
+def test_checkpoint_on_demand_verifies_with_the_public_key(client, make_user, auth_headers):
+    admin = auth_headers(make_user("root.admin", "admin"))
+    created = client.post("/api/v1/audit/checkpoints", headers=admin)
+    assert created.status_code == 201
+    checkpoint = created.get_json()
+    key = client.get("/api/v1/audit/public-key", headers=admin).get_json()
+    assert key["key_id"] == checkpoint["key_id"]
+    public = Ed25519PublicKey.from_public_bytes(base64.b64decode(key["public_key_b64"]))
+    payload = {k: checkpoint[k] for k in ("at", "hash", "key_id", "seq")}
+    public.verify(base64.b64decode(checkpoint["signature"]), canonical_bytes(payload))
+    report = client.get("/api/v1/audit/verify", headers=admin).get_json()
+    assert report["ok"] is True and report["checkpoints_checked"] >= 1
+    assert client.get("/api/v1/audit/checkpoints", headers=admin).get_json()[0]["seq"] == checkpoint["seq"]
+
+
+def test_checkpoint_needs_permission(client, make_user, auth_headers):
+    headers = auth_headers(make_user("aud", "auditor"))
+    assert client.post("/api/v1/audit/checkpoints", headers=headers).status_code == 403

@@ -1,0 +1,119 @@
+"""Temporary passwords, policy, history, expiry, and the signing key that follows the password."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from qms.esign import keys
+from qms.identity.authentication import find_user
+from qms.identity.models import User
+from qms.identity.users import reset_password
+
+NEW = "a much better passphrase 42"
+
+
+def change(client, username, old, new):
+    return client.post("/api/v1/auth/password",
+                       json={"username": username, "old_password": old, "new_password": new})
+
+
+def test_temporary_password_user_can_do_nothing_until_changed(app, client, make_user):
+    tina = make_user("tina", "auditor", temporary=True)
+    refused = client.post("/api/v1/auth/tokens", json={"username": "tina", "password": tina.password})
+    assert refused.status_code == 403
+    assert refused.get_json()["type"].endswith("/password-change-required")
+    assert change(client, "tina", tina.password, NEW).status_code == 204
+    token = client.post("/api/v1/auth/tokens", json={"username": "tina", "password": NEW})
+    assert token.status_code == 201
+
+
+def test_existing_token_is_blocked_after_admin_reset(app, client, make_user, auth_headers):
+    uma = make_user("uma", "auditor")
+    headers = auth_headers(uma)
+    assert client.get("/api/v1/audit/events", headers=headers).status_code == 200
+    state = app.extensions["qms"]
+    with state.db.unit_of_work() as session:
+        reset_password(session, state.security, actor="system", user=find_user(session, "uma"),
+                       temporary_password="temporary-pass-123", reason="forgotten")
+    blocked = client.get("/api/v1/audit/events", headers=headers)
+    assert blocked.status_code == 403
+    assert blocked.get_json()["type"].endswith("/password-change-required")
+
+
+@pytest.mark.parametrize("new_password, problem", [
+    ("short-1", "at least 12"),
+    ("victor-is-my-name", "username"),
+    ("aaaaaaaaaaaaaaaa", "different characters"),
+])
+def test_policy_violations_are_422_on_new_password(app, client, make_user, db_snapshot,
+                                                   new_password, problem):
+    victor = make_user("victor", "auditor", temporary=True)
+    before = db_snapshot()
+    response = change(client, "victor", victor.password, new_password)
+    assert response.status_code == 422
+    assert problem in response.get_json()["errors"]["new_password"][0]
+    after = db_snapshot()
+    assert after == before
+
+
+def test_last_five_passwords_cannot_be_reused(app, client, make_user):
+    wendy = make_user("wendy", "auditor")
+    history = [wendy.password] + [f"rotation number {i} xyz" for i in range(1, 5)]
+    for old, new in zip(history, history[1:]):
+        assert change(client, "wendy", old, new).status_code == 204
+    reused = change(client, "wendy", history[-1], wendy.password)
+    assert reused.status_code == 422
+    assert "last 5" in reused.get_json()["errors"]["new_password"][0]
+    assert change(client, "wendy", history[-1], "finally something new 7").status_code == 204
+
+
+def test_wrong_old_password_counts_as_a_failure(app, client, make_user):
+    make_user("xena", "auditor")
+    assert change(client, "xena", "not the old one!", NEW).status_code == 401
+    with app.extensions["qms"].db.reading() as session:
+        assert find_user(session, "xena").failed_attempts == 1
+
+
+def test_expired_password_must_be_changed(app, client, make_user):
+    yuri = make_user("yuri", "auditor")
+    state = app.extensions["qms"]
+    with state.db.unit_of_work() as session:
+        user = find_user(session, "yuri")
+        user.password_changed_at -= timedelta(days=state.security.policy.expiry_days + 1)
+    refused = client.post("/api/v1/auth/tokens", json={"username": "yuri", "password": yuri.password})
+    assert refused.status_code == 403
+
+
+def test_password_change_rewraps_the_signing_key(app, client, make_user):
+    zoe = make_user("zoe", "qa_approver")
+    assert change(client, "zoe", zoe.password, NEW).status_code == 204
+    with app.extensions["qms"].db.reading() as session:
+        user = find_user(session, "zoe")
+        key = keys.active_key(session, user.id)
+        assert keys.unwrap(key, NEW).public_key() is not None
+        with pytest.raises(keys.KeyUnwrapError):
+            keys.unwrap(key, zoe.password)
+
+
+def test_admin_reset_retires_the_key_and_keeps_its_public_half(app, client, make_user, auth_headers):
+    amy = make_user("amy", "qa_approver")
+    state = app.extensions["qms"]
+    with state.db.reading() as session:
+        old_key_id = keys.active_key(session, find_user(session, "amy").id).key_id
+    with state.db.unit_of_work() as session:
+        reset_password(session, state.security, actor="system", user=find_user(session, "amy"),
+                       temporary_password="temporary-pass-123", reason="forgotten")
+    auditor = make_user("ann", "auditor")
+    listed = client.get("/api/v1/users/amy/keys", headers=auth_headers(auditor)).get_json()["keys"]
+    assert [k["key_id"] for k in listed][0] == old_key_id
+    assert listed[0]["retired_at"] is not None and listed[1]["retired_at"] is None
+    assert all(len(k["public_key_b64"]) == 44 for k in listed)
+
+
+def test_passwords_are_argon2id(app, make_user):
+    make_user("hash.check", "auditor")
+    with app.extensions["qms"].db.reading() as session:
+        stored = session.scalar(select(User.password_hash).where(User.username == "hash.check"))
+    assert stored.startswith("$argon2id$")

@@ -1,0 +1,56 @@
+"""Configuration: defaults, file, environment, types, and the secret-key rule."""
+from __future__ import annotations
+
+import pytest
+
+from qms.app import create_app
+from qms.settings import ConfigError, load_settings
+
+
+def test_every_default_is_documented_by_a_comment():
+    from qms.settings import config_dir
+
+    lines = (config_dir() / "default.toml").read_text().splitlines()
+    for number, line in enumerate(lines):
+        if "=" in line and not line.lstrip().startswith("#") and not line.startswith("["):
+            previous = lines[number - 1].lstrip()
+            assert previous.startswith("#") or "=" in previous, f"undocumented: {line}"
+
+
+def test_environment_overrides_with_the_default_type():
+    settings = load_settings({"QMS_SECURITY_LOCKOUT_THRESHOLD": "3",
+                              "QMS_SECURITY_SECURE_COOKIES": "true"})
+    assert settings["SECURITY_LOCKOUT_THRESHOLD"] == 3
+    assert settings["SECURITY_SECURE_COOKIES"] is True
+
+
+@pytest.mark.parametrize("environ, message", [
+    ({"QMS_SECURITY_LOCKOUT_THRESHOLD": "three"}, "integer"),
+    ({"QMS_SECURITY_SECURE_COOKIES": "yes"}, "true or false"),
+    ({"QMS_NO_SUCH_SETTING": "1"}, "unknown setting"),
+])
+def test_bad_environment_is_refused(environ, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(environ)
+
+
+def test_config_file_overrides_and_type_checks(tmp_path):
+    good = tmp_path / "site.toml"
+    good.write_text('[app]\nsite_name = "Plant 7"\n')
+    assert load_settings({"QMS_CONFIG": str(good)})["APP_SITE_NAME"] == "Plant 7"
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[security]\nlockout_threshold = \"5\"\n")
+    with pytest.raises(ConfigError, match="must be int"):
+        load_settings({"QMS_CONFIG": str(bad)})
+
+
+def test_refuses_to_start_without_a_secret_key_outside_tests(tmp_path, monkeypatch):
+    monkeypatch.setenv("QMS_INSTANCE_PATH", str(tmp_path / "instance"))
+    with pytest.raises(ConfigError, match="secret key"):
+        create_app()
+
+
+def test_password_minimum_cannot_go_below_12(tmp_path):
+    with pytest.raises(ConfigError, match="below 12"):
+        create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path),
+                    "SECURITY_PASSWORD_MIN_LENGTH": 8})
