@@ -64,6 +64,7 @@ _LOCK_HEAD = (select(audit_head.c.seq, audit_head.c.hash)
 _READ_HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
 _INSERT_EVENT = audit_events.insert()
 _ADVANCE_HEAD = audit_head.update().where(audit_head.c.id == 1)
+_APPENDED_IN = "audit.appended_in_transaction"
 
 
 def connection_of(target: Session | Connection) -> Connection:
@@ -99,8 +100,16 @@ def append(target: Session | Connection, *, actor: str, action: str, data: Any,
         "entity_type": entity_type, "entity_id": entity_id, "reason": fields["reason"],
         "prev_hash": prev_hash, "hash": digest, "canonical": canonical})
     connection.execute(_ADVANCE_HEAD, {"seq": seq, "hash": digest})
+    # remembered per transaction object; holding the reference keeps its id from reuse
+    connection.info[_APPENDED_IN] = connection.get_transaction()
     return Event(seq, stamp, fields["actor"], fields["action"], entity_type, entity_id,
                  fields["reason"], data, prev_hash, digest, canonical)
+
+
+def appended_in_transaction(connection: Connection) -> bool:
+    """True when ``append`` ran in the connection's current transaction."""
+    transaction = connection.get_transaction()
+    return transaction is not None and connection.info.get(_APPENDED_IN) is transaction
 
 
 def _checked_fields(actor, action, entity, reason) -> dict[str, Any]:

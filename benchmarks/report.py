@@ -5,12 +5,18 @@ import json
 import os
 import platform
 import sqlite3
+import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+# the production settings the figures depend on, recorded with every run
+MEASURED_SETTINGS = ("DATABASE_SQLITE_SYNCHRONOUS", "DATABASE_SQLITE_BUSY_TIMEOUT_MS",
+                     "SECURITY_ARGON2_TIME_COST", "SECURITY_ARGON2_MEMORY_KIB",
+                     "SECURITY_ARGON2_PARALLELISM", "SECURITY_KEY_WRAP_SCRYPT_LOG_N")
 
 SECTION_TITLES = {
     "writes": "audited write vs. plain insert",
@@ -61,12 +67,31 @@ class Report:
         return [figure for figure in self.figures if figure.met is False]
 
 
-def environment(quick: bool) -> dict:
-    """What the figures depend on besides the code: recorded with every run."""
+def environment(quick: bool, settings: dict) -> dict:
+    """What the figures depend on: code revision, machine, versions and the settings used."""
     return {"started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "python": sys.version.split()[0], "sqlite": sqlite3.sqlite_version,
-            "platform": platform.platform(), "machine": platform.machine(),
-            "cpus": os.cpu_count(), "quick": quick}
+            "revision": code_revision(), "python": sys.version.split()[0],
+            "sqlite": sqlite3.sqlite_version, "platform": platform.platform(),
+            "machine": platform.machine(), "cpus": os.cpu_count(), "quick": quick,
+            "settings": {key: settings[key] for key in MEASURED_SETTINGS}}
+
+
+def code_revision() -> str:
+    """The git commit measured, with ``+changes`` when the working tree differs from it."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = _git(root, "rev-parse", "--short", "HEAD")
+        # --no-optional-locks: never refresh the index, a checkout shared with others
+        changed = _git(root, "--no-optional-locks", "status", "--porcelain",
+                       "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"  # not a checkout (an installed wheel) or no git
+    return commit + ("+changes" if changed else "")
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                          check=True).stdout.strip()
 
 
 def print_table(report: Report) -> None:

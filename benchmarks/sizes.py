@@ -6,11 +6,14 @@ from dataclasses import asdict, dataclass
 
 @dataclass(frozen=True)
 class Sizes:
-    # writes per kind (plain / audited) for the single writer, split over the ABBA blocks
+    # writes per kind (plain / audited) for the single writer, split over the blocks
     single_writer_writes: int
     # writers and writes per writer per kind for the concurrent case
     concurrent_writers: int
     writes_per_concurrent_writer: int
+    # ABBA sequences (plain, audited, audited, plain) the writes are split over; each kind
+    # runs in 2 * write_rounds blocks, and the ratio is the median over the sequences
+    write_rounds: int
     # untimed writes per writer before every timed block: connection pool, statement
     # caches and the OS page cache are warm before the clock starts
     warmup_writes: int
@@ -25,8 +28,10 @@ class Sizes:
         return asdict(self)
 
 
-FULL = Sizes(single_writer_writes=2000, concurrent_writers=8, writes_per_concurrent_writer=300,
-             warmup_writes=20, chain_events=1_000_000, chain_repeats=3, signing_runs=10)
+FULL = Sizes(single_writer_writes=4000, concurrent_writers=8, writes_per_concurrent_writer=500,
+             write_rounds=4, warmup_writes=10, chain_events=1_000_000, chain_repeats=3,
+             signing_runs=10)
 
 QUICK = Sizes(single_writer_writes=200, concurrent_writers=8, writes_per_concurrent_writer=40,
-              warmup_writes=5, chain_events=20_000, chain_repeats=3, signing_runs=5)
+              write_rounds=1, warmup_writes=5, chain_events=20_000, chain_repeats=3,
+              signing_runs=5)

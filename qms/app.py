@@ -6,6 +6,7 @@ from typing import Any, Mapping
 
 from flask import Flask
 
+import qms.models  # noqa: F401  (registers every model and record type)
 from qms.bundled import bundled_path
 from qms.context import AppState, close_db_session
 from qms.db import Database, make_engine

@@ -15,6 +15,5 @@ def record_event(session: Session, *, actor: str, action: str, data: dict[str, A
     """Append one event inside the session's transaction (flushes pending ORM changes first
     so the event follows the change it describes). Never commits."""
     session.flush()
-    entity_doc = {"type": entity[0], "id": entity[1]} if entity else None
-    return trail.append(session, actor=actor, action=action, data=data, entity=entity_doc,
+    return trail.append(session, actor=actor, action=action, data=data, entity=entity,
                         reason=reason)

@@ -11,6 +11,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
+from qms.errors import DomainError
 from qms.settings import instance_path, write_secret_key
 
 CLI_ACTOR = "system"
@@ -37,7 +38,7 @@ def main() -> None:
     """QMS: GMP quality management system."""
 
 
-@main.command("init")
+@main.command("init", with_appcontext=False)
 @click.option("--demo", is_flag=True, help="Also create demo users and records.")
 def init_command(demo: bool) -> None:
     """Create the instance folder, keys, schema and the `admin` user (idempotent)."""
@@ -50,7 +51,11 @@ def init_command(demo: bool) -> None:
         ensure_keys()
         upgrade_schema()
         password = os.environ.get("QMS_ADMIN_PASSWORD") or secrets.token_urlsafe(15)
-        if create_admin(password, chosen="QMS_ADMIN_PASSWORD" in os.environ):
+        try:
+            created = create_admin(password, chosen="QMS_ADMIN_PASSWORD" in os.environ)
+        except DomainError as error:
+            fail(f"QMS_ADMIN_PASSWORD: {error.detail}")
+        if created:
             if "QMS_ADMIN_PASSWORD" not in os.environ:
                 click.echo(f"admin password (shown once, must be changed at first login): {password}")
         if demo:

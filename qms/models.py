@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from audit.schema import metadata as audit_metadata
 from qms.db import Base
+from qms.documents import models as document_models  # noqa: F401
 from qms.esign import keys, models as esign_models  # noqa: F401
 from qms.identity import models as identity_models  # noqa: F401
 from qms.records import models as record_models  # noqa: F401

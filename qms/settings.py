@@ -117,9 +117,10 @@ def validate(settings: Mapping[str, Any]) -> None:
 
 def write_secret_key(instance: Path) -> None:
     """Generate the instance's secret key once (qms init); never overwrites."""
+    instance.mkdir(parents=True, exist_ok=True)
+    os.chmod(instance, 0o700)  # holds the SQLite database, keys and secrets
     secret_file = instance / "secret_key"
     if not secret_file.exists():
-        instance.mkdir(parents=True, exist_ok=True)
         fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_hex(32))

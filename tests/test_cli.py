@@ -11,7 +11,7 @@ from sqlalchemy import text
 from audit.guards import drop_guards
 from qms.db import make_engine
 
-ADMIN_PASSWORD = "admin password for tests"
+ADMIN_PASSWORD = "initial operator passphrase"
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ class EventQuery(Schema):
     entity_id = fields.String(validate=validate.Length(max=100))
     actor = fields.String(validate=validate.Length(max=150))
     action = fields.String(validate=validate.Length(max=100),
-                           metadata={"description": "exact tag, or a prefix ending in '.'"})
+                           metadata={"description": "a tag, or a parent tag: 'identity.token' "
+                                                   "matches 'identity.token.created'"})
     at_from = fields.AwareDateTime()
     at_to = fields.AwareDateTime()
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
@@ -79,7 +80,7 @@ def event_document(event: trail.Event) -> dict:
 @endpoint(api, "/audit/events", "GET", summary="Audit events, filtered", tag="audit",
           permission="audit.read", query=EventQuery, response=EventPage)
 def audit_events(query):
-    """Events in seq order. ``action`` matches exactly, or as a prefix when it ends in '.'."""
+    """Events in seq order; ``action`` matches the tag and every tag below it."""
     events = trail.query_events(db_session().connection(), **query)
     return EventPage().dump({"events": [event_document(e) for e in events], "count": len(events)})
 

@@ -1,6 +1,7 @@
 """The OpenAPI 3.1 document, built from the endpoint declarations (qms.api.spec)."""
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from apispec import APISpec
@@ -43,9 +44,19 @@ def _operation(op: Operation) -> dict:
     if op.body is not None:
         document["requestBody"] = {"required": True,
                                    "content": {"application/json": {"schema": op.body}}}
+    parameters = _path_parameters(op.rule)
     if op.query is not None:
-        document["parameters"] = [{"in": "query", "schema": op.query}]
+        parameters.append({"in": "query", "schema": op.query})
+    if parameters:
+        document["parameters"] = parameters
     return document
+
+
+def _path_parameters(rule: str) -> list[dict]:
+    """Flask converters -> OpenAPI path parameters (<int:id> is an integer)."""
+    return [{"in": "path", "name": name, "required": True,
+             "schema": {"type": "integer" if converter == "int" else "string"}}
+            for converter, name in re.findall(r"<(?:([a-z]+):)?([a-zA-Z_]+)>", rule)]
 
 
 def _responses(op: Operation) -> dict:

@@ -33,6 +33,17 @@ class Document(VersionedRecord, Base):
 
 CONTENT_FIELDS = ("title", "doc_type", "summary", "effective_date")
 
+
+def document_problems(content: dict) -> dict[str, list[str]]:
+    """Rules every version of a document keeps, whatever path wrote it."""
+    problems: dict[str, list[str]] = {}
+    if not (content.get("title") or "").strip():
+        problems["title"] = ["a document needs a title"]
+    if content.get("doc_type") not in {t.value for t in DocType}:
+        problems["doc_type"] = [f"one of {', '.join(t.value for t in DocType)}"]
+    return problems
+
+
 DOCUMENTS = register_record_type(RecordType(
     name="document", model=Document, collection="documents", content_fields=CONTENT_FIELDS,
-    editable_fields=frozenset(CONTENT_FIELDS)))
+    editable_fields=frozenset(CONTENT_FIELDS), check_content=document_problems))

@@ -19,7 +19,9 @@ EFFECTIVE = "effective"
 def create_document(session: Session, workflow: Workflow, actor: User,
                     fields: Mapping[str, Any]) -> Document:
     """A new draft document, version 1, numbered DOC-YYYY-NNNNN."""
-    cleaned = {**fields, "title": fields["title"].strip()}
+    cleaned = dict(fields)
+    if isinstance(cleaned.get("title"), str):
+        cleaned["title"] = cleaned["title"].strip()
     return create_record(session, workflow, actor, cleaned)
 
 

@@ -38,6 +38,8 @@ from qms.identity.security import Security
 from qms.records.models import RecordVersion
 
 SegregationCheck = Callable[[str], None]
+# audit actions named in DESIGN.md "Audit trail format"
+SIGNATURE_APPLIED, SIGNATURE_REFUSED = "signature.applied", "signature.refused"
 
 
 def sign_record(session: Session, security: Security, *, user: User,
@@ -112,7 +114,7 @@ def _as_signing_error(error: DomainError) -> DomainError:
 def _refused(session: Session, user: User, target: dict[str, Any], meaning: str,
              error: DomainError) -> DomainError:
     """Audit the refusal and mark the error so that the caller commits before raising."""
-    record_event(session, actor=user.username, action="signature.refused",
+    record_event(session, actor=user.username, action=SIGNATURE_REFUSED,
                  data={"record": target, "meaning": meaning, "why": error.detail},
                  entity=(target["type"], target["id"]))
     error.commit_before_raise = True
@@ -150,7 +152,7 @@ def _apply(session: Session, user: User, target: dict[str, Any], content_hash: s
                     signed_payload=encoded.decode("utf-8"))
     session.add(row)
     session.flush()
-    record_event(session, actor=user.username, action="signature.applied",
+    record_event(session, actor=user.username, action=SIGNATURE_APPLIED,
                  data={"signature_id": row.id, "signed_payload": payload,
                        "key_id": key_row.key_id, "signature": signature_b64},
                  entity=(target["type"], target["id"]))

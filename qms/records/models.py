@@ -27,19 +27,19 @@ NUMBER_DIGITS = 5
 
 class VersionedRecord:
     """Columns every controlled record table has. Mix into a mapped class:
-    ``class Document(VersionedRecord, Base)``."""
+    ``class Document(VersionedRecord, Base)``. (sort_order puts them before the type's own.)"""
 
     record_type: ClassVar[str]
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, sort_order=-1)
     # PREFIX-YYYY-NNNNN, used in URLs, the API and the PDF
-    number: Mapped[str] = mapped_column(String(40), unique=True)
-    state: Mapped[str] = mapped_column(String(40), index=True)
-    version: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    created_by: Mapped[str] = mapped_column(String(150))
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    updated_by: Mapped[str] = mapped_column(String(150))
+    number: Mapped[str] = mapped_column(String(40), unique=True, sort_order=-1)
+    state: Mapped[str] = mapped_column(String(40), index=True, sort_order=-1)
+    version: Mapped[int] = mapped_column(Integer, sort_order=-1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, sort_order=-1)
+    created_by: Mapped[str] = mapped_column(String(150), sort_order=-1)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, sort_order=-1)
+    updated_by: Mapped[str] = mapped_column(String(150), sort_order=-1)
 
 
 class RecordVersion(Base):
@@ -103,6 +103,11 @@ class RecordType:
     editable_fields: frozenset[str]
     # optional extra content, e.g. child rows, beside the plain fields
     extra_content: Callable[[Any], dict[str, Any]] | None = None
+    # optional rules on proposed content: field -> problems (empty when acceptable)
+    check_content: Callable[[dict[str, Any]], dict[str, list[str]]] | None = None
+
+    def problems(self, content: dict[str, Any]) -> dict[str, list[str]]:
+        return self.check_content(content) if self.check_content is not None else {}
 
 
 _RECORD_TYPES: dict[str, RecordType] = {}

@@ -46,6 +46,8 @@ def create_record(session: Session, workflow: Workflow, actor: User,
     record_type = record_type_of(workflow.record_type)
     _refuse_unknown_fields(fields, record_type.content_fields, "is not a field of "
                            f"a {record_type.name}")
+    _refuse_problems(record_type, {name: content_value(fields.get(name))
+                                   for name in record_type.content_fields})
     now = utcnow()
     record = record_type.model(**fields, number=assign_number(session, workflow.prefix, now.year),
                                state=workflow.initial, version=1, created_at=now,
@@ -74,9 +76,11 @@ def update_record(session: Session, workflow: Workflow, record: VersionedRecord,
     _check_expected_version(record, expected_version)
     _refuse_unknown_fields(changes, tuple(record_type.editable_fields), "cannot be edited")
     before = record_content(record_type, record)
-    changed = sorted(name for name, value in changes.items() if content_value(value) != before[name])
+    changed = sorted(name for name, value in changes.items()
+                     if content_value(value) != before[name])
     if not changed:
         raise InvalidInput("the changes do not change anything", field="changes")
+    _refuse_problems(record_type, {**before, **{n: content_value(changes[n]) for n in changed}})
     for name in changed:
         setattr(record, name, changes[name])
     _next_version(record, actor)
@@ -100,7 +104,7 @@ def apply_transition(session: Session, security: Security, workflow: Workflow,
     if not security.roles.allows(actor.roles, transition.permission):
         raise NotPermitted(f"{action!r} needs permission {transition.permission!r}")
     _check_expected_version(record, expected_version)
-    reason = _required_reason(reason) if transition.reason_required else (reason or "").strip() or None
+    reason = _required_reason(reason) if transition.reason_required else _optional_reason(reason)
     record_type = record_type_of(workflow.record_type)
     signature = _sign(session, security, record_type, record, actor, transition,
                       signature_credentials)
@@ -150,19 +154,24 @@ def _sign(session: Session, security: Security, record_type: RecordType,
 def segregation_checks(session: Session, record: VersionedRecord,
                        transition: Transition) -> list[SegregationCheck]:
     """The transition's segregation rules as checks on a signer's username."""
-    checks: list[SegregationCheck] = []
-    for rule in transition.segregation:
-        if rule == NOT_AUTHOR:
-            editors = authors_of(session, record)
-            checks.append(lambda signer: not_author(record, signer, editors))
-            continue
-        meaning = rule.removeprefix(NOT_SIGNER_PREFIX)
-        signers = {s.signer for s in signatures_of(session, record.record_type, record.number)
-                   if s.meaning == meaning}
-        why = f"signed {record.number} as {meaning} and may not also sign it as {transition.meaning}"
-        checks.append(lambda signer, signers=signers, why=why:
-                      require_distinct(signer, signers, f"{signer} {why}"))
-    return checks
+    return [_author_check(session, record) if rule == NOT_AUTHOR
+            else _signer_check(session, record, rule.removeprefix(NOT_SIGNER_PREFIX),
+                               transition.meaning)
+            for rule in transition.segregation]
+
+
+def _author_check(session: Session, record: VersionedRecord) -> SegregationCheck:
+    editors = authors_of(session, record)
+    return lambda signer: not_author(record, signer, editors)
+
+
+def _signer_check(session: Session, record: VersionedRecord, earlier: str,
+                  meaning: str) -> SegregationCheck:
+    signers = {s.signer for s in signatures_of(session, record.record_type, record.number)
+               if s.meaning == earlier}
+    return lambda signer: require_distinct(
+        signer, signers, f"{signer} signed {record.number} as {earlier} and may not also "
+                         f"sign it as {meaning}")
 
 
 def authors_of(session: Session, record: VersionedRecord) -> set[str]:
@@ -179,6 +188,10 @@ def _required_reason(reason: str | None) -> str:
     return reason.strip()
 
 
+def _optional_reason(reason: str | None) -> str | None:
+    return (reason or "").strip() or None
+
+
 def _check_expected_version(record: VersionedRecord, expected: int | None) -> None:
     if expected is not None and expected != record.version:
         raise Conflict(f"{record.number} is at version {record.version}, not {expected}; "
@@ -189,6 +202,12 @@ def _refuse_unknown_fields(fields: Mapping[str, Any], allowed: tuple[str, ...], 
     errors = {name: [f"{name} {why}"] for name in fields if name not in allowed}
     if errors:
         raise InvalidInput("the request names fields that cannot be set", errors=errors)
+
+
+def _refuse_problems(record_type: RecordType, content: dict[str, Any]) -> None:
+    errors = record_type.problems(content)
+    if errors:
+        raise InvalidInput("the record's content is not acceptable", errors=errors)
 
 
 def _next_version(record: VersionedRecord, actor: User) -> None:

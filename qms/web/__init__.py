@@ -96,7 +96,7 @@ def guard_session():
     if request.endpoint in OPEN_ENDPOINTS:
         return None
     if not current_user.is_authenticated:
-        return login_manager.unauthorized()
+        return require_sign_in()
     if session_idle():
         return end_idle_session()
     session[LAST_ACTIVITY] = int(time.time())
@@ -106,6 +106,13 @@ def guard_session():
               "warning")
         return redirect(url_for("web.change_password"))
     return None
+
+
+def require_sign_in():
+    if request.method == "GET":
+        return login_manager.unauthorized()  # flashes, and returns here after sign-in
+    # a form posted from an ended session: replaying it after sign-in would surprise
+    return redirect(url_for("web.login"))
 
 
 def session_idle() -> bool:

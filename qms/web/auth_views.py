@@ -97,7 +97,7 @@ def login_error(error: DomainError) -> str:
 
 def start_session(user: User) -> None:
     keep_locale = session.get(LOCALE_KEY)
-    session.clear()  # a fresh session id for the signed-in user (no session fixation)
+    session.clear()  # nothing from before sign-in carries over (session fixation)
     if keep_locale:
         session[LOCALE_KEY] = keep_locale
     login_user(SignedInUser(user))

@@ -5,9 +5,16 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateField, HiddenField, IntegerField, PasswordField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional
+from wtforms.validators import (DataRequired, EqualTo, Length, NumberRange, Optional,
+                                ValidationError)
 
 REQUIRED = _l("This field is required.")
+
+
+def positive(_form, field) -> None:
+    # skipped when the text was not a number at all: that error is already on the field
+    if field.data is not None and field.data < 1:
+        raise ValidationError(_l("Must be 1 or more."))
 
 
 class LoginForm(FlaskForm):
@@ -43,10 +50,8 @@ class AuditFilterForm(FlaskForm):
     class Meta:
         csrf = False  # a GET search changes nothing, and its URL must be shareable
 
-    seq_from = IntegerField(_l("Seq from"), validators=[
-        Optional(), NumberRange(min=1, message=_l("Must be 1 or more."))])
-    seq_to = IntegerField(_l("Seq to"), validators=[
-        Optional(), NumberRange(min=1, message=_l("Must be 1 or more."))])
+    seq_from = IntegerField(_l("Seq from"), validators=[Optional(), positive])
+    seq_to = IntegerField(_l("Seq to"), validators=[Optional(), positive])
     entity_type = StringField(_l("Entity type"), validators=[Optional(), Length(max=64)])
     entity_id = StringField(_l("Entity ID"), validators=[Optional(), Length(max=100)])
     actor = StringField(_l("Actor"), validators=[Optional(), Length(max=150)])

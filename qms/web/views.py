@@ -55,14 +55,14 @@ def audit_trail():
 
 def event_filters(form: AuditFilterForm) -> dict:
     """Form fields -> query_events arguments; the "to" date includes that whole UTC day."""
-    filters = {name: getattr(form, name).data or None
-               for name in ("seq_from", "seq_to", "entity_type", "entity_id", "actor", "action")}
+    filters = {name: getattr(form, name).data or None for name in ("seq_from", "seq_to")}
+    for name in ("entity_type", "entity_id", "actor", "action"):
+        filters[name] = (getattr(form, name).data or "").strip() or None
     if form.at_from.data:
         filters["at_from"] = utc_midnight(form.at_from.data)
     if form.at_to.data:
         filters["at_to"] = utc_midnight(form.at_to.data) + timedelta(days=1)
-    return {name: value.strip() if isinstance(value, str) else value
-            for name, value in filters.items()}
+    return filters
 
 
 def utc_midnight(day) -> datetime:

@@ -1,0 +1,193 @@
+"""Signed checkpoints: the chain head anchored outside the database.
+
+A checkpoint is the canonical JSON ``{"at", "hash", "key_id", "seq"}`` signed with the
+server's Ed25519 key. It is stored in ``audit_checkpoints`` *and* appended as one line
+``{"checkpoint": {...}, "signature": "<base64>"}`` to an external JSON-lines file, so that
+rewriting or truncating the whole chain (and the checkpoint rows with it) is still detected.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from hashlib import sha256
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (Ed25519PrivateKey,
+                                                               Ed25519PublicKey)
+from sqlalchemy import Connection, select
+from sqlalchemy.orm import Session
+
+from audit.canonical import CanonicalError, canonical_text, utc_timestamp
+from audit.schema import audit_checkpoints, audit_head
+from audit.trail import AuditError, append, appended_in_transaction, connection_of
+
+CHECKPOINT_ACTION = "audit.checkpoint.signed"
+PAYLOAD_KEYS = frozenset({"at", "hash", "key_id", "seq"})
+
+
+class CheckpointFileError(ValueError):
+    """The external checkpoint file cannot be read as checkpoint lines."""
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A signed statement that the chain had head (seq, hash) at time ``at``."""
+    seq: int
+    hash: str
+    at: str
+    key_id: str
+    signature: str  # base64 of the Ed25519 signature over the UTF-8 of ``canonical``
+    canonical: str  # canonical JSON of the payload
+    source: str     # where it was read from, for messages ("database row 3", "file line 7")
+
+    def payload(self) -> dict:
+        return {"at": self.at, "hash": self.hash, "key_id": self.key_id, "seq": self.seq}
+
+    def line(self) -> str:
+        """The JSON line of the external file and of exports (without the newline)."""
+        return canonical_text({"checkpoint": self.payload(), "signature": self.signature})
+
+
+def load_or_create_signing_key(path: str | os.PathLike) -> Ed25519PrivateKey:
+    """Load the PEM private key at ``path``, or create it (mode 0600, parents created).
+
+    Creation uses O_EXCL, so two processes starting at once end up with the same key.
+    """
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return load_or_create_signing_key(path)  # another process won the race
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(pem)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return key
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path} does not hold an Ed25519 private key")
+    return key
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    """First 16 hex characters of sha256 over the raw 32-byte public key."""
+    return sha256(_raw_public_bytes(public_key)).hexdigest()[:16]
+
+
+def public_key_document(public_key: Ed25519PublicKey) -> dict:
+    """What ``GET /api/v1/audit/public-key`` serves and ``verify_export --public-key`` reads."""
+    pem = public_key.public_bytes(serialization.Encoding.PEM,
+                                  serialization.PublicFormat.SubjectPublicKeyInfo)
+    return {"key_id": key_id(public_key), "algorithm": "Ed25519",
+            "public_key_pem": pem.decode("ascii"),
+            "public_key_b64": base64.b64encode(_raw_public_bytes(public_key)).decode("ascii")}
+
+
+def _raw_public_bytes(public_key: Ed25519PublicKey) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def write_checkpoint(target: Session | Connection, *, signing_key: Ed25519PrivateKey,
+                     file_path: str | os.PathLike, actor: str = "system",
+                     at: datetime | None = None) -> Checkpoint | None:
+    """Sign the current head, store it, append its event and its file line. Never commits.
+
+    Returns None when the chain is empty. Must run in a transaction that has not appended events yet (AuditError
+    otherwise): the file line is written before the caller commits, which is safe only
+    because every event up to the signed head is then already committed by others, so a
+    rollback here leaves a line that is still true.
+    """
+    connection = connection_of(target)
+    if appended_in_transaction(connection):
+        raise AuditError("write_checkpoint needs a transaction without earlier appends")
+    head_seq, head_hash = connection.execute(
+        select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+        .with_for_update()).one()
+    if head_seq == 0:
+        return None
+    checkpoint = _signed(signing_key, head_seq, head_hash,
+                         utc_timestamp(at if at is not None else datetime.now(UTC)))
+    row_id = connection.execute(audit_checkpoints.insert().values(
+        seq=checkpoint.seq, hash=checkpoint.hash, at=checkpoint.at, key_id=checkpoint.key_id,
+        signature=checkpoint.signature, canonical=checkpoint.canonical)).inserted_primary_key[0]
+    append(connection, actor=actor, action=CHECKPOINT_ACTION, at=at,
+           data={"hash": checkpoint.hash, "key_id": checkpoint.key_id, "seq": checkpoint.seq})
+    _append_line(Path(file_path), checkpoint.line())
+    return _with_source(checkpoint, f"database row {row_id}")
+
+
+def _signed(signing_key: Ed25519PrivateKey, seq: int, digest: str, at: str) -> Checkpoint:
+    kid = key_id(signing_key.public_key())
+    canonical = canonical_text({"at": at, "hash": digest, "key_id": kid, "seq": seq})
+    signature = base64.b64encode(signing_key.sign(canonical.encode("utf-8"))).decode("ascii")
+    return Checkpoint(seq, digest, at, kid, signature, canonical, "new")
+
+
+def _with_source(checkpoint: Checkpoint, source: str) -> Checkpoint:
+    return Checkpoint(checkpoint.seq, checkpoint.hash, checkpoint.at, checkpoint.key_id,
+                      checkpoint.signature, checkpoint.canonical, source)
+
+
+def _append_line(path: Path, line: str) -> None:
+    """Append one line durably: written, flushed and fsynced before returning."""
+    created = not path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8", newline="\n") as handle:
+        handle.write(line + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    if created:
+        # a new file's directory entry must be durable too, or a crash can lose the file
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
+def list_checkpoints(connection: Session | Connection) -> list[Checkpoint]:
+    """Every checkpoint row, in seq order, as stored (not verified)."""
+    c = audit_checkpoints.c
+    rows = connection_of(connection).execute(
+        select(c.id, c.seq, c.hash, c.at, c.key_id, c.signature, c.canonical).order_by(c.seq))
+    return [Checkpoint(seq, digest, at, kid, signature, canonical, f"database row {row_id}")
+            for row_id, seq, digest, at, kid, signature, canonical in rows]
+
+
+def read_checkpoint_file(path: str | os.PathLike) -> list[Checkpoint]:
+    """Parse the external file (not verified); CheckpointFileError names a malformed line."""
+    path = Path(path)
+    checkpoints = []
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.endswith(b"\n"):
+                raise CheckpointFileError(f"{path} line {number}: incomplete (interrupted write)")
+            try:
+                checkpoints.append(_parse_line(raw.decode("utf-8"), f"{path.name} line {number}"))
+            except (ValueError, TypeError, KeyError) as exc:
+                raise CheckpointFileError(f"{path} line {number}: {exc}") from None
+    return checkpoints
+
+
+def _parse_line(line: str, source: str) -> Checkpoint:
+    document = json.loads(line)
+    payload, signature = document["checkpoint"], document["signature"]
+    if set(document) != {"checkpoint", "signature"} or set(payload) != PAYLOAD_KEYS:
+        raise CheckpointFileError("unexpected keys")
+    if not isinstance(signature, str) or type(payload["seq"]) is not int:
+        raise CheckpointFileError("signature must be a string and seq an integer")
+    try:
+        canonical = canonical_text(payload)
+    except CanonicalError as exc:
+        raise CheckpointFileError(str(exc)) from None
+    return Checkpoint(payload["seq"], payload["hash"], payload["at"], payload["key_id"],
+                      signature, canonical, source)

@@ -1,0 +1,189 @@
+"""The audit-trail page (permission, filters, paging, chain status), the API reference,
+languages, security headers and error pages."""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import update
+
+from audit.guards import drop_guards
+from audit.schema import audit_events
+from qms.auditing import record_event
+
+ROW = '<td class="num"><code>'
+
+
+@pytest.fixture
+def add_events(app):
+    """add_events((actor, action, entity_or_None, reason_or_None), ...) in one transaction."""
+    def add(*specs) -> None:
+        state = app.extensions["qms"]
+        with app.app_context(), state.db.unit_of_work() as session:
+            for actor, action, entity, reason in specs:
+                record_event(session, actor=actor, action=action, data={"note": action},
+                             entity=entity, reason=reason)
+    return add
+
+
+@pytest.fixture
+def auditor(make_user, sign_in):
+    user = make_user("aud1", "auditor", full_name="Alice Auditor")
+    sign_in(user)
+    return user
+
+
+@pytest.fixture
+def sample_events(add_events, auditor):
+    add_events(("bob", "deviation.record.created", ("deviation", "DEV-2026-00001"), None),
+               ("carol", "capa.record.created", ("capa", "CAPA-2026-00001"), None),
+               ("bob", "deviation.record.updated", ("deviation", "DEV-2026-00001"), "typo fixed"))
+
+
+def shown_actions(response) -> set[str]:
+    return set(re.findall(r'<code class="action">([^<]+)</code>', response.text))
+
+
+def test_audit_page_requires_audit_read(client, make_user, sign_in):
+    sign_in(make_user("insp1", "inspector"))
+    response = client.get("/audit")
+    assert response.status_code == 403
+    assert "You do not have permission to open this page." in response.text
+    assert 'href="/audit"' not in client.get("/").text  # no link to a page one cannot open
+
+
+def test_audit_page_lists_events_with_every_column(client, sample_events):
+    response = client.get("/audit")
+    assert response.status_code == 200
+    page = response.text
+    for text in ("deviation.record.updated", "DEV-2026-00001", "typo fixed", "bob",
+                 "identity.login.succeeded", "&#34;note&#34;: &#34;capa.record.created&#34;"):
+        assert text in page, text
+    assert re.search(r'<code class="hash" title="[^"]*[0-9a-f]{64}[^"]*">[0-9a-f]{12}…', page)
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}Z", page)
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ("actor=bob", {"deviation.record.created", "deviation.record.updated"}),
+    ("action=deviation", {"deviation.record.created", "deviation.record.updated"}),
+    ("action=deviation.record.created", {"deviation.record.created"}),
+    ("entity_type=capa", {"capa.record.created"}),
+    ("entity_type=deviation&entity_id=DEV-2026-00001",
+     {"deviation.record.created", "deviation.record.updated"}),
+    ("actor=carol&action=deviation", set()),
+])
+def test_audit_filters(client, sample_events, query, expected):
+    response = client.get(f"/audit?{query}")
+    assert response.status_code == 200
+    assert shown_actions(response) == expected
+    if not expected:
+        assert "No events match these filters." in response.text
+
+
+def test_audit_seq_range(client, sample_events, events):
+    seq = events(action="capa.record.created")[0].seq
+    response = client.get(f"/audit?seq_from={seq}&seq_to={seq}")
+    assert shown_actions(response) == {"capa.record.created"}
+    later = client.get(f"/audit?seq_from={seq}")
+    assert shown_actions(later) == {"capa.record.created", "deviation.record.updated"}
+
+
+def test_audit_date_range(client, sample_events):
+    today = datetime.now(timezone.utc).date()
+    yesterday = today - timedelta(days=1)
+    assert "capa.record.created" in shown_actions(client.get(f"/audit?at_from={today}&at_to={today}"))
+    assert shown_actions(client.get(f"/audit?at_to={yesterday}")) == set()
+    assert shown_actions(client.get(f"/audit?at_from={today + timedelta(days=1)}")) == set()
+
+
+def test_invalid_filters_are_reported_not_run(client, auditor):
+    response = client.get("/audit?seq_from=abc&at_from=31.12.2026")
+    assert response.status_code == 200
+    assert response.text.count('class="field-error"') == 2
+    assert ROW not in response.text
+
+
+def test_audit_paging_newest_first(client, add_events, auditor):
+    add_events(*[("bob", f"test.event.n{i:02d}", None, None) for i in range(60)])
+    first = client.get("/audit?actor=bob")
+    assert first.text.count(ROW) == 50
+    assert "test.event.n59" in first.text and "test.event.n09" not in first.text
+    older = re.search(r'href="([^"]+)" rel="next"', first.text).group(1).replace("&amp;", "&")
+    assert "actor=bob" in older and "page=2" in older
+    second = client.get(older)
+    assert second.text.count(ROW) == 10
+    assert "test.event.n00" in second.text and 'rel="next"' not in second.text
+    assert 'rel="prev"' in second.text
+
+
+def test_chain_status_intact(client, sample_events):
+    response = client.get("/audit")
+    assert "Audit chain intact" in response.text
+    assert "BROKEN" not in response.text
+
+
+def test_chain_status_broken_names_the_seq(app, client, sample_events, events):
+    seq = events(action="capa.record.created")[0].seq
+    with app.extensions["qms"].db.engine.begin() as connection:
+        drop_guards(connection)  # an attacker who owns the database
+        connection.execute(update(audit_events).where(audit_events.c.seq == seq)
+                           .values(actor="mallory"))
+    response = client.get("/audit")
+    assert f"Audit chain BROKEN at seq {seq}" in response.text
+    assert "Audit chain intact" not in response.text
+
+
+def test_api_docs_render_the_openapi_document_offline(client, make_user, sign_in):
+    sign_in(make_user("insp1", "inspector"))
+    response = client.get("/api-docs")
+    assert response.status_code == 200
+    page = response.text
+    for text in ("/api/v1/audit/events", "Audit events, filtered", "audit.read", "seq_from",
+                 'href="#schema-EventPage"', 'id="schema-VerifyReport"', "first_bad_seq",
+                 "/api/v1/auth/tokens", "No token needed", "application/problem+json"):
+        assert text in page, text
+    assert "<script" not in page
+    assert not re.search(r'(src|href)="(https?:)?//', page)
+
+
+def test_security_headers_on_html(client):
+    response = client.get("/login")
+    csp = response.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "http" not in csp
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    assert client.get("/assets/qms.css").status_code == 200
+
+
+def test_chinese_ui_when_chosen(client, csrf):
+    assert "Sign in" in client.get("/login").text
+    response = client.post("/language", data={"csrf_token": csrf(), "locale": "zh_Hans_CN",
+                                              "next": "/login"})
+    assert response.status_code == 302 and response.headers["Location"] == "/login"
+    page = client.get("/login").text
+    assert 'lang="zh-Hans-CN"' in page and "登录" in page and "用户名" in page
+    assert "Sign in" not in page
+
+
+@pytest.mark.parametrize(("header", "chinese"), [
+    ("zh-CN,zh;q=0.9,en;q=0.8", True), ("zh", True), ("en-US,en;q=0.9", False),
+    ("zh-TW,en;q=0.5", False), ("de-DE", False)])
+def test_browser_language_is_followed(client, header, chinese):
+    page = client.get("/login", headers={"Accept-Language": header}).text
+    assert ("登录" in page) is chinese
+
+
+def test_chinese_audit_page(client, csrf, sample_events):
+    client.post("/language", data={"csrf_token": csrf("/"), "locale": "zh_Hans_CN"})
+    page = client.get("/audit").text
+    assert "审计追踪" in page and "审计链完整" in page
+
+
+def test_html_error_pages_and_api_problems(client):
+    page = client.get("/no-such-page")
+    assert page.status_code == 404 and page.mimetype == "text/html"
+    assert "This page does not exist." in page.text
+    api = client.get("/api/v1/no-such-endpoint")
+    assert api.status_code == 404 and api.mimetype == "application/problem+json"
