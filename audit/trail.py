@@ -21,8 +21,8 @@ from audit.canonical import (canonical_text, canonical_value, normalize_text, pa
                              utc_timestamp)
 from audit.schema import audit_events, audit_head
 
-# <area>.<subject>.<verb>: lowercase dotted tags, at least three parts
-ACTION_PATTERN = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+){2,}$")
+# <area>.<subject>.<verb> (or DESIGN.md's two-part signature.applied): lowercase dotted tags
+ACTION_PATTERN = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+){1,}$")
 
 # column widths of audit.schema; checked here so SQLite and PostgreSQL refuse alike
 _MAX_LENGTH = {"actor": 150, "action": 100, "entity type": 64, "entity id": 100}

@@ -102,9 +102,7 @@ def guard_session():
     session[LAST_ACTIVITY] = int(time.time())
     if password_change_due(state().security, current_user.record) and \
             request.endpoint not in PASSWORD_CHANGE_ENDPOINTS:
-        flash(_("Your password is temporary or has expired. Choose a new one to continue."),
-              "warning")
-        return redirect(url_for("web.change_password"))
+        return redirect(url_for("web.change_password"))  # the page says why
     return None
 
 
