@@ -14,7 +14,7 @@ from benchmarks.databases import (POSTGRES_URL_VARIABLE, PostgresScratch, Sqlite
                                   postgres_version, run_id)
 from benchmarks.report import (RESULTS_DIR, SECTION_TITLES, Report, environment, print_table,
                                write_json)
-from benchmarks.sizes import FULL, QUICK
+from benchmarks.sizes import FULL, QUICK, Sizes
 from qms.settings import load_settings
 
 
@@ -59,7 +59,8 @@ def open_scratches(args: argparse.Namespace, options: dict, report: Report, run:
     return scratches + [PostgresScratch(run, server)]
 
 
-def run_sections(args, report: Report, settings: dict, sizes) -> None:
+def run_sections(args: argparse.Namespace, report: Report, settings: dict,
+                 sizes: Sizes) -> None:
     sections = args.only or list(SECTION_TITLES)
     options = engine_options(settings)
     for number, section in enumerate(sections, start=1):

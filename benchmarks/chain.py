@@ -106,25 +106,25 @@ def run(report: Report, engine_options: dict, sizes: Sizes, profile: bool = Fals
 def add_figures(report: Report, events: int, bare: float, memory: float, verify: float,
                 result) -> None:
     bare_speed, verify_speed = events / bare, events / verify
+    baseline = _seconds_and_speed(bare, events)
     report.add(Figure("chain", f"bare loop: DB read + sha256, {events:,} events (baseline)",
-                      _seconds_and_speed(bare, events), data={"seconds": bare,
-                                                              "events_per_second": bare_speed}))
+                      baseline, data={"seconds": bare, "events_per_second": bare_speed}))
     report.add(Figure("chain", "in-memory sha256 loop (reference)",
-                      _seconds_and_speed(memory, events), baseline=_seconds_and_speed(bare, events),
+                      _seconds_and_speed(memory, events), baseline=baseline,
                       ratio=f"{(events / memory) / bare_speed:.2f}",
                       data={"seconds": memory, "events_per_second": events / memory}))
     ratio = verify_speed / bare_speed
     problems = len(result.problems)
     report.add(Figure("chain", "verify_chain speed / bare loop speed",
                       _seconds_and_speed(verify, events) + f", {problems} problems",
-                      baseline=_seconds_and_speed(bare, events), ratio=f"{ratio:.2f}",
+                      baseline=baseline, ratio=f"{ratio:.2f}",
                       target=f">= {SPEED_RATIO_TARGET:.2f}", met=ratio >= SPEED_RATIO_TARGET,
                       data={"seconds": verify, "events_per_second": verify_speed,
                             "ratio": ratio, "problems": problems}))
     report.add(million_figure(events, verify))
-    if problems:
-        report.note(f"verify_chain reported {problems} problems on the generated chain; "
-                    f"first: {result.problems[0]}")
+    if not result.ok:
+        report.note(f"verify_chain found {problems} problems in the generated chain, so its "
+                    f"time is not that of a full verification; first: {result.problem}")
 
 
 def million_figure(events: int, verify: float) -> Figure:

@@ -95,7 +95,13 @@ def _git(root: Path, *args: str) -> str:
 
 
 def print_table(report: Report) -> None:
-    header = ("measurement", "value", "baseline", "ratio", "target", "status")
+    env = report.environment
+    print(f"\n=== QMS benchmarks, {'quick' if env['quick'] else 'full'} sizes, "
+          f"revision {env['revision']}, {env['started_at']} ===")
+    print(f"Python {env['python']}, SQLite {env['sqlite']} (WAL, synchronous="
+          f"{env['settings']['DATABASE_SQLITE_SYNCHRONOUS']}), PostgreSQL "
+          f"{env.get('postgresql', 'not measured')}, {env['cpus']} CPUs, {env['platform']}")
+    header = ("measurement", "value", "baseline", "ratio / share", "target", "status")
     for section, title in SECTION_TITLES.items():
         rows = [(f.name, f.value, f.baseline, f.ratio, f.target, f.status)
                 for f in report.figures if f.section == section]

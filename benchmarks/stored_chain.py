@@ -91,29 +91,40 @@ def event_rows(count: int) -> Iterator[tuple]:
         prev_hash = digest
 
 
-def _event_content(rng: random.Random, seq: int):
-    """A realistic mix: record changes, signatures and logins, as a busy site writes them."""
-    kind = seq % 10
+def _event_content(rng: random.Random, seq: int) -> tuple:
+    """(actor, action, entity, data, reason): a realistic mix of record changes, signatures
+    and logins, as a busy site writes them."""
     actor = rng.choice(_USERS)
     record_type = rng.choice(_RECORDS)
     entity = (record_type, f"{record_type[:3].upper()}-2026-{rng.randint(1, 99999):05d}")
+    kind = seq % 10
     if kind < 3:
-        data = {"version": 1, "after": {"title": f"Out-of-spec assay on line L{rng.randint(1, 6)}",
-                                        "severity": rng.choice(("minor", "major")),
-                                        "quantity": f"{rng.randint(1, 99999) / 100:.2f}",
-                                        "unit": "kg", "state": "open"}}
-        return actor, f"{record_type}.record.created", entity, data, None
+        return actor, f"{record_type}.record.created", entity, _created(rng), None
     if kind < 7:
-        version = rng.randint(2, 9)
-        data = {"version": version, "before": {"state": "open", "assignee": "qa.schmidt"},
-                "after": {"state": "investigation", "assignee": "qa.huber"}}
-        return (actor, f"{record_type}.record.updated", entity, data,
+        return (actor, f"{record_type}.record.updated", entity, _updated(rng),
                 "root cause analysis started per SOP-QA-014 §5.2")
     if kind < 9:
-        data = {"meaning": rng.choice(("reviewed", "approved", "released")),
-                "record_version": rng.randint(1, 9),
-                "content_hash": sha256(seq.to_bytes(8, "big")).hexdigest(),
-                "key_id": sha256(actor.encode()).hexdigest()[:16],
-                "signature": base64.b64encode(rng.randbytes(64)).decode("ascii")}
-        return actor, "signature.applied", entity, data, None
-    return actor, "identity.login.succeeded", None, {"ip": f"10.0.{seq % 256}.{rng.randint(2, 254)}"}, None
+        return actor, "signature.applied", entity, _signature(rng, seq, actor), None
+    login = {"ip": f"10.0.{seq % 256}.{rng.randint(2, 254)}"}
+    return actor, "identity.login.succeeded", None, login, None
+
+
+def _created(rng: random.Random) -> dict:
+    return {"version": 1, "after": {"title": f"Out-of-spec assay on line L{rng.randint(1, 6)}",
+                                    "severity": rng.choice(("minor", "major")),
+                                    "quantity": f"{rng.randint(1, 99999) / 100:.2f}",
+                                    "unit": "kg", "state": "open"}}
+
+
+def _updated(rng: random.Random) -> dict:
+    return {"version": rng.randint(2, 9),
+            "before": {"state": "open", "assignee": "qa.schmidt"},
+            "after": {"state": "investigation", "assignee": "qa.huber"}}
+
+
+def _signature(rng: random.Random, seq: int, actor: str) -> dict:
+    return {"meaning": rng.choice(("reviewed", "approved", "released")),
+            "record_version": rng.randint(1, 9),
+            "content_hash": sha256(seq.to_bytes(8, "big")).hexdigest(),
+            "key_id": sha256(actor.encode()).hexdigest()[:16],
+            "signature": base64.b64encode(rng.randbytes(64)).decode("ascii")}

@@ -2,9 +2,9 @@
 
 Each case writes into two fresh databases, one per kind (plain / audited), in blocks in ABBA
 order (plain, audited, audited, plain, repeated) so that drift during the run (page cache,
-table growth, other load on the machine) falls on both kinds alike. N writers are N processes (spawn),
-released together by a barrier after their untimed warm-up; a block's wall time runs from
-the barrier to the last writer's last commit.
+table growth, other load on the machine) falls on both kinds alike. N writers are N
+processes (spawn), released together by a barrier after their untimed warm-up; a block's
+wall time runs from the barrier to the last writer's last commit.
 """
 from __future__ import annotations
 
