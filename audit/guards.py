@@ -148,7 +148,7 @@ def drop_guards(connection: Connection) -> None:
     elif dialect == "postgresql":
         for name, table, _when, _function in _PG_TRIGGERS:
             connection.execute(text(f"DROP TRIGGER IF EXISTS {name} ON {table}"))
-        connection.execute(text("DROP FUNCTION IF EXISTS audit_refuse_change()"))
-        connection.execute(text("DROP FUNCTION IF EXISTS audit_head_advance_only()"))
+        connection.execute(text("DROP FUNCTION IF EXISTS audit_refuse_change() CASCADE"))
+        connection.execute(text("DROP FUNCTION IF EXISTS audit_head_advance_only() CASCADE"))
     else:
         raise NotImplementedError(f"no audit guards for dialect {dialect!r}")

@@ -80,9 +80,12 @@ def append(target: Session | Connection, *, actor: str, action: str, data: Any,
     Takes the head lock (PostgreSQL ``SELECT ... FOR UPDATE``; on SQLite the caller's
     ``BEGIN IMMEDIATE`` already serialises writers), so seq is gapless: head.seq + 1. The
     statements run at once on the transaction's connection; nothing waits for a flush.
-    ``entity`` is ``(type, id)``; an int id is stored as its decimal string.
+    ``data`` is a dict within the canonical limits (no floats). ``entity`` is
+    ``(type, id)``; an int id is stored as its decimal string.
     """
     fields = _checked_fields(actor, action, entity, reason)
+    if not isinstance(data, dict):
+        raise AuditError("data must be a JSON object (a dict)")
     data = canonical_value(data)
     stamp = utc_timestamp(at if at is not None else datetime.now(UTC))
     connection = connection_of(target)

@@ -54,9 +54,14 @@ def make_records(label: str, count: int) -> list[BenchRecord]:
     return [_record(rng, f"{label}-{index:05d}") for index in range(count)]
 
 
+def decimal_text(hundredths: int) -> str:
+    """A quantity with two decimals as the audit format wants it: a string, never a float."""
+    return f"{hundredths // 100}.{hundredths % 100:02d}"
+
+
 def _record(rng: random.Random, number: str) -> BenchRecord:
     material = rng.choice(_MATERIALS)
-    quantity = f"{rng.randint(1, 99999) / 100:.2f}"  # decimals are strings, never floats
+    quantity = decimal_text(rng.randint(1, 99999))
     details = {"material": material, "lot": f"{material}-L{rng.randint(1, 9999):04d}",
                "quantity": quantity, "unit": rng.choice(_UNITS), "status": "quarantine",
                "site": "Basel", "line": f"L{rng.randint(1, 6)}",

@@ -10,6 +10,7 @@ not be initialised and then jumped to the end.
 from __future__ import annotations
 
 import base64
+import os
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,11 +23,12 @@ from sqlalchemy import create_engine, event, insert
 from audit.canonical import canonical_text, utc_timestamp
 from audit.guards import install_guards
 from audit.schema import GENESIS_HASH, audit_head, metadata
+from benchmarks.records import decimal_text
 from benchmarks.report import RESULTS_DIR
 
-# bump when the generated events change, so that stale caches are not reused
-CHAIN_VERSION = 1
 BATCH = 50_000
+# events hashed into the cache key; every kind of generated event occurs among them
+_FINGERPRINT_EVENTS = 100
 _START = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
 _INSERT = ("INSERT INTO audit_events (seq, at, actor, action, entity_type, entity_id, reason, "
            "prev_hash, hash, canonical) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
@@ -35,16 +37,27 @@ _RECORDS = ("deviation", "inspection", "capa", "change_control", "lot", "batch")
 
 
 def cached_chain(events: int) -> Path:
-    """Path of a SQLite database holding ``events`` chained events; built on first use."""
-    path = RESULTS_DIR / f"audit-chain-{events}-v{CHAIN_VERSION}.sqlite3"
+    """Path of a SQLite database holding ``events`` chained events; built on first use.
+
+    The cache is keyed by size and by a fingerprint of the first events' canonical bytes,
+    so a change of the generator or of audit.canonical builds a new chain.
+    """
+    path = RESULTS_DIR / f"audit-chain-{events}-{generator_fingerprint()}.sqlite3"
     if not path.exists():
         print(f"  building a {events:,}-event chain (cached as {path.name}) ...", flush=True)
-        partial = path.with_suffix(".partial")
-        partial.unlink(missing_ok=True)
+        for stale in RESULTS_DIR.glob(f"audit-chain-{events}-*.sqlite3*"):
+            stale.unlink()  # chains of an older generator: about 1 GB per million events
+        # per process: concurrent runs (e.g. two test sessions) must not share a half file
+        partial = path.with_suffix(f".{os.getpid()}.partial")
         build_chain(partial, events)
         # only a complete build gets the cache name, so an interrupted run is not reused
         partial.replace(path)
     return path
+
+
+def generator_fingerprint() -> str:
+    canonical = "".join(row[9] for row in event_rows(_FINGERPRINT_EVENTS))
+    return sha256(canonical.encode("utf-8")).hexdigest()[:12]
 
 
 def build_chain(path: Path, events: int) -> None:
@@ -75,7 +88,7 @@ def build_chain(path: Path, events: int) -> None:
 
 def event_rows(count: int) -> Iterator[tuple]:
     """Rows of audit_events for seq 1..count, chained, the same on every run."""
-    rng = random.Random(f"audit-chain-{CHAIN_VERSION}")
+    rng = random.Random("qms-bench-audit-chain")
     prev_hash = GENESIS_HASH
     for seq in range(1, count + 1):
         actor, action, entity, data, reason = _event_content(rng, seq)
@@ -112,7 +125,7 @@ def _event_content(rng: random.Random, seq: int) -> tuple:
 def _created(rng: random.Random) -> dict:
     return {"version": 1, "after": {"title": f"Out-of-spec assay on line L{rng.randint(1, 6)}",
                                     "severity": rng.choice(("minor", "major")),
-                                    "quantity": f"{rng.randint(1, 99999) / 100:.2f}",
+                                    "quantity": decimal_text(rng.randint(1, 99999)),
                                     "unit": "kg", "state": "open"}}
 
 

@@ -1,0 +1,94 @@
+"""Helpers shared by the audit tests and their worker processes (audit_writer.py).
+
+A small "record" table stands in for the application's tables: an audited write inserts one
+item and appends one event naming it, in one transaction.
+"""
+from __future__ import annotations
+
+import json
+from hashlib import sha256
+
+from sqlalchemy import Engine, String, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from audit import trail
+from audit.canonical import canonical_text
+from audit.guards import drop_guards, install_guards
+from audit.schema import GENESIS_HASH, initialize_head, metadata
+from qms.db import Database
+
+ITEM_ACTION = "test.item.created"
+
+
+class ItemBase(DeclarativeBase):
+    pass
+
+
+class Item(ItemBase):
+    __tablename__ = "audit_test_items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+
+
+def create_schema(engine: Engine) -> None:
+    """What the application's migration does for the audit tables, plus the item table."""
+    with engine.begin() as connection:
+        metadata.create_all(connection)
+        ItemBase.metadata.create_all(connection)
+        install_guards(connection)
+        initialize_head(connection)
+
+
+def audited_write(database: Database, name: str, actor: str = "tester") -> int:
+    """One transaction: an item row and its audit event. Returns the committed item id."""
+    with database.unit_of_work() as session:
+        item = Item(name=name)
+        session.add(item)
+        session.flush()
+        trail.append(session, actor=actor, action=ITEM_ACTION, data={"name": name},
+                     entity=("item", item.id))
+    return item.id
+
+
+def append_events(database: Database, count: int, actor: str = "alice") -> list[trail.Event]:
+    """``count`` events, one transaction each, with varied optional fields."""
+    events = []
+    for number in range(count):
+        with database.unit_of_work() as session:
+            events.append(trail.append(
+                session, actor=actor, action="deviation.record.updated",
+                data={"version": number + 1, "before": {"title": f"t{number}"},
+                      "after": {"title": f"t{number + 1}", "qty": "12.30"}},
+                entity=("deviation", f"DEV-2026-{number:05d}") if number % 3 else None,
+                reason=None if number % 2 else f"correction {number}"))
+    return events
+
+
+def tamper(engine: Engine, *statements: str) -> None:
+    """Run SQL as an attacker who owns the database: guards dropped, changes committed."""
+    with engine.begin() as connection:
+        drop_guards(connection)
+        for statement in statements:
+            connection.execute(text(statement))
+
+
+def rewrite_chain_from(engine: Engine, seq: int, new_actor: str) -> None:
+    """Rewrite every event from ``seq`` on with a new actor and consistent hashes/links:
+    the forgery that only checkpoints can reveal."""
+    with engine.begin() as connection:
+        drop_guards(connection)
+        rows = connection.execute(text(
+            "SELECT seq, canonical FROM audit_events ORDER BY seq")).all()
+        prev = GENESIS_HASH
+        for row_seq, canonical in rows:
+            document = json.loads(canonical)
+            if row_seq >= seq:
+                document["actor"], document["prev_hash"] = new_actor, prev
+                canonical = canonical_text(document)
+                connection.execute(text(
+                    "UPDATE audit_events SET canonical = :c, hash = :h, prev_hash = :p, "
+                    "actor = :a WHERE seq = :s"),
+                    {"c": canonical, "h": sha256(canonical.encode()).hexdigest(), "p": prev,
+                     "a": new_actor, "s": row_seq})
+            prev = sha256(canonical.encode()).hexdigest()
+        connection.execute(text("UPDATE audit_head SET hash = :h"), {"h": prev})

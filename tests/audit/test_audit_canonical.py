@@ -1,0 +1,133 @@
+"""Canonical encoding: byte-identical to an independent RFC 8785 implementation within the
+format's limits, and refusing everything outside them."""
+from __future__ import annotations
+
+import enum
+import unicodedata
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+import rfc8785
+from hypothesis import given
+from hypothesis import strategies as st
+
+from audit import verify_export
+from audit.canonical import (MAX_SAFE_INT, CanonicalError, canonical_bytes, canonical_text,
+                             parse_timestamp, utc_timestamp)
+
+safe_ints = st.integers(min_value=-MAX_SAFE_INT, max_value=MAX_SAFE_INT)
+nfc_text = st.text().map(lambda text: unicodedata.normalize("NFC", text))
+ascii_keys = st.text(alphabet=st.characters(max_codepoint=127))
+json_values = st.recursive(
+    st.none() | st.booleans() | safe_ints | nfc_text,
+    lambda children: st.lists(children, max_size=5)
+    | st.dictionaries(ascii_keys, children, max_size=5),
+    max_leaves=30)
+
+
+@given(json_values)
+def test_canonical_bytes_equal_rfc8785(value):
+    assert canonical_bytes(value) == rfc8785.dumps(value)
+
+
+@given(json_values)
+def test_stand_alone_verifier_encodes_identically(value):
+    assert verify_export.canonical_json(value) == canonical_bytes(value)
+
+
+@given(st.dictionaries(ascii_keys, st.text(), max_size=5))
+def test_strings_are_nfc_normalised(value):
+    normalised = {key: unicodedata.normalize("NFC", text) for key, text in value.items()}
+    assert canonical_bytes(value) == rfc8785.dumps(normalised)
+
+
+def test_escapes_match_jcs_for_every_control_character():
+    text = "".join(chr(code) for code in range(0x20)) + '"\\/\x7f\u2028\u2029é€😀'
+    assert canonical_bytes({"s": text}) == rfc8785.dumps({"s": text})
+    assert canonical_bytes("\b\f\n\r\t\x01\x1f") == b'"\\b\\f\\n\\r\\t\\u0001\\u001f"'
+
+
+def test_layout_sorted_keys_no_whitespace_utf8():
+    value = {"b": [1, True, None], "a": {"z": "Grüße", "y": -MAX_SAFE_INT}}
+    assert canonical_bytes(value) == (
+        '{"a":{"y":-9007199254740991,"z":"Grüße"},"b":[1,true,null]}'.encode())
+    assert canonical_text(("x", 1)) == '["x",1]'
+
+
+@pytest.mark.parametrize("value", [1.0, 0.5, float("nan"), float("inf"), {"a": [1.5]}])
+def test_floats_are_refused(value):
+    with pytest.raises(CanonicalError, match="float"):
+        canonical_bytes(value)
+
+
+@pytest.mark.parametrize("value", [2**53, -(2**53), 10**30, {"n": [MAX_SAFE_INT + 1]}])
+def test_integers_beyond_the_safe_range_are_refused(value):
+    with pytest.raises(CanonicalError, match="outside"):
+        canonical_bytes(value)
+
+
+@pytest.mark.parametrize("value", [{"é": 1}, {"a": {"ключ": 1}}])
+def test_non_ascii_keys_are_refused(value):
+    with pytest.raises(CanonicalError, match="not ASCII"):
+        canonical_bytes(value)
+
+
+@pytest.mark.parametrize("value", [{1: "a"}, {None: 1}, {("a",): 1}])
+def test_non_string_keys_are_refused(value):
+    with pytest.raises(CanonicalError, match="not a string"):
+        canonical_bytes(value)
+
+
+@pytest.mark.parametrize("value", ["\ud800", {"a": "x\udfffy"}, ["\udc00"]])
+def test_lone_surrogates_are_refused(value):
+    with pytest.raises(CanonicalError, match="surrogate"):
+        canonical_bytes(value)
+
+
+@pytest.mark.parametrize("value", [Decimal("1.5"), b"bytes", {1, 2}, datetime.now(UTC), object()])
+def test_other_types_are_refused(value):
+    with pytest.raises(CanonicalError, match="unsupported type"):
+        canonical_bytes(value)
+
+
+def test_error_names_the_json_path():
+    with pytest.raises(CanonicalError, match=r"\$\.after\.qty"):
+        canonical_bytes({"after": {"qty": 12.3}})
+
+
+def test_enum_values_encode_as_their_values():
+    class State(str, enum.Enum):
+        OPEN = "open"
+
+    class Level(enum.IntEnum):
+        MAJOR = 2
+
+    assert canonical_bytes({"state": State.OPEN, "level": Level.MAJOR}) == (
+        b'{"level":2,"state":"open"}')
+
+
+def test_utc_timestamp_format():
+    moment = datetime(2026, 3, 4, 5, 6, 7, 8, tzinfo=UTC)
+    assert utc_timestamp(moment) == "2026-03-04T05:06:07.000008Z"
+    plus_two = datetime(2026, 3, 4, 7, 6, 7, tzinfo=timezone(timedelta(hours=2)))
+    assert utc_timestamp(plus_two) == "2026-03-04T05:06:07.000000Z"
+
+
+def test_naive_datetimes_are_refused():
+    with pytest.raises(CanonicalError, match="naive"):
+        utc_timestamp(datetime(2026, 1, 1))
+
+
+@given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31),
+                    timezones=st.just(UTC)))
+def test_timestamps_round_trip(moment):
+    assert parse_timestamp(utc_timestamp(moment)) == moment
+
+
+@pytest.mark.parametrize("text", ["2026-01-01T00:00:00Z", "2026-01-01T00:00:00.000000+00:00",
+                                  "2026-13-01T00:00:00.000000Z", " 2026-01-01T00:00:00.000000Z",
+                                  "2026-01-01 00:00:00.000000Z"])
+def test_parse_timestamp_is_strict(text):
+    with pytest.raises(CanonicalError):
+        parse_timestamp(text)
