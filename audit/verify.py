@@ -147,7 +147,7 @@ def _head_problems(head_seq: int, head_hash: str, walk: Walk) -> list[tuple[int,
     last_seq = walk.last_seq
     if head_seq > last_seq:
         return [(last_seq + 1, f"the head row says seq {head_seq} but the chain ends at seq "
-                               f"{last_seq}: events {last_seq + 1}..{head_seq} are missing")]
+                               f"{last_seq}: {span(last_seq + 1, head_seq)} missing")]
     expected = GENESIS_HASH if head_seq == 0 else walk.found.get(head_seq)
     if head_hash != expected:
         return [(max(head_seq, 1), f"the head row's hash {head_hash} differs from "
@@ -165,8 +165,8 @@ def _match_checkpoints(signed: list[Checkpoint], walk: Walk, problems: list,
             if walk.bad is None:  # else the walk stopped early, and that is the problem
                 problems.append((last_seq + 1, (
                     f"checkpoint at seq {cp.seq} ({cp.source}, signed {cp.at}) lies beyond "
-                    f"the chain's end at seq {last_seq}: events {last_seq + 1}..{cp.seq} "
-                    f"were removed")))
+                    f"the chain's end at seq {last_seq}: {span(last_seq + 1, cp.seq)} "
+                    "removed")))
         elif walk.found.get(cp.seq) == cp.hash:
             vouched.append(cp.seq)  # once per checkpoint: database row and file line
         else:
@@ -175,6 +175,11 @@ def _match_checkpoints(signed: list[Checkpoint], walk: Walk, problems: list,
                 f"{cp.hash} but event {cp.seq} has hash {walk.found.get(cp.seq)}: "
                 f"the chain was rewritten")))
     return sorted(vouched)
+
+
+def span(first: int, last: int) -> str:
+    """"event 7" or "events 7..9"."""
+    return f"event {first}" if first == last else f"events {first}..{last}"
 
 
 def _after_last_vouched(vouched: list[int], at_seq: float) -> int:

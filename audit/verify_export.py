@@ -34,7 +34,7 @@ CHECKPOINT_KEYS = {"at", "hash", "key_id", "seq"}
 CHECKPOINT_PREFIX = b'{"checkpoint":'
 HEX64 = re.compile(r"[0-9a-f]{64}")
 TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
-ACTION = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+){2,}")
+ACTION = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)+")
 SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -100,8 +100,12 @@ def check_event(line: bytes, seq: int, prev_hash: str) -> str:
         raise Broken(seq, f"expected seq {seq} but the next event is seq {event['seq']} "
                           "(events missing or out of order)")
     if event["prev_hash"] != prev_hash:
-        raise Broken(seq, f"prev_hash {event['prev_hash']} is not the hash of event "
-                          f"{seq - 1} ({prev_hash})")
+        if seq == 1:
+            raise Broken(1, "the first event's prev_hash is not 64 zeros")
+        # the export carries no hash column: the link itself says which event is off
+        raise Broken(seq - 1, f"event {seq - 1} hashes to {prev_hash} but event {seq} "
+                              f"names prev_hash {event['prev_hash']}: event {seq - 1} was "
+                              "altered (or the link of the next one)")
     return hashlib.sha256(line).hexdigest()
 
 
@@ -214,7 +218,7 @@ class ExportCheck:
         self.check_signature(payload, signature, where)
         if seq > self.last_seq:
             raise Broken(self.last_seq + 1, f"{where} lies beyond the last event "
-                         f"{self.last_seq}: events {self.last_seq + 1}..{seq} were removed")
+                         f"{self.last_seq}: {span(self.last_seq + 1, seq)} removed")
         if self.hashes.get(seq) != payload["hash"]:
             raise Broken(self.after_vouched(), f"{where} says hash {payload['hash']} but "
                          f"event {seq} has hash {self.hashes.get(seq)}: the chain was rewritten")
@@ -261,6 +265,10 @@ def check_header(line: bytes) -> dict:
     return header
 
 
+def span(first: int, last: int) -> str:
+    return f"event {first}" if first == last else f"events {first}..{last}"
+
+
 def read_lines(path: str):
     """(number, bytes) of each line without its end ("\\n", or "\\r\\n" after a copy)."""
     with open(path, "rb") as handle:
@@ -297,7 +305,7 @@ def report(check: ExportCheck, unchecked: str) -> None:
         print(f"{len(check.vouched)} checkpoint(s) match the chain ({signed}); "
               f"the last at seq {seq}, signed {at}")
         if seq < check.last_seq:
-            print(f"NOTE: events {seq + 1}..{check.last_seq} are not yet under a checkpoint")
+            print(f"NOTE: {span(seq + 1, check.last_seq)} not yet under a checkpoint")
     else:
         print("NOTE: the export holds no checkpoint; a rewrite of the whole chain would "
               "not be detected")

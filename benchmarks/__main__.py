@@ -17,6 +17,9 @@ from benchmarks.report import (RESULTS_DIR, SECTION_TITLES, Report, environment,
 from benchmarks.sizes import FULL, QUICK, Sizes
 from qms.settings import load_settings
 
+# a load average above this share of the CPUs before the run means other work is running
+BUSY_LOAD_PER_CPU = 0.5
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
@@ -28,7 +31,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", action="append", choices=list(SECTION_TITLES),
                         help="run only this section (repeatable)")
     parser.add_argument("--profile-verify", action="store_true",
-                        help="print a cProfile of verify_chain (top 10 by own time)")
+                        help="print a cProfile of verify_chain (top 10 by own time; main thread "
+                             "only)")
     parser.add_argument("--output", type=Path, default=RESULTS_DIR / "latest.json",
                         help="where to write the JSON results")
     return parser.parse_args(argv)
@@ -80,6 +84,13 @@ def run_sections(args: argparse.Namespace, report: Report, settings: dict,
         print(f"  ({perf_counter() - started:.0f} s)", flush=True)
 
 
+def note_busy_machine(report: Report) -> None:
+    load, cpus = report.environment["load_average_at_start"], report.environment["cpus"]
+    if load > BUSY_LOAD_PER_CPU * cpus:
+        report.note(f"the machine was busy before the run (load average {load} on {cpus} "
+                    f"CPUs): other work shares the CPUs and disks, so the figures are noisier")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -88,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     env = report.environment
     print(f"QMS benchmarks ({'quick' if args.quick else 'full'} sizes) at {env['revision']} - "
           f"Python {env['python']}, SQLite {env['sqlite']}, {env['cpus']} CPUs", flush=True)
+    note_busy_machine(report)
     run_sections(args, report, settings, sizes)
     print_table(report)
     print(f"\nwritten to {write_json(report, args.output)}")

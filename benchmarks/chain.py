@@ -2,8 +2,9 @@
 
 The baseline reads ``canonical`` in seq order from the same database and hashes each event:
 the least any verifier must do. A second reference hashes the same bytes already in memory,
-which shows how much of the baseline is the database read. Every timing is repeated
-(interleaved, so drift falls on all three alike) and the median is reported.
+which shows how much of the baseline is the database read. The three are repeated,
+interleaved, so that drift falls on all alike; times are medians, and the ratio is the
+median of the ratios of each repetition, whose bare loop and verification ran back to back.
 """
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import cProfile
 import io
 import pstats
 import statistics
+from dataclasses import dataclass, field
 from hashlib import sha256
-from time import perf_counter
+from time import perf_counter, process_time
 
 from sqlalchemy import Engine
 
@@ -25,25 +27,48 @@ from qms.db import make_engine
 SPEED_RATIO_TARGET = 0.5
 MILLION = 1_000_000
 MILLION_SECONDS_TARGET = 5.0
+# wall time this far above CPU time means other processes took the CPU during the run
+BUSY_MACHINE_FACTOR = 1.15
 # the stored UTF-8 bytes as they are (the database encoding is UTF-8): a bare loop has no
 # reason to decode them to str and encode them again
 _SELECT_CANONICAL = "SELECT CAST(canonical AS BLOB) FROM audit_events ORDER BY seq"
 _FETCH = 10_000
 
 
-def bare_loop(engine: Engine) -> tuple[float, int]:
-    """Seconds to read every stored canonical text in seq order and sha256 it."""
+@dataclass
+class Timings:
+    """Wall and CPU seconds of each repetition of one loop."""
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+    def clock(self, function, *args):
+        wall, cpu = perf_counter(), process_time()
+        value = function(*args)
+        self.wall.append(perf_counter() - wall)
+        self.cpu.append(process_time() - cpu)
+        return value
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.wall)
+
+    @property
+    def median_cpu(self) -> float:
+        return statistics.median(self.cpu)
+
+
+def bare_loop(engine: Engine) -> int:
+    """Read every stored canonical text in seq order and sha256 it; returns the count."""
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
-        start = perf_counter()
         cursor.execute(_SELECT_CANONICAL)
         count = 0
         while rows := cursor.fetchmany(_FETCH):
             for (stored,) in rows:
                 sha256(stored).digest()
             count += len(rows)
-        return perf_counter() - start, count
+        return count
     finally:
         raw.close()
 
@@ -65,19 +90,15 @@ def memory_loop(engine: Engine) -> float:
         raw.close()
 
 
-def timed_verify(engine: Engine):
-    """Seconds of verify_chain over the whole chain, and its result."""
+def verify_all(engine: Engine):
     with engine.connect() as connection:
-        start = perf_counter()
-        result = verify_chain(connection, public_keys={}, checkpoint_file=None)
-        return perf_counter() - start, result
+        return verify_chain(connection, public_keys={}, checkpoint_file=None)
 
 
 def profile_verify(engine: Engine, top: int = 10) -> str:
     """cProfile of one verify_chain run: the ``top`` functions by own time."""
     profiler = cProfile.Profile()
-    with engine.connect() as connection:
-        profiler.runcall(verify_chain, connection, public_keys={}, checkpoint_file=None)
+    profiler.runcall(verify_all, engine)
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)
     return out.getvalue()
@@ -87,44 +108,56 @@ def run(report: Report, engine_options: dict, sizes: Sizes, profile: bool = Fals
     path = cached_chain(sizes.chain_events)
     engine = make_engine(f"sqlite:///{path}", **engine_options)
     try:
-        bare_loop(engine)  # untimed: brings the file into the page cache for every run
-        bare, memory, verify = [], [], []
+        events = bare_loop(engine)  # untimed: brings the file into the page cache
+        bare, verify, memory = Timings(), Timings(), []
         for _ in range(sizes.chain_repeats):
-            seconds, events = bare_loop(engine)
-            bare.append(seconds)
+            bare.clock(bare_loop, engine)
             memory.append(memory_loop(engine))
-            seconds, result = timed_verify(engine)
-            verify.append(seconds)
-        add_figures(report, events, statistics.median(bare), statistics.median(memory),
-                    statistics.median(verify), result)
+            result = verify.clock(verify_all, engine)
+        add_figures(report, events, bare, statistics.median(memory), verify, result)
         if profile:
             print(profile_verify(engine), flush=True)
     finally:
         engine.dispose()
 
 
-def add_figures(report: Report, events: int, bare: float, memory: float, verify: float,
+def add_figures(report: Report, events: int, bare: Timings, memory: float, verify: Timings,
                 result) -> None:
-    bare_speed, verify_speed = events / bare, events / verify
-    baseline = _seconds_and_speed(bare, events)
+    baseline = _seconds_and_speed(bare.median, events)
     report.add(Figure("chain", f"bare loop: DB read + sha256, {events:,} events (baseline)",
-                      baseline, data={"seconds": bare, "events_per_second": bare_speed}))
+                      baseline, data=_data(bare, events)))
     report.add(Figure("chain", "in-memory sha256 loop (reference)",
                       _seconds_and_speed(memory, events), baseline=baseline,
-                      ratio=f"{(events / memory) / bare_speed:.2f}",
+                      ratio=f"{bare.median / memory:.2f}",
                       data={"seconds": memory, "events_per_second": events / memory}))
-    ratio = verify_speed / bare_speed
-    problems = len(result.problems)
+    # speed ratio verify/bare = time ratio bare/verify, per back-to-back repetition
+    ratios = [b / v for b, v in zip(bare.wall, verify.wall)]
+    ratio = statistics.median(ratios)
+    spread = f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
     report.add(Figure("chain", "verify_chain speed / bare loop speed",
-                      _seconds_and_speed(verify, events) + f", {problems} problems",
-                      baseline=baseline, ratio=f"{ratio:.2f}",
+                      _seconds_and_speed(verify.median, events)
+                      + f", {len(result.problems)} problems",
+                      baseline=baseline, ratio=f"{ratio:.2f}{spread}",
                       target=f">= {SPEED_RATIO_TARGET:.2f}", met=ratio >= SPEED_RATIO_TARGET,
-                      data={"seconds": verify, "events_per_second": verify_speed,
-                            "ratio": ratio, "problems": problems}))
-    report.add(million_figure(events, verify))
+                      data=_data(verify, events) | {"ratio": ratio, "ratios": ratios,
+                                                    "problems": len(result.problems)}))
+    report.add(million_figure(events, verify.median))
+    note_disturbances(report, bare, result)
+
+
+def note_disturbances(report: Report, bare: Timings, result) -> None:
+    """Say when the figures cannot be taken at face value, and why."""
     if not result.ok:
-        report.note(f"verify_chain found {problems} problems in the generated chain, so its "
-                    f"time is not that of a full verification; first: {result.problem}")
+        report.note(f"verify_chain found {len(result.problems)} problems in the generated "
+                    f"chain, so its time is not that of a full verification; first: "
+                    f"{result.problem}")
+    # the bare loop runs on one thread, so wall time above CPU time is time spent waiting
+    # for a CPU (verify_chain may use a second thread, so its CPU time says nothing here)
+    busy = sum(bare.wall) / sum(bare.cpu)
+    if busy > BUSY_MACHINE_FACTOR:
+        report.note(f"chain timings disturbed: the bare loop's wall time was {busy - 1:.0%} "
+                    f"above its CPU time, so other processes held the CPUs; rerun on an "
+                    f"idle machine for steadier figures")
 
 
 def million_figure(events: int, verify: float) -> Figure:
@@ -136,6 +169,12 @@ def million_figure(events: int, verify: float) -> Figure:
                   target=f"< {MILLION_SECONDS_TARGET:.0f} s",
                   met=seconds < MILLION_SECONDS_TARGET,
                   data={"seconds": seconds, "measured": measured})
+
+
+def _data(timings: Timings, events: int) -> dict:
+    return {"seconds": timings.median, "events_per_second": events / timings.median,
+            "cpu_seconds": timings.median_cpu, "wall_samples": timings.wall,
+            "cpu_samples": timings.cpu}
 
 
 def _seconds_and_speed(seconds: float, events: int) -> str:

@@ -73,6 +73,8 @@ def environment(quick: bool, settings: dict) -> dict:
             "revision": code_revision(), "python": sys.version.split()[0],
             "sqlite": sqlite3.sqlite_version, "platform": platform.platform(),
             "machine": platform.machine(), "cpus": os.cpu_count(), "quick": quick,
+            # before the benchmark adds its own load: other work disturbs the figures
+            "load_average_at_start": round(os.getloadavg()[0], 2),
             "settings": {key: settings[key] for key in MEASURED_SETTINGS}}
 
 
@@ -100,7 +102,8 @@ def print_table(report: Report) -> None:
           f"revision {env['revision']}, {env['started_at']} ===")
     print(f"Python {env['python']}, SQLite {env['sqlite']} (WAL, synchronous="
           f"{env['settings']['DATABASE_SQLITE_SYNCHRONOUS']}), PostgreSQL "
-          f"{env.get('postgresql', 'not measured')}, {env['cpus']} CPUs, {env['platform']}")
+          f"{env.get('postgresql', 'not measured')}, {env['cpus']} CPUs, {env['platform']}, "
+          f"load average {env['load_average_at_start']} at start")
     header = ("measurement", "value", "baseline", "ratio / share", "target", "status")
     for section, title in SECTION_TITLES.items():
         rows = [(f.name, f.value, f.baseline, f.ratio, f.target, f.status)

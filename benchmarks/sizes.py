@@ -29,7 +29,7 @@ class Sizes:
 
 
 FULL = Sizes(single_writer_writes=4000, concurrent_writers=8, writes_per_concurrent_writer=500,
-             write_rounds=4, warmup_writes=10, chain_events=1_000_000, chain_repeats=3,
+             write_rounds=4, warmup_writes=10, chain_events=1_000_000, chain_repeats=5,
              signing_runs=10)
 
 QUICK = Sizes(single_writer_writes=200, concurrent_writers=8, writes_per_concurrent_writer=40,

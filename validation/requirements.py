@@ -12,7 +12,6 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +49,10 @@ class Specification:
 
 def shipped_urs_path() -> Path:
     """The URS shipped inside the package (package data, so a wheel carries it)."""
-    return Path(str(files("validation") / "urs.toml"))
+    # beside this module rather than importlib.resources.files(): an editable install made
+    # before validation/ had its __init__.py maps it as a namespace package, which files()
+    # cannot read
+    return Path(__file__).with_name("urs.toml")
 
 
 def load_specification(path: Path | None = None) -> Specification:

@@ -66,7 +66,8 @@ def test_integer_entity_ids_are_stored_as_text(audit_db):
 
 @pytest.mark.parametrize("changes, error", [
     ({"action": "Deviation.Created"}, "dotted tag"),
-    ({"action": "deviation.created"}, "dotted tag"),
+    ({"action": "deviation"}, "dotted tag"),
+    ({"action": "deviation..created"}, "dotted tag"),
     ({"actor": ""}, "actor"),
     ({"actor": "   "}, "actor"),
     ({"actor": "x" * 151}, "actor longer"),

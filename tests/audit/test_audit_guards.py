@@ -1,0 +1,126 @@
+"""The database refuses to change or remove audit rows."""
+from __future__ import annotations
+
+import sqlite3
+import uuid
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from audit import trail
+from audit.checkpoints import write_checkpoint
+from audit.guards import drop_guards, grant_app_role, install_guards
+from audit_test_support import append_events
+
+REFUSED_ON_EVENTS = [
+    "UPDATE audit_events SET actor = 'mallory' WHERE seq = 2",
+    "UPDATE audit_events SET seq = 99 WHERE seq = 3",
+    "DELETE FROM audit_events WHERE seq = 2",
+    "DELETE FROM audit_events",
+]
+REFUSED_ON_CHECKPOINTS_AND_HEAD = [
+    "UPDATE audit_checkpoints SET hash = 'x'",
+    "DELETE FROM audit_checkpoints",
+    "DELETE FROM audit_head",
+    "UPDATE audit_head SET seq = 1",
+    "UPDATE audit_head SET seq = seq + 1",  # advancing without an event to point at
+]
+
+
+@pytest.fixture
+def chain(audit_db, signing_key, checkpoint_file):
+    append_events(audit_db, 3)
+    with audit_db.unit_of_work() as session:
+        write_checkpoint(session, signing_key=signing_key, file_path=checkpoint_file)
+    return audit_db
+
+
+def refused(engine, statement: str) -> str:
+    with pytest.raises(DBAPIError) as caught:
+        with engine.begin() as connection:
+            connection.execute(text(statement))
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("statement", REFUSED_ON_EVENTS + REFUSED_ON_CHECKPOINTS_AND_HEAD)
+def test_updates_and_deletes_are_refused(chain, statement):
+    message = refused(chain.engine, statement)
+    assert "append-only" in message or "audit_head" in message
+    with chain.reading() as session:
+        assert trail.head(session).seq == 4
+
+
+def test_sqlite_insert_or_replace_is_refused(chain):
+    if chain.engine.dialect.name != "sqlite":
+        pytest.skip("INSERT OR REPLACE is SQLite syntax")
+    with chain.reading() as session:
+        [event] = trail.query_events(session, seq_from=2, limit=1)
+    same_seq = ("INSERT OR REPLACE INTO audit_events (seq, at, actor, action, prev_hash, hash, "
+                f"canonical) VALUES (2, '{event.at}', 'mallory', 'x.y.z', '{event.prev_hash}', "
+                f"'{'f' * 64}', '{{}}')")
+    same_hash = same_seq.replace("VALUES (2,", "VALUES (50,").replace("f" * 64, event.hash)
+    head_row = "INSERT OR REPLACE INTO audit_head VALUES (1, 0, 'x')"
+    for statement, message in ((same_seq, "seq or hash exists"),
+                               (same_hash, "seq or hash exists"),
+                               (head_row, "exactly one row")):
+        assert message in refused(chain.engine, statement)
+    with chain.reading() as session:
+        assert trail.query_events(session, seq_from=2, limit=1) == [event]
+
+
+def test_sqlite_replace_is_refused_even_without_recursive_triggers(chain):
+    if chain.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite only")
+    # a connection that skipped qms.db's pragmas: the REPLACE delete fires no delete trigger
+    raw = sqlite3.connect(chain.engine.url.database)
+    try:
+        assert raw.execute("PRAGMA recursive_triggers").fetchone() == (0,)
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            raw.execute("REPLACE INTO audit_events SELECT * FROM audit_events WHERE seq = 1")
+        assert raw.execute("SELECT count(*) FROM audit_events").fetchone() == (4,)
+    finally:
+        raw.close()
+
+
+@pytest.mark.parametrize("table", ["audit_events", "audit_checkpoints", "audit_head"])
+def test_postgresql_truncate_is_refused(chain, table):
+    if chain.engine.dialect.name != "postgresql":
+        pytest.skip("TRUNCATE guard is PostgreSQL's")
+    assert "refused" in refused(chain.engine, f"TRUNCATE {table} CASCADE")
+
+
+def test_guards_are_idempotent_and_droppable_for_tamper_tests(chain):
+    with chain.engine.begin() as connection:
+        install_guards(connection)
+    refused(chain.engine, REFUSED_ON_EVENTS[0])
+    with chain.engine.begin() as connection:
+        drop_guards(connection)
+        connection.execute(text(REFUSED_ON_EVENTS[0]))
+        assert connection.execute(text(
+            "SELECT actor FROM audit_events WHERE seq = 2")).scalar_one() == "mallory"
+
+
+def test_postgresql_application_role_may_append_but_not_change(chain):
+    if chain.engine.dialect.name != "postgresql":
+        pytest.skip("roles and privileges exist on PostgreSQL only")
+    role = f"audit_app_{uuid.uuid4().hex[:8]}"
+    with chain.engine.begin() as connection:
+        connection.execute(text(f'CREATE ROLE "{role}" NOLOGIN'))
+        grant_app_role(connection, role)
+    try:
+        with chain.engine.begin() as connection:
+            connection.execute(text(f'SET LOCAL ROLE "{role}"'))
+            event = trail.append(connection, actor="app", action="test.item.created", data={})
+        assert event.seq == 5
+        for statement in ("UPDATE audit_events SET actor = 'x'", "DELETE FROM audit_head",
+                          "TRUNCATE audit_events", "DROP TRIGGER audit_events_no_change "
+                                                   "ON audit_events"):
+            with pytest.raises(DBAPIError, match="permission denied|must be owner"):
+                with chain.engine.begin() as connection:
+                    connection.execute(text(f'SET LOCAL ROLE "{role}"'))
+                    connection.execute(text(statement))
+    finally:
+        with chain.engine.begin() as connection:
+            connection.execute(text(f'DROP OWNED BY "{role}"'))
+            connection.execute(text(f'DROP ROLE "{role}"'))

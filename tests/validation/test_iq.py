@@ -1,0 +1,127 @@
+"""Installation qualification against a real instance on each database backend: a fresh
+installation passes, and each kind of faulty installation fails naming its check."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from audit.guards import install_guards
+from qms.db import Database
+from validation.iq import iq_html, iq_text, run_iq
+
+
+def run(app):
+    with app.app_context():
+        return run_iq()
+
+
+def failed_ids(report) -> list[str]:
+    return [check.id for check in report.failed()]
+
+
+def test_fresh_instance_passes_every_check(installed):
+    report = run(installed)
+    assert report.passed, iq_text(report)
+    assert [check.id for check in report.checks] == [f"IQ-{n:02d}" for n in range(1, 13)]
+    assert all(check.detail for check in report.checks)
+
+
+def test_iq_changes_nothing(installed, db_snapshot):
+    before = db_snapshot()
+    instance = Path(installed.instance_path)
+    files = sorted(p.relative_to(instance) for p in instance.rglob("*"))
+    run(installed)
+    assert db_snapshot() == before
+    assert sorted(p.relative_to(instance) for p in instance.rglob("*")) == files
+
+
+def test_dropped_guard_trigger_fails_naming_the_trigger(installed, drop_event_update_guard):
+    trigger = drop_event_update_guard()
+    report = run(installed)
+    assert failed_ids(report) == ["IQ-05"]
+    assert trigger in report.failed()[0].detail
+
+
+def test_disabled_postgresql_trigger_counts_as_missing(installed, backend):
+    if backend != "postgresql":
+        pytest.skip("SQLite triggers cannot be disabled")
+    with installed.extensions["qms"].db.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE signatures DISABLE TRIGGER signatures_no_change"))
+    report = run(installed)
+    assert failed_ids(report) == ["IQ-05"]
+    assert "signatures_no_change on signatures" in report.failed()[0].detail
+
+
+@pytest.mark.parametrize("relative_path, check_id", [("secret_key", "IQ-06"),
+                                                     ("keys/audit-ed25519.pem", "IQ-07")])
+def test_key_file_readable_by_others_fails(installed, relative_path, check_id):
+    (Path(installed.instance_path) / relative_path).chmod(0o644)
+    report = run(installed)
+    assert failed_ids(report) == [check_id]
+    assert "mode 0644" in report.failed()[0].detail
+
+
+def test_missing_audit_key_fails_and_is_not_created(app):
+    report = run(app)  # no ensure_keys(): the key was never written
+    assert failed_ids(report) == ["IQ-07", "IQ-12"]
+    assert not app.extensions["qms"].audit_key_path.exists()
+
+
+def test_schema_behind_the_head_fails(installed):
+    with installed.extensions["qms"].db.engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0002_audit_guards'"))
+    report = run(installed)
+    assert failed_ids(report) == ["IQ-04"]
+    assert "0002_audit_guards" in report.failed()[0].detail
+
+
+def test_tampered_audit_chain_fails(installed, make_user, drop_event_update_guard):
+    make_user("ida.inspector", "inspector")
+    drop_event_update_guard()
+    with installed.extensions["qms"].db.engine.begin() as connection:
+        connection.execute(text("UPDATE audit_events SET actor = 'mallory' WHERE seq = 1"))
+        install_guards(connection)  # a careful attacker puts the guard rails back
+    report = run(installed)
+    assert failed_ids(report) == ["IQ-12"]
+    assert "BROKEN at seq 1" in report.failed()[0].detail
+
+
+def test_testing_mode_fails_the_configuration_check(installed):
+    installed.testing = True
+    assert failed_ids(run(installed)) == ["IQ-09"]
+
+
+def test_admin_with_a_signing_permission_fails(installed, monkeypatch):
+    roles = installed.extensions["qms"].security.roles
+    monkeypatch.setitem(roles.permissions, "admin",
+                        roles.permissions["admin"] | {"document.approve"})
+    report = run(installed)
+    assert failed_ids(report) == ["IQ-11"]
+    assert "document.approve" in report.failed()[0].detail
+
+
+def test_unreachable_database_fails_its_checks_and_reports_the_rest(installed):
+    state = installed.extensions["qms"]
+    working = state.db
+    state.db = Database(create_engine("sqlite:////nonexistent-folder/qms.sqlite3"))
+    try:
+        report = run(installed)
+    finally:
+        state.db.dispose()
+        state.db = working
+    assert {"IQ-03", "IQ-04", "IQ-05", "IQ-12"} <= set(failed_ids(report))
+    assert {"IQ-01", "IQ-02", "IQ-06", "IQ-07"}.isdisjoint(failed_ids(report))
+    assert "OperationalError" in report.failed()[0].detail
+
+
+def test_text_and_html_reports_name_every_check(installed):
+    report = run(installed)
+    text_report = iq_text(report)
+    page = iq_html(report)
+    for number in range(1, 13):
+        assert f"IQ-{number:02d}  PASS" in text_report
+        assert f"IQ-{number:02d}" in page
+    assert page.startswith("<!DOCTYPE html>") and "<script" not in page
+    assert "Git commit" in page and "Database" in page
