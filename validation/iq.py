@@ -183,13 +183,14 @@ def _private_file(path: Path) -> str:
 def check_checkpoint_folder() -> str:
     """The folder of the external checkpoint file accepts new files (tried, not assumed:
     os.access answers yes to root even on a read-only mount)."""
-    folder = state().checkpoint_file.parent
+    checkpoint_file = state().checkpoint_file
+    folder = checkpoint_file.parent
     if not folder.is_dir():
         raise CheckFailed(f"{folder} does not exist")
     with tempfile.TemporaryFile(dir=folder, prefix=".iq-write-test-"):
         pass
-    if state().checkpoint_file.exists() and not os.access(state().checkpoint_file, os.W_OK):
-        raise CheckFailed(f"{state().checkpoint_file} exists but cannot be appended to")
+    if checkpoint_file.exists() and not os.access(checkpoint_file, os.W_OK):
+        raise CheckFailed(f"{checkpoint_file} exists but cannot be appended to")
     return f"{folder} is writable"
 
 

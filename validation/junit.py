@@ -29,7 +29,8 @@ class TestResult:
     outcome: str  # passed | failed | skipped
     message: str  # why it failed or was skipped, empty when it passed
 
-    __test__ = False  # a domain class, not a pytest test class
+    # not a test class: pytest would try to collect it where a test module imports it
+    __test__ = False
 
 
 @dataclass(frozen=True)

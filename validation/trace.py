@@ -83,8 +83,8 @@ def build_matrix(specification: Specification, run: TestRun) -> TraceMatrix:
     return TraceMatrix(specification, run, rows, untraced, header)
 
 
-def _traced_tests(requirement: Requirement, results: Iterable[TestResult]) -> tuple[TracedTest, ...]:
-    results = list(results)
+def _traced_tests(requirement: Requirement,
+                  results: tuple[TestResult, ...]) -> tuple[TracedTest, ...]:
     traced = []
     for pattern in requirement.tests:
         key = result_key(pattern)

@@ -69,6 +69,14 @@ def test_missing_audit_key_fails_and_is_not_created(app):
     assert not app.extensions["qms"].audit_key_path.exists()
 
 
+def test_missing_checkpoint_folder_fails(installed, monkeypatch, tmp_path):
+    state = installed.extensions["qms"]
+    monkeypatch.setattr(state, "checkpoint_file", tmp_path / "unmounted" / "checkpoints.jsonl")
+    report = run(installed)
+    assert failed_ids(report) == ["IQ-08"]
+    assert "unmounted does not exist" in report.failed()[0].detail
+
+
 def test_schema_behind_the_head_fails(installed):
     with installed.extensions["qms"].db.engine.begin() as connection:
         connection.execute(text("UPDATE alembic_version SET version_num = '0002_audit_guards'"))
