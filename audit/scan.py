@@ -4,8 +4,7 @@
   checks continuity, links and sha256. Only four columns: at this speed the cost of turning
   each fetched value into a Python object dominates, not the hashing.
 - ``first_column_disagreement``: the database compares the queryable columns with the
-  canonical JSON itself (SQLite JSON1 / PostgreSQL jsonb), in C and in one aggregate
-  query. verify_chain runs it on a second connection while the walk runs, so the two use
+  canonical JSON itself, in C and in one aggregate query. verify_chain runs it on a second connection while the walk runs, so the two use
   both cores: the driver releases the GIL while the database works.
 
 Together they cover the format's checks: the canonical ``prev_hash`` equals the column
@@ -31,8 +30,16 @@ CHUNK_ROWS = 20000
 QUERYABLE = ("seq", "at", "actor", "action", "entity_type", "entity_id", "reason",
              "prev_hash")
 
-# Rows whose columns differ from the canonical JSON's values (or whose text is not JSON).
-# IS NOT / IS DISTINCT FROM treat NULL as a value: a JSON null must meet a NULL column.
+# The lowest seq whose queryable columns disagree with its canonical text.
+# SQLite compares values: json_extract parses each text once (JSON1 caches the parse).
+# PostgreSQL's jsonb parse costs more than the whole walk, so it compares text instead: the
+# canonical text must start with {"action":A,"actor":B,"at":C,"data": and end with
+# ,"entity":E,"prev_hash":P,"reason":R,"seq":N} rebuilt from the columns (to_json escapes
+# exactly as the canonical encoding does). That is sound because a JSON string literal ends
+# at its first unescaped quote, so these literals can neither end early nor run on: a
+# prefix match fixes the first four members of the top-level object, and a suffix match,
+# which starts outside any string (its first quote follows a comma), fixes the last four.
+# Anything that is not well-formed there fails to match; NULLs count as disagreement.
 _DISAGREEING_SQL = {
     "sqlite": """
         SELECT min(seq) FROM audit_events WHERE CASE WHEN json_valid(canonical) THEN
@@ -45,18 +52,21 @@ _DISAGREEING_SQL = {
             OR json_extract(canonical, '$.reason') IS NOT reason
             OR json_extract(canonical, '$.prev_hash') IS NOT prev_hash
         ELSE 1 END""",
+    # OFFSET 0 keeps the subquery from being inlined, which would build each frame twice
     "postgresql": """
         SELECT min(seq) FROM (
-            SELECT seq, at, actor, action, entity_type, entity_id, reason, prev_hash,
-                   canonical::jsonb AS doc FROM audit_events) AS e
-        WHERE doc -> 'seq' IS DISTINCT FROM to_jsonb(seq)
-            OR doc ->> 'at' IS DISTINCT FROM at
-            OR doc ->> 'actor' IS DISTINCT FROM actor
-            OR doc ->> 'action' IS DISTINCT FROM action
-            OR doc -> 'entity' ->> 'type' IS DISTINCT FROM entity_type
-            OR doc -> 'entity' ->> 'id' IS DISTINCT FROM entity_id
-            OR doc ->> 'reason' IS DISTINCT FROM reason
-            OR doc ->> 'prev_hash' IS DISTINCT FROM prev_hash""",
+            SELECT seq, canonical,
+                '{"action":' || to_json(action)::text || ',"actor":' || to_json(actor)::text
+                || ',"at":' || to_json(at)::text || ',"data":' AS prefix,
+                ',"entity":' || CASE WHEN entity_type IS NULL AND entity_id IS NULL THEN 'null'
+                    ELSE '{"id":' || coalesce(to_json(entity_id)::text, '?') || ',"type":'
+                         || coalesce(to_json(entity_type)::text, '?') || '}' END
+                || ',"prev_hash":' || to_json(prev_hash)::text
+                || ',"reason":' || coalesce(to_json(reason)::text, 'null')
+                || ',"seq":' || seq || '}' AS suffix
+            FROM audit_events OFFSET 0) AS framed
+        WHERE NOT coalesce(starts_with(canonical, prefix)
+                           AND right(canonical, length(suffix)) = suffix, false)""",
 }
 
 
@@ -163,7 +173,7 @@ def first_column_disagreement(connection: Connection, *, own_connection: bool) -
     try:
         return connection.exec_driver_sql(_DISAGREEING_SQL[connection.dialect.name]).scalar()
     except DBAPIError:
-        # PostgreSQL's jsonb refuses invalid JSON and \u0000 escapes; compare in Python then
+        # e.g. an SQLite built without JSON1: compare in Python instead, slowly but surely
         if own_connection:
             connection.rollback()
         return _first_disagreement_in_python(connection)

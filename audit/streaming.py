@@ -43,7 +43,8 @@ def stream_rows(connection: Connection, sql: str, chunk_rows: int = 10000
         connection.begin()
     if connection.dialect.name == "postgresql":
         name = f"audit_stream_{next(_cursor_names)}"
-        cursor = connection.connection.driver_connection.cursor(name=name)
+        # binary: bytea arrives as raw bytes instead of hex text to decode
+        cursor = connection.connection.driver_connection.cursor(name=name, binary=True)
     else:
         cursor = connection.connection.cursor()
     try:

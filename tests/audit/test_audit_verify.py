@@ -7,6 +7,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 
+from audit import scan, trail
 from audit.canonical import canonical_text
 from audit.checkpoints import key_id, write_checkpoint
 from audit.guards import drop_guards
@@ -187,3 +188,24 @@ def test_missing_checkpoint_file_is_a_problem_once_checkpoints_exist(
     checkpoint_file.unlink()
     result = verify(two_checkpoints, public_keys, checkpoint_file)
     assert_broken(result, 1, "missing from the checkpoint file")
+
+
+def test_awkward_text_in_every_field_verifies(audit_db):
+    """Escapes, quotes, non-ASCII and separators must not look like tampering to the
+    database-side column comparison (json_extract on SQLite, rebuilt frames on PostgreSQL)."""
+    awkward = 'q"uo\\te \b\f\n\r\t\x01\x1f\x7f \u2028 é 中文 😀 ,"seq":1}'
+    with audit_db.unit_of_work() as session:
+        trail.append(session, actor=awkward, action="test.awkward.text",
+                     data={"nul": "a\x00b", awkward: awkward}, entity=(awkward, awkward),
+                     reason=awkward)
+        trail.append(session, actor="x", action="test.awkward.text", data={}, reason="")
+    result = verify(audit_db, {})
+    assert result.ok, result.problems
+
+
+def test_column_check_falls_back_to_python(chain, monkeypatch):
+    monkeypatch.setitem(scan._DISAGREEING_SQL, chain.engine.dialect.name,
+                        "SELECT no_such_function()")
+    assert verify(chain, {}).ok
+    tamper(chain.engine, "UPDATE audit_events SET entity_type = 'capa' WHERE seq = 8")
+    assert_broken(verify(chain, {}), 8, "entity_type")
