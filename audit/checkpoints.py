@@ -22,8 +22,8 @@ from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from audit.canonical import CanonicalError, canonical_text, utc_timestamp
-from audit.schema import audit_checkpoints, audit_head
-from audit.trail import AuditError, append, appended_in_transaction, connection_of
+from audit.schema import audit_checkpoints
+from audit.trail import AuditError, append, appended_in_transaction, connection_of, lock_head
 
 CHECKPOINT_ACTION = "audit.checkpoint.signed"
 PAYLOAD_KEYS = frozenset({"at", "hash", "key_id", "seq"})
@@ -53,29 +53,40 @@ class Checkpoint:
 
 
 def load_or_create_signing_key(path: str | os.PathLike) -> Ed25519PrivateKey:
-    """Load the PEM private key at ``path``, or create it (mode 0600, parents created).
+    """Load the PEM private key at ``path``, or create it first (mode 0600, parents created).
 
-    Creation uses O_EXCL, so two processes starting at once end up with the same key.
+    The key is unencrypted so that scheduled checkpoints need no operator; the file mode
+    protects it. Two processes starting at once end up with the same key.
     """
     path = Path(path)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-        try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return load_or_create_signing_key(path)  # another process won the race
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(pem)
-            handle.flush()
-            os.fsync(handle.fileno())
-        return key
+        _create_signing_key(path)
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"{path} does not hold an Ed25519 private key")
     return key
+
+
+def _create_signing_key(path: Path) -> None:
+    """Write a new key that appears complete or not at all, and never replaces another."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption())
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(pem)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)  # atomic; fails if another process was first
+        except FileExistsError:
+            return
+        _fsync_directory(path.parent)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
@@ -101,20 +112,18 @@ def write_checkpoint(target: Session | Connection, *, signing_key: Ed25519Privat
                      at: datetime | None = None) -> Checkpoint | None:
     """Sign the current head, store it, append its event and its file line. Never commits.
 
-    Returns None when the chain is empty. Must run in a transaction that has not appended events yet (AuditError
-    otherwise): the file line is written before the caller commits, which is safe only
-    because every event up to the signed head is then already committed by others, so a
-    rollback here leaves a line that is still true.
+    Returns None when the chain is empty. Must run in a transaction that has not appended
+    events yet (AuditError otherwise): the file line is written before the caller commits,
+    which is safe only because every event up to the signed head is then already committed
+    by others, so a rollback here leaves a line that is still true.
     """
     connection = connection_of(target)
     if appended_in_transaction(connection):
         raise AuditError("write_checkpoint needs a transaction without earlier appends")
-    head_seq, head_hash = connection.execute(
-        select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-        .with_for_update()).one()
-    if head_seq == 0:
+    top = lock_head(connection)
+    if top.seq == 0:
         return None
-    checkpoint = _signed(signing_key, head_seq, head_hash,
+    checkpoint = _signed(signing_key, top.seq, top.hash,
                          utc_timestamp(at if at is not None else datetime.now(UTC)))
     row_id = connection.execute(audit_checkpoints.insert().values(
         seq=checkpoint.seq, hash=checkpoint.hash, at=checkpoint.at, key_id=checkpoint.key_id,
@@ -146,12 +155,16 @@ def _append_line(path: Path, line: str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     if created:
-        # a new file's directory entry must be durable too, or a crash can lose the file
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # a new file's directory entry must be durable too, or a crash can lose the file
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def list_checkpoints(connection: Session | Connection) -> list[Checkpoint]:

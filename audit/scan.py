@@ -4,8 +4,9 @@
   checks continuity, links and sha256. Only four columns: at this speed the cost of turning
   each fetched value into a Python object dominates, not the hashing.
 - ``first_column_disagreement``: the database compares the queryable columns with the
-  canonical JSON itself, in C and in one aggregate query. verify_chain runs it on a second connection while the walk runs, so the two use
-  both cores: the driver releases the GIL while the database works.
+  canonical JSON itself, in C and in one aggregate query. verify_chain runs it on a second
+  connection while the walk runs, so the two use both cores: the driver releases the GIL
+  while the database works.
 
 Together they cover the format's checks: the canonical ``prev_hash`` equals the column
 (column check), the column equals the previous hash (walk), which is sha256 of the previous

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from hashlib import sha256
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, or_, select
 from sqlalchemy.orm import Session
@@ -22,7 +22,7 @@ from audit.canonical import (canonical_text, canonical_value, normalize_text, pa
 from audit.schema import audit_events, audit_head
 
 # <area>.<subject>.<verb> (or DESIGN.md's two-part signature.applied): lowercase dotted tags
-ACTION_PATTERN = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+){1,}$")
+ACTION_PATTERN = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")
 
 # column widths of audit.schema; checked here so SQLite and PostgreSQL refuse alike
 _MAX_LENGTH = {"actor": 150, "action": 100, "entity type": 64, "entity id": 100}
@@ -72,7 +72,22 @@ def connection_of(target: Session | Connection) -> Connection:
     return target.connection() if isinstance(target, Session) else target
 
 
-def append(target: Session | Connection, *, actor: str, action: str, data: Any,
+class _Fields(NamedTuple):
+    """The validated, NFC-normalised queryable fields of a new event."""
+    actor: str
+    action: str
+    entity_type: str | None
+    entity_id: str | None
+    reason: str | None
+
+    def document(self, seq: int, at: str, data: dict, prev_hash: str) -> dict:
+        entity = (None if self.entity_type is None
+                  else {"id": self.entity_id, "type": self.entity_type})
+        return {"action": self.action, "actor": self.actor, "at": at, "data": data,
+                "entity": entity, "prev_hash": prev_hash, "reason": self.reason, "seq": seq}
+
+
+def append(target: Session | Connection, *, actor: str, action: str, data: dict,
            entity: tuple[str, str | int] | None = None, reason: str | None = None,
            at: datetime | None = None) -> Event:
     """Append one event in the caller's transaction and return it. Never commits.
@@ -89,24 +104,29 @@ def append(target: Session | Connection, *, actor: str, action: str, data: Any,
     data = canonical_value(data)
     stamp = utc_timestamp(at if at is not None else datetime.now(UTC))
     connection = connection_of(target)
-    head_seq, prev_hash = connection.execute(_LOCK_HEAD).one()
-    seq = head_seq + 1
-    entity_type, entity_id = fields["entity"] or (None, None)
-    document = {"action": fields["action"], "actor": fields["actor"], "at": stamp,
-                "data": data, "entity": None if fields["entity"] is None
-                else {"id": entity_id, "type": entity_type},
-                "prev_hash": prev_hash, "reason": fields["reason"], "seq": seq}
-    canonical = canonical_text(document)
+    top = lock_head(connection)
+    seq, prev_hash = top.seq + 1, top.hash
+    canonical = canonical_text(fields.document(seq, stamp, data, prev_hash))
     digest = sha256(canonical.encode("utf-8")).hexdigest()
-    connection.execute(_INSERT_EVENT, {
-        "seq": seq, "at": stamp, "actor": fields["actor"], "action": fields["action"],
-        "entity_type": entity_type, "entity_id": entity_id, "reason": fields["reason"],
-        "prev_hash": prev_hash, "hash": digest, "canonical": canonical})
+    connection.execute(_INSERT_EVENT, {**fields._asdict(), "seq": seq, "at": stamp,
+                                       "prev_hash": prev_hash, "hash": digest,
+                                       "canonical": canonical})
     connection.execute(_ADVANCE_HEAD, {"seq": seq, "hash": digest})
     # remembered per transaction object; holding the reference keeps its id from reuse
     connection.info[_APPENDED_IN] = connection.get_transaction()
-    return Event(seq, stamp, fields["actor"], fields["action"], entity_type, entity_id,
-                 fields["reason"], data, prev_hash, digest, canonical)
+    return Event(seq, stamp, fields.actor, fields.action, fields.entity_type,
+                 fields.entity_id, fields.reason, data, prev_hash, digest, canonical)
+
+
+def lock_head(connection: Connection) -> Head:
+    """Read the head under the writers' lock, held until the transaction ends.
+
+    PostgreSQL: ``SELECT ... FOR UPDATE`` on the one head row (the last event row would be
+    wrong: two writers could both extend it). SQLite has no row locks; there the caller's
+    ``BEGIN IMMEDIATE`` transaction already holds the database's single write lock.
+    """
+    seq, digest = connection.execute(_LOCK_HEAD).one()
+    return Head(seq, digest)
 
 
 def appended_in_transaction(connection: Connection) -> bool:
@@ -115,7 +135,7 @@ def appended_in_transaction(connection: Connection) -> bool:
     return transaction is not None and connection.info.get(_APPENDED_IN) is transaction
 
 
-def _checked_fields(actor, action, entity, reason) -> dict[str, Any]:
+def _checked_fields(actor, action, entity, reason) -> _Fields:
     """Validate and NFC-normalise the queryable fields, so columns equal the canonical text."""
     if not isinstance(actor, str) or not actor.strip():
         raise AuditError("actor must be a non-empty username (or 'system')")
@@ -123,12 +143,12 @@ def _checked_fields(actor, action, entity, reason) -> dict[str, Any]:
         raise AuditError(f"action {action!r} is not a dotted tag like 'area.subject.verb'")
     if reason is not None and not isinstance(reason, str):
         raise AuditError("reason must be a string or None")
-    fields = {"actor": normalize_text(actor, "actor"), "action": action,
-              "reason": None if reason is None else normalize_text(reason, "reason"),
-              "entity": None if entity is None else _checked_entity(entity)}
-    _check_length("actor", fields["actor"])
+    actor = normalize_text(actor, "actor")
+    _check_length("actor", actor)
     _check_length("action", action)
-    return fields
+    entity_type, entity_id = (None, None) if entity is None else _checked_entity(entity)
+    return _Fields(actor, action, entity_type, entity_id,
+                   None if reason is None else normalize_text(reason, "reason"))
 
 
 def _checked_entity(entity) -> tuple[str, str]:

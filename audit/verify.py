@@ -1,9 +1,10 @@
 """Verification of the audit chain and its checkpoints inside the database.
 
-Checks, in seq order: seq continuity from 1, ``prev_hash`` equals the previous hash (64 zeros
-for seq 1), the stored hash is sha256 of the stored canonical bytes, and the queryable
-columns agree with the canonical JSON. Then every checkpoint (database rows and the external
-file): a valid signature under a known key, and the event at its seq exists with its hash.
+Checks, in seq order: seq continuity from 1, ``prev_hash`` equals the previous hash (64
+zeros for seq 1), the stored hash is sha256 of the stored canonical bytes, and the queryable
+columns agree with the canonical JSON (audit.scan does this part, fast). Then every
+checkpoint (database rows and the external file): a valid signature under a known key, and
+the event at its seq exists with its hash.
 
 ``first_bad_seq`` is the lowest seq the verifier cannot vouch for: the first event failing a
 chain check, the first missing event when a checkpoint or the head lies beyond the end, and
@@ -147,7 +148,7 @@ def _head_problems(head_seq: int, head_hash: str, walk: Walk) -> list[tuple[int,
     last_seq = walk.last_seq
     if head_seq > last_seq:
         return [(last_seq + 1, f"the head row says seq {head_seq} but the chain ends at seq "
-                               f"{last_seq}: {span(last_seq + 1, head_seq)} missing")]
+                               f"{last_seq}: {_span(last_seq + 1, head_seq)} missing")]
     expected = GENESIS_HASH if head_seq == 0 else walk.found.get(head_seq)
     if head_hash != expected:
         return [(max(head_seq, 1), f"the head row's hash {head_hash} differs from "
@@ -165,7 +166,7 @@ def _match_checkpoints(signed: list[Checkpoint], walk: Walk, problems: list,
             if walk.bad is None:  # else the walk stopped early, and that is the problem
                 problems.append((last_seq + 1, (
                     f"checkpoint at seq {cp.seq} ({cp.source}, signed {cp.at}) lies beyond "
-                    f"the chain's end at seq {last_seq}: {span(last_seq + 1, cp.seq)} "
+                    f"the chain's end at seq {last_seq}: {_span(last_seq + 1, cp.seq)} "
                     "removed")))
         elif walk.found.get(cp.seq) == cp.hash:
             vouched.append(cp.seq)  # once per checkpoint: database row and file line
@@ -177,7 +178,7 @@ def _match_checkpoints(signed: list[Checkpoint], walk: Walk, problems: list,
     return sorted(vouched)
 
 
-def span(first: int, last: int) -> str:
+def _span(first: int, last: int) -> str:
     """"event 7" or "events 7..9"."""
     return f"event {first}" if first == last else f"events {first}..{last}"
 
@@ -188,10 +189,12 @@ def _after_last_vouched(vouched: list[int], at_seq: float) -> int:
     return (below[-1] if below else 0) + 1
 
 
-def _result(walk: Walk, problems: list[tuple[int, str]], vouched: int) -> VerifyResult:
+def _result(walk: Walk, problems: list[tuple[int, str]], checkpoints_checked: int
+            ) -> VerifyResult:
     problems.sort(key=lambda problem: problem[0])  # stable: equal seqs keep their order
     first = problems[0] if problems else (None, None)
     return VerifyResult(ok=not problems, events_checked=walk.last_seq,
                         head_seq=walk.last_seq, head_hash=walk.last_hash,
                         first_bad_seq=first[0], problem=first[1],
-                        checkpoints_checked=vouched, problems=tuple(p[1] for p in problems))
+                        checkpoints_checked=checkpoints_checked,
+                        problems=tuple(why for _seq, why in problems))

@@ -64,6 +64,9 @@ def init_command(demo: bool) -> None:
             from qms.demo import create_demo_data
 
             create_demo_data()
+        from qms.bootstrap import anchor_chain
+
+        anchor_chain()
     click.echo(f"instance ready in {instance}")
 
 

@@ -161,6 +161,7 @@ def audit_verify() -> None:
                               public_keys={checkpoints.key_id(public): public},
                               checkpoint_file=app_state.checkpoint_file,
                               progress=_progress("verifying"))
+    click.echo("", err=True)  # end the progress line
     if not result.ok:
         fail(f"audit chain BROKEN at seq {result.first_bad_seq}: {result.problem}")
     click.echo(f"audit chain intact: {result.events_checked} events, head seq "
@@ -175,6 +176,7 @@ def audit_export(output: Path) -> None:
 
     with state().db.reading() as session, open(output, "w", encoding="utf-8") as out:
         count = export_jsonl(session.connection(), out, progress=_progress("exporting"))
+    click.echo("", err=True)
     click.echo(f"exported {count} events to {output}")
 
 

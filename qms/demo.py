@@ -3,9 +3,14 @@ password that is NOT temporary, so a visitor can try every role at once. Never u
 a production instance."""
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from qms.context import state
+from qms.documents.models import Document
+from qms.documents.service import create_document
 from qms.identity.authentication import find_user
 from qms.identity.users import create_user
+from qms.records.service import apply_transition
 
 DEMO_PASSWORD = "demo-password-2026"
 DEMO_USERS = [
@@ -18,7 +23,7 @@ DEMO_USERS = [
 
 
 def create_demo_data() -> None:
-    """Idempotent: users that exist are left alone."""
+    """Idempotent: users that exist are left alone; documents are added once."""
     app_state = state()
     with app_state.db.unit_of_work() as session:
         for username, full_name, roles in DEMO_USERS:
@@ -27,6 +32,30 @@ def create_demo_data() -> None:
                                    username=username, full_name=full_name, roles=roles,
                                    password=DEMO_PASSWORD)
                 user.password_temporary = False
+    with app_state.db.unit_of_work() as session:
+        if session.scalar(select(Document.id).limit(1)) is None:
+            _demo_documents(session)
+
+
+def _demo_documents(session) -> None:
+    """One SOP taken through review and approval with real signatures, one draft."""
+    app_state = state()
+    workflow = app_state.workflows.get("document")
+    author, reviewer, approver = (find_user(session, name) for name in
+                                  ("production", "qa.reviewer", "qa.approver"))
+    sop = create_document(session, workflow, author, {
+        "title": "Incoming inspection of raw materials", "doc_type": "sop",
+        "summary": "Sampling, identity testing and release of incoming raw material lots."})
+    apply_transition(session, app_state.security, workflow, sop, author, "submit", None, None)
+    for signer, action, meaning in ((reviewer, "review", "reviewed"),
+                                    (approver, "approve", "approved")):
+        credentials = {"username": signer.username, "password": DEMO_PASSWORD,
+                       "meaning": meaning}
+        apply_transition(session, app_state.security, workflow, sop, signer, action,
+                         None, credentials)
+    create_document(session, workflow, author, {
+        "title": "Line clearance before packaging", "doc_type": "work_instruction",
+        "summary": "Checks before a packaging run starts (中文: 包装前清场)."})
 
 
 def login_help(url: str) -> str:

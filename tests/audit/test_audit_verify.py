@@ -5,14 +5,16 @@ import base64
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import StaticPool
 
 from audit import scan, trail
 from audit.canonical import canonical_text
 from audit.checkpoints import key_id, write_checkpoint
 from audit.guards import drop_guards
 from audit.verify import verify_chain
-from audit_test_support import append_events, rewrite_chain_from, tamper
+from audit_test_support import append_events, create_schema, rewrite_chain_from, tamper
+from qms.db import Database
 
 
 def verify(database, public_keys, checkpoint_file=None, **options):
@@ -196,7 +198,7 @@ def test_awkward_text_in_every_field_verifies(audit_db):
     awkward = 'q"uo\\te \b\f\n\r\t\x01\x1f\x7f \u2028 é 中文 😀 ,"seq":1}'
     with audit_db.unit_of_work() as session:
         trail.append(session, actor=awkward, action="test.awkward.text",
-                     data={"nul": "a\x00b", awkward: awkward}, entity=(awkward, awkward),
+                     data={"nul": "a\x00b", "text": awkward}, entity=(awkward, awkward),
                      reason=awkward)
         trail.append(session, actor="x", action="test.awkward.text", data={}, reason="")
     result = verify(audit_db, {})
@@ -209,3 +211,16 @@ def test_column_check_falls_back_to_python(chain, monkeypatch):
     assert verify(chain, {}).ok
     tamper(chain.engine, "UPDATE audit_events SET entity_type = 'capa' WHERE seq = 8")
     assert_broken(verify(chain, {}), 8, "entity_type")
+
+
+def test_in_memory_database_checks_columns_on_the_callers_connection():
+    engine = create_engine("sqlite://", poolclass=StaticPool)
+    create_schema(engine)
+    database = Database(engine)
+    append_events(database, 4)
+    assert verify(database, {}).ok
+    with engine.begin() as connection:
+        drop_guards(connection)
+        connection.execute(text("UPDATE audit_events SET reason = 'forged' WHERE seq = 2"))
+    assert_broken(verify(database, {}), 2, "reason")
+    engine.dispose()
