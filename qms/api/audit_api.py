@@ -8,6 +8,7 @@ from marshmallow import Schema, fields, validate
 from audit import checkpoints, trail
 from audit.verify import verify_chain
 from qms.api import api
+from qms.api.schemas import PublicKeyOut
 from qms.api.spec import endpoint
 from qms.context import commit, db_session, state
 from qms.errors import Conflict
@@ -63,13 +64,6 @@ class CheckpointInfo(Schema):
     signature = fields.String()
 
 
-class PublicKey(Schema):
-    key_id = fields.String()
-    algorithm = fields.String()
-    public_key_pem = fields.String()
-    public_key_b64 = fields.String()
-
-
 def event_document(event: trail.Event) -> dict:
     entity = {"type": event.entity_type, "id": event.entity_id} if event.entity_type else None
     return {"seq": event.seq, "at": event.at, "actor": event.actor, "action": event.action,
@@ -123,7 +117,7 @@ def create_checkpoint():
 
 
 @endpoint(api, "/audit/public-key", "GET", summary="The server's checkpoint-signing public key",
-          tag="audit", response=PublicKey)
+          tag="audit", response=PublicKeyOut)
 def audit_public_key():
     """Give this to the stand-alone verifier (python -m audit.verify_export)."""
     return checkpoints.public_key_document(state().audit_signing_key().public_key())

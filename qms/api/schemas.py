@@ -46,11 +46,15 @@ class Health(Schema):
     audit_head = fields.Dict()
 
 
-class SigningKeyInfo(Schema):
+class PublicKeyOut(Schema):
+    """An Ed25519 public key; key_id = first 16 hex of sha256 of the raw 32 bytes."""
     key_id = fields.String()
     algorithm = fields.String()
     public_key_b64 = fields.String()
     public_key_pem = fields.String()
+
+
+class SigningKeyInfo(PublicKeyOut):
     created_at = fields.DateTime()
     retired_at = fields.DateTime(allow_none=True)
 
