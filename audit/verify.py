@@ -57,7 +57,9 @@ def verify_chain(connection: Session | Connection, *,
     checkpoint ever written; a database checkpoint missing from it is a problem.
     ``progress(events_checked)`` is called after each chunk of events.
     Head and checkpoints are read before the events: anything they mention was committed
-    before the walk began, so concurrent appends cannot cause false alarms.
+    before the walk began, so concurrent appends cannot cause false alarms. The column
+    comparison runs on a second connection of the same engine (see audit.scan) and so
+    sees committed events only.
     """
     public_keys = dict(public_keys or {})
     _check_key_ids(public_keys)

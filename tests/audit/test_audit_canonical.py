@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 import rfc8785
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audit import verify_export
@@ -26,16 +26,19 @@ json_values = st.recursive(
     max_leaves=30)
 
 
+@settings(deadline=None)  # a busy CI machine must not turn slowness into failures
 @given(json_values)
 def test_canonical_bytes_equal_rfc8785(value):
     assert canonical_bytes(value) == rfc8785.dumps(value)
 
 
+@settings(deadline=None)
 @given(json_values)
 def test_stand_alone_verifier_encodes_identically(value):
     assert verify_export.canonical_json(value) == canonical_bytes(value)
 
 
+@settings(deadline=None)
 @given(st.dictionaries(ascii_keys, st.text(), max_size=5))
 def test_strings_are_nfc_normalised(value):
     normalised = {key: unicodedata.normalize("NFC", text) for key, text in value.items()}
@@ -119,6 +122,7 @@ def test_naive_datetimes_are_refused():
         utc_timestamp(datetime(2026, 1, 1))
 
 
+@settings(deadline=None)
 @given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31),
                     timezones=st.just(UTC)))
 def test_timestamps_round_trip(moment):
