@@ -1,19 +1,30 @@
 """Stand-alone verifier of a QMS audit trail export (format qms-audit-export/1).
 
-    python -m audit.verify_export EXPORT.jsonl --public-key KEY [--public-key KEY ...]
-    python verify_export.py EXPORT.jsonl --public-key KEY      (this file copied alone)
+    python -m audit.verify_export EXPORT.jsonl --public-key KEY --checkpoints FILE
+    python verify_export.py EXPORT.jsonl --public-key KEY --checkpoints FILE  (copied alone)
 
 KEY is the server's public key as PEM, or the JSON document served at
-/api/v1/audit/public-key. The file needs only the Python standard library; checkpoint
-signatures also need the ``cryptography`` package, and without it (or without a key) they
-are reported as unchecked. It imports nothing from the audit package on purpose: it is what
-an auditor runs against the system, so it re-implements the published format
-(docs/audit-trail-format.md) instead of trusting the system's code.
+/api/v1/audit/public-key (repeat --public-key for retired keys). FILE is the instance's
+external checkpoint file, audit-checkpoints.jsonl (repeat --checkpoints for several). The
+file needs only the Python standard library, plus the ``cryptography`` package for checkpoint
+signatures. It imports nothing from the audit package on purpose: it is what an auditor runs
+against the system, so it re-implements the published format (docs/audit-trail-format.md)
+instead of trusting the system's code.
 
 Checks: the header; every event line is canonical JSON of an event object; seq runs 1, 2,
-3, ...; each prev_hash is the previous line's sha256 (64 zeros first); each checkpoint is
-signed by a given key and names the hash of the event at its seq, which must be in the file.
-Exit status: 0 intact, 1 broken (the first bad seq and the reason are printed), 2 usage.
+3, ...; each prev_hash is the previous line's sha256 (64 zeros first); the header's head is
+the last event; every checkpoint, of the export and of the checkpoint files, is signed by a
+given key and names the hash of the event at its seq. A checkpoint beyond the last event
+means the tail was removed, unless it comes from a checkpoint file and was signed after the
+export was made (then the export is older than it, which is reported as a warning).
+
+Verdict (the first line printed) and exit status:
+  INTACT      0  the chain checks out and at least one checkpoint verified under a given key
+  BROKEN      1  "BROKEN at seq N: why", N the lowest seq that cannot be vouched for
+  UNANCHORED  1  the chain is consistent but no checkpoint verified under a given key (no
+                 key, no cryptography package, no checkpoint): a consistent rewrite of the
+                 whole chain would look the same. Exit 0 with --allow-unanchored.
+  usage error 2  (missing or unreadable file or key, bad arguments)
 """
 from __future__ import annotations
 
@@ -36,6 +47,10 @@ HEX64 = re.compile(r"[0-9a-f]{64}")
 TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
 ACTION = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)+")
 SURROGATE = re.compile("[\ud800-\udfff]")
+UNANCHORED = ("UNANCHORED: the chain is internally consistent but nothing proves it was not "
+              "rewritten")
+INFINITY = float("inf")
+MORE_LINES = 10  # further problems printed after the first
 
 
 class Broken(Exception):
@@ -139,9 +154,11 @@ def parse_checkpoint(line: bytes) -> tuple[dict, str]:
     payload, signature = document["checkpoint"], document["signature"]
     if not isinstance(payload, dict) or set(payload) != CHECKPOINT_KEYS:
         raise ValueError("checkpoint payload keys differ")
-    if type(payload["seq"]) is not int or not all(
-            isinstance(payload[key], str) for key in ("at", "hash", "key_id")):
-        raise ValueError("checkpoint field types differ")
+    if not (type(payload["seq"]) is int and payload["seq"] > 0
+            and isinstance(payload["at"], str) and TIMESTAMP.fullmatch(payload["at"])
+            and isinstance(payload["hash"], str) and HEX64.fullmatch(payload["hash"])
+            and isinstance(payload["key_id"], str)):
+        raise ValueError("checkpoint fields malformed (seq, at, hash or key_id)")
     if not isinstance(signature, str):
         raise ValueError("signature is not text")
     return payload, signature
@@ -155,7 +172,8 @@ def load_public_keys(paths: list[str]) -> tuple[dict, str]:
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     except ImportError:
-        return {}, "the cryptography package is not installed"
+        return {}, ("the cryptography package is not installed, so checkpoint signatures "
+                    "cannot be checked")
     keys = {}
     for path in paths:
         try:
@@ -183,15 +201,66 @@ def _pem_of(text: bytes) -> tuple[bytes, str | None]:
     return text, None
 
 
-class ExportCheck:
-    """One pass over the export lines, in order, stopping at the first problem."""
+class Checkpoint:
+    """One distinct signed checkpoint, wherever it appeared (export lines, file lines)."""
 
-    def __init__(self, keys: dict, wanted: set[int]):
-        self.keys, self.wanted = keys, wanted
+    def __init__(self, payload: dict, signature: str):
+        self.payload, self.signature = payload, signature
+        self.seq, self.at, self.hash = payload["seq"], payload["at"], payload["hash"]
+        self.sources: list[str] = []
+        self.in_export = self.in_files = False
+
+    def where(self) -> str:
+        shown = ", ".join(self.sources[:2]) + (", ..." if len(self.sources) > 2 else "")
+        return f"checkpoint at seq {self.seq} ({shown}, signed {self.at})"
+
+
+class CheckpointBook:
+    """Every checkpoint line read, from the export and from the checkpoint files."""
+
+    def __init__(self):
+        self.distinct: dict[tuple[bytes, str], Checkpoint] = {}
+        self.malformed: list[str] = []
+
+    def add(self, line: bytes, source: str, *, in_export: bool) -> None:
+        try:
+            payload, signature = parse_checkpoint(line)
+        except ValueError as exc:
+            self.malformed.append(f"{source}: {exc}")
+            return
+        checkpoint = self.distinct.setdefault((canonical_json(payload), signature),
+                                              Checkpoint(payload, signature))
+        checkpoint.sources.append(source)
+        if in_export:
+            checkpoint.in_export = True
+        else:
+            checkpoint.in_files = True
+
+    def in_seq_order(self) -> list[Checkpoint]:
+        return sorted(self.distinct.values(), key=lambda cp: (cp.seq, cp.at))
+
+
+def read_checkpoint_files(paths: list[str], book: CheckpointBook) -> None:
+    """Add the lines of the external checkpoint files (empty lines are skipped)."""
+    for path in paths:
+        try:
+            for number, line in read_lines(path):
+                if line:
+                    book.add(line, f"{path} line {number}", in_export=False)
+        except OSError as exc:
+            raise UsageError(f"cannot read checkpoint file {path}: {exc}") from None
+
+
+class ExportCheck:
+    """One pass over the export lines, in order. An event problem stops the walk (later
+    event lines are skipped, checkpoint lines are still collected)."""
+
+    def __init__(self, wanted: set[int], book: CheckpointBook):
+        self.wanted, self.book = wanted, book
         self.header = None
         self.last_seq, self.last_hash = 0, GENESIS_HASH
         self.hashes: dict[int, str] = {}
-        self.vouched: list[tuple[int, str]] = []  # (seq, at) of verified checkpoints
+        self.bad: tuple[int, str] | None = None  # where and why the walk stopped
         self.in_checkpoints = False
 
     def line(self, number: int, line: bytes) -> None:
@@ -199,62 +268,49 @@ class ExportCheck:
             self.header = check_header(line)
         elif line.startswith(CHECKPOINT_PREFIX):
             self.in_checkpoints = True
-            self.checkpoint(number, line)
+            self.book.add(line, f"export line {number}", in_export=True)
+        elif self.bad is not None:
+            return
         elif self.in_checkpoints:
-            raise Broken(self.last_seq + 1, f"line {number}: an event after the checkpoints")
+            self.bad = (self.last_seq + 1, f"line {number}: an event after the checkpoints")
         else:
             seq = self.last_seq + 1
-            self.last_hash = check_event(line, seq, self.last_hash)
+            try:
+                self.last_hash = check_event(line, seq, self.last_hash)
+            except Broken as exc:
+                self.bad = (exc.seq, exc.why)
+                return
             self.last_seq = seq
             if seq in self.wanted:
                 self.hashes[seq] = self.last_hash
 
-    def checkpoint(self, number: int, line: bytes) -> None:
-        try:
-            payload, signature = parse_checkpoint(line)
-        except ValueError as exc:
-            raise Broken(self.after_vouched(), f"line {number}: {exc}") from None
-        seq, where = payload["seq"], f"checkpoint at seq {payload['seq']} (line {number})"
-        self.check_signature(payload, signature, where)
-        if seq > self.last_seq:
-            raise Broken(self.last_seq + 1, f"{where} lies beyond the last event "
-                         f"{self.last_seq}: {span(self.last_seq + 1, seq)} removed")
-        if self.hashes.get(seq) != payload["hash"]:
-            raise Broken(self.after_vouched(), f"{where} says hash {payload['hash']} but "
-                         f"event {seq} has hash {self.hashes.get(seq)}: the chain was rewritten")
-        self.vouched.append((seq, payload["at"]))
-
-    def check_signature(self, payload: dict, signature: str, where: str) -> None:
-        if not self.keys:
-            return
-        key = self.keys.get(payload["key_id"])
-        if key is None:
-            raise Broken(self.after_vouched(), f"{where} is signed with unknown key "
-                                               f"{payload['key_id']}")
-        from cryptography.exceptions import InvalidSignature
-        try:
-            key.verify(base64.b64decode(signature, validate=True), canonical_json(payload))
-        except (InvalidSignature, binascii.Error, ValueError):
-            raise Broken(self.after_vouched(), f"{where}: the signature does not verify "
-                                               f"under key {payload['key_id']}") from None
-
-    def after_vouched(self) -> int:
-        return (self.vouched[-1][0] if self.vouched else 0) + 1
-
-    def finish(self) -> None:
-        if self.header is None:
-            raise Broken(1, "the file is empty")
+    def head_problem(self) -> tuple[int, str] | None:
         head = self.header["head"]
         if (head["seq"], head["hash"]) != (self.last_seq, self.last_hash):
-            raise Broken(min(head["seq"], self.last_seq) + 1,
-                         f"the header names head seq {head['seq']} hash {head['hash']} but "
-                         f"the events end at seq {self.last_seq} hash {self.last_hash}")
+            return (min(head["seq"], self.last_seq) + 1,
+                    f"the header names head seq {head['seq']} hash {head['hash']} but "
+                    f"the events end at seq {self.last_seq} hash {self.last_hash}")
+        return None
+
+
+class Outcome:
+    """What the verification found; ``problems`` sorted by seq, lowest (first bad) first."""
+
+    def __init__(self, check: ExportCheck, problems: list[tuple[int, str]],
+                 matched: list[Checkpoint], later: list[Checkpoint]):
+        self.events, self.head_hash = check.last_seq, check.last_hash
+        self.exported_at = check.header["exported_at"]
+        self.problems = sorted(problems, key=lambda problem: problem[0])
+        self.matched = matched  # checkpoints naming the chain's hash at their seq
+        self.later = later      # file checkpoints beyond the head, signed after the export
 
 
 def check_header(line: bytes) -> dict:
     try:
         header = parse_canonical(line)
         ok = (isinstance(header, dict) and header.get("format") == EXPORT_FORMAT
+              and isinstance(header.get("exported_at"), str)
+              and TIMESTAMP.fullmatch(header["exported_at"])
               and isinstance(header.get("head"), dict)
               and set(header["head"]) == {"hash", "seq"}
               and type(header["head"]["seq"]) is int and isinstance(header["head"]["hash"], str))
@@ -277,40 +333,148 @@ def read_lines(path: str):
 
 
 def checkpoint_seqs(path: str) -> set[int]:
-    """First pass: the seqs whose hashes the checkpoint lines will ask for."""
+    """First pass: the seqs whose hashes the export's checkpoint lines will ask for."""
     wanted = set()
     for _number, line in read_lines(path):
         if line.startswith(CHECKPOINT_PREFIX):
             try:
                 wanted.add(parse_checkpoint(line)[0]["seq"])
             except ValueError:
-                pass  # reported in order by the second pass
+                pass  # reported by the second pass
     return wanted
 
 
-def verify(path: str, keys: dict) -> ExportCheck:
-    """Verify the export at ``path``; raises Broken at the first problem."""
-    check = ExportCheck(keys, checkpoint_seqs(path))
+def verify(path: str, keys: dict, checkpoint_files: list[str] = ()) -> Outcome:
+    """Verify the export at ``path`` with the checkpoints of the export and of
+    ``checkpoint_files``. Raises Broken when the header is unusable, UsageError when a
+    checkpoint file cannot be read, OSError when the export cannot be read."""
+    book = CheckpointBook()
+    read_checkpoint_files(list(checkpoint_files), book)
+    wanted = checkpoint_seqs(path) | {cp.seq for cp in book.distinct.values()}
+    check = ExportCheck(wanted, book)
     for number, line in read_lines(path):
         check.line(number, line)
-    check.finish()
-    return check
+    if check.header is None:
+        raise Broken(1, "the file is empty")
+    return evaluate(check, book, keys)
 
 
-def report(check: ExportCheck, unchecked: str) -> None:
-    print(f"INTACT: {check.last_seq} events, head seq {check.last_seq} hash {check.last_hash}")
-    if check.vouched:
-        seq, at = check.vouched[-1]
-        signed = "signatures NOT checked" if unchecked else "signatures valid"
-        print(f"{len(check.vouched)} checkpoint(s) match the chain ({signed}); "
-              f"the last at seq {seq}, signed {at}")
-        if seq < check.last_seq:
-            print(f"NOTE: {span(seq + 1, check.last_seq)} not yet under a checkpoint")
+def evaluate(check: ExportCheck, book: CheckpointBook, keys: dict) -> Outcome:
+    """Set the checkpoints against the chain. A checkpoint that is forged or disagrees with
+    the chain is placed at the seq after the last checkpoint below it that matched."""
+    problems: list[tuple[int, str]] = []
+    pending: list[tuple[float, str]] = [(INFINITY, why) for why in book.malformed]
+    bad_seq = check.bad[0] if check.bad else INFINITY
+    head_problem = None if check.bad else check.head_problem()
+    problems += [problem for problem in (check.bad, head_problem) if problem]
+    exported_at = check.header["exported_at"]
+    matched, later = [], []
+    for cp in book.in_seq_order():
+        why = signature_problem(cp, keys) if keys else ""
+        if why:
+            pending.append((cp.seq, f"{cp.where()}: {why}"))
+        elif cp.seq > check.last_seq:
+            if check.bad:
+                continue  # the walk stopped early; its problem comes first
+            if not cp.in_export and cp.at > exported_at:
+                later.append(cp)  # the export is older than this checkpoint
+            else:
+                problems.append((check.last_seq + 1, (
+                    f"{cp.where()} lies beyond the last event {check.last_seq}: "
+                    f"{span(check.last_seq + 1, cp.seq)} removed")))
+        elif cp.seq >= bad_seq:
+            continue
+        elif check.hashes.get(cp.seq) == cp.hash:
+            matched.append(cp)
+        else:
+            pending.append((cp.seq, (
+                f"{cp.where()} says hash {cp.hash} but event {cp.seq} has hash "
+                f"{check.hashes.get(cp.seq)}: the chain was rewritten")))
+    for at_seq, why in pending:
+        below = [cp.seq for cp in matched if cp.seq < at_seq]
+        problems.append(((max(below) if below else 0) + 1, why))
+    return Outcome(check, problems, matched, later)
+
+
+def signature_problem(cp: Checkpoint, keys: dict) -> str:
+    key = keys.get(cp.payload["key_id"])
+    if key is None:
+        return f"signed with unknown key {cp.payload['key_id']}"
+    from cryptography.exceptions import InvalidSignature
+    try:
+        key.verify(base64.b64decode(cp.signature, validate=True), canonical_json(cp.payload))
+    except (InvalidSignature, binascii.Error, ValueError):
+        return f"the signature does not verify under key {cp.payload['key_id']}"
+    return ""
+
+
+def seq_list(checkpoints: list[Checkpoint], limit: int = 20) -> str:
+    seqs = [str(cp.seq) for cp in checkpoints]
+    return ", ".join(seqs[:limit]) + (f", ... ({len(seqs)} in all)" if len(seqs) > limit else "")
+
+
+def report(outcome: Outcome, *, unchecked: str, files: list[str],
+           allow_unanchored: bool) -> int:
+    """Print the verdict and the details; return the exit status."""
+    if outcome.problems:
+        seq, why = outcome.problems[0]
+        print(f"BROKEN at seq {seq}: {why}")
+        for seq, why in outcome.problems[1:1 + MORE_LINES]:
+            print(f"also at seq {seq}: {why}")
+        if len(outcome.problems) > 1 + MORE_LINES:
+            print(f"... and {len(outcome.problems) - 1 - MORE_LINES} more problem(s)")
+        return 1
+    summary = f"{outcome.events} events, head seq {outcome.events} hash {outcome.head_hash}"
+    anchors = [] if unchecked else outcome.matched
+    if anchors:
+        last = anchors[-1]
+        in_files = sum(cp.in_files for cp in anchors)
+        print(f"INTACT: {summary}")
+        print(f"{len(anchors)} checkpoint(s) match the chain, signatures valid"
+              + (f" ({in_files} of them in the checkpoint file(s))" if files else "")
+              + f"; the last anchor at seq {last.seq}, signed {last.at}")
+        after = outcome.events - last.seq
+        print(f"events after the last anchor: {after}" + (
+            f" ({span(last.seq + 1, outcome.events)}: hash-linked, not yet under a "
+            "checkpoint)" if after else ""))
+        exported_only = [cp for cp in anchors if not cp.in_files]
+        if files and exported_only:
+            print(f"WARNING: {len(exported_only)} checkpoint(s) of the export are not in the "
+                  "checkpoint file(s), so not anchored externally: seq "
+                  f"{seq_list(exported_only)}")
+        if not files:
+            print("NOTE: no --checkpoints file given: the anchors are the export's own "
+                  "checkpoints, copied from the database; give the instance's "
+                  "audit-checkpoints.jsonl too, so that removed checkpoints (with a "
+                  "truncated or rewritten chain) are detected")
+        print_later(outcome)
+        return 0
+    print(UNANCHORED)
+    print(summary)
+    if unchecked:
+        print(f"why: {unchecked}")
+        if outcome.matched:
+            print(f"{len(outcome.matched)} checkpoint(s) match the chain but their signatures "
+                  "were NOT checked: anyone can write such a line")
     else:
-        print("NOTE: the export holds no checkpoint; a rewrite of the whole chain would "
-              "not be detected")
-    if unchecked and check.vouched:
-        print(f"WARNING: checkpoint signatures were not checked: {unchecked}")
+        where = "the export" + (" or the checkpoint file(s)" if files else "")
+        print(f"why: no checkpoint at or below the head (seq {outcome.events}) in {where}"
+              + ("" if files else "; give the instance's audit-checkpoints.jsonl with "
+                                  "--checkpoints"))
+    print_later(outcome)
+    if allow_unanchored:
+        print("WARNING: accepted without an anchor because of --allow-unanchored")
+        return 0
+    return 1
+
+
+def print_later(outcome: Outcome) -> None:
+    if outcome.later:
+        newest = outcome.later[-1]
+        print(f"WARNING: the checkpoint file(s) hold {len(outcome.later)} checkpoint(s) signed "
+              f"after this export was made ({outcome.exported_at}), the newest at seq "
+              f"{newest.seq} signed {newest.at}: the export is older than them and says "
+              f"nothing about events after seq {outcome.events}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -320,10 +484,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--public-key", action="append", default=[], metavar="KEY",
                         help="the server's public key: PEM, or the JSON document of "
                              "/api/v1/audit/public-key (repeat for retired keys)")
+    parser.add_argument("--checkpoints", action="append", default=[], metavar="FILE",
+                        help="the instance's external checkpoint file "
+                             "(audit-checkpoints.jsonl); repeatable")
+    parser.add_argument("--allow-unanchored", action="store_true",
+                        help="exit 0 when the chain is consistent but no checkpoint "
+                             "verified (the output still says UNANCHORED)")
     args = parser.parse_args(argv)
     try:
         keys, unchecked = load_public_keys(args.public_key)
-        check = verify(args.export, keys)
+        outcome = verify(args.export, keys, args.checkpoints)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -333,8 +503,8 @@ def main(argv: list[str] | None = None) -> int:
     except Broken as exc:
         print(f"BROKEN at seq {exc.seq}: {exc.why}")
         return 1
-    report(check, unchecked)
-    return 0
+    return report(outcome, unchecked=unchecked, files=args.checkpoints,
+                  allow_unanchored=args.allow_unanchored)
 
 
 if __name__ == "__main__":

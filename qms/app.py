@@ -46,7 +46,8 @@ def _secret_key(app: Flask) -> str:
 def _configure_session_cookies(app: Flask) -> None:
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_SECURE=app.config["SECURITY_SECURE_COOKIES"],
-                      SESSION_COOKIE_NAME="qms_session")
+                      SESSION_COOKIE_NAME="qms_session",
+                      MAX_CONTENT_LENGTH=app.config["APP_MAX_REQUEST_BYTES"])
 
 
 def _build_state(app: Flask, instance: Path) -> AppState:

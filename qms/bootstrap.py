@@ -28,9 +28,9 @@ def create_admin(password: str, *, chosen: bool) -> bool:
     with app_state.db.unit_of_work() as session:
         if find_user(session, ADMIN_USERNAME) is not None:
             return False
-        user = create_user(session, app_state.security, actor="system", username=ADMIN_USERNAME,
-                           full_name="System Administrator", roles=["admin"], password=password)
-        user.password_temporary = not chosen
+        create_user(session, app_state.security, actor="system", username=ADMIN_USERNAME,
+                    full_name="System Administrator", roles=["admin"], password=password,
+                    temporary=not chosen)
     return True
 
 

@@ -28,10 +28,9 @@ def create_demo_data() -> None:
     with app_state.db.unit_of_work() as session:
         for username, full_name, roles in DEMO_USERS:
             if find_user(session, username) is None:
-                user = create_user(session, app_state.security, actor="system",
-                                   username=username, full_name=full_name, roles=roles,
-                                   password=DEMO_PASSWORD)
-                user.password_temporary = False
+                create_user(session, app_state.security, actor="system", username=username,
+                            full_name=full_name, roles=roles, password=DEMO_PASSWORD,
+                            temporary=False)
     with app_state.db.unit_of_work() as session:
         if session.scalar(select(Document.id).limit(1)) is None:
             _demo_documents(session)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 
@@ -14,6 +15,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
     qms = [sys.executable, "-m", "qms"]
+    # the local demo is served over plain HTTP: secure-only cookies would never come back
+    os.environ.setdefault("QMS_SECURITY_SECURE_COOKIES", "false")
     if not (instance_path() / "secret_key").exists():
         print(f"creating a demo instance in {instance_path()} ...")
         subprocess.run(qms + ["init", "--demo"], check=True)

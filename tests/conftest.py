@@ -99,8 +99,9 @@ def database_url(backend, request, tmp_path):
 
 @pytest.fixture
 def app_config(database_url, tmp_path) -> dict:
+    # the test client speaks plain HTTP, so secure-only cookies are off in tests
     return {"TESTING": True, "INSTANCE_PATH": str(tmp_path / "instance"),
-            "DATABASE_URL": database_url, **FAST_CRYPTO}
+            "DATABASE_URL": database_url, "SECURITY_SECURE_COOKIES": False, **FAST_CRYPTO}
 
 
 @pytest.fixture
@@ -133,9 +134,9 @@ def make_user(app):
         state = app.extensions["qms"]
         name = full_name or username.replace("_", " ").title()
         with app.app_context(), state.db.unit_of_work() as session:
-            user = create_user(session, state.security, actor="system", username=username,
-                               full_name=name, roles=list(roles), password=password)
-            user.password_temporary = temporary
+            create_user(session, state.security, actor="system", username=username,
+                        full_name=name, roles=list(roles), password=password,
+                        temporary=temporary)
         return TestUser(username, password, name, list(roles))
     return factory
 

@@ -1,12 +1,13 @@
 """The public REST API under /api/v1 (DESIGN.md "Public REST API")."""
 from __future__ import annotations
 
-from flask import Blueprint, Flask, g, request
+from flask import Blueprint, Flask, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
+from audit.canonical import CanonicalError
 from qms.api.problems import problem
 from qms.context import db_session
-from qms.errors import DomainError, PasswordChangeRequired
+from qms.errors import DomainError, InvalidInput, PasswordChangeRequired
 from qms.identity.authentication import password_change_due
 from qms.identity.tokens import resolve_token
 
@@ -51,6 +52,15 @@ def authenticate_bearer() -> None:
 def domain_error(error: DomainError):
     return problem(error.status, error.title, error.detail, code=error.code,
                    errors=error.errors, **error.extra)
+
+
+@api.errorhandler(CanonicalError)
+def unencodable_input(error: CanonicalError):
+    """A value the audit trail cannot encode is the client's input, not a server fault; the
+    request's transaction is rolled back at teardown, so nothing of it is stored."""
+    # qms.api.spec.refuse_unfit_input should have refused it first: log the gap
+    current_app.logger.warning("input reached the audit trail unchecked: %s", error)
+    return problem(InvalidInput.status, InvalidInput.title, str(error), code=InvalidInput.code)
 
 
 @api.errorhandler(HTTPException)

@@ -9,14 +9,14 @@ from audit import checkpoints, trail
 from audit.verify import verify_chain
 from qms.api import api
 from qms.api.schemas import PublicKeyOut
-from qms.api.spec import endpoint
+from qms.api.spec import SafeInteger, endpoint
 from qms.context import commit, db_session, state
 from qms.errors import Conflict
 
 
 class EventQuery(Schema):
-    seq_from = fields.Integer(validate=validate.Range(min=1))
-    seq_to = fields.Integer(validate=validate.Range(min=1))
+    seq_from = SafeInteger(min=1)
+    seq_to = SafeInteger(min=1)
     entity_type = fields.String(validate=validate.Length(max=64))
     entity_id = fields.String(validate=validate.Length(max=100))
     actor = fields.String(validate=validate.Length(max=150))
@@ -25,8 +25,8 @@ class EventQuery(Schema):
                                                    "matches 'identity.token.created'"})
     at_from = fields.AwareDateTime()
     at_to = fields.AwareDateTime()
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    limit = SafeInteger(load_default=100, min=1, max=1000)
+    offset = SafeInteger(load_default=0, min=0)
 
 
 class AuditEvent(Schema):

@@ -4,13 +4,19 @@ endpoint and no endpoint can forget its guard."""
 from __future__ import annotations
 
 import functools
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from flask import Blueprint, g, request
-from marshmallow import Schema, ValidationError
+from collections import deque
+from collections.abc import Iterator
+from itertools import chain, islice
 
+from flask import Blueprint, g, request
+from marshmallow import Schema, ValidationError, fields, validate
+
+from audit.canonical import MAX_SAFE_INT
 from qms.context import state
 from qms.errors import AuthenticationFailed, InvalidInput, NotPermitted
 
@@ -35,6 +41,22 @@ class Operation:
 
 OPERATIONS: list[Operation] = []
 
+# C0 controls except tab, line feed and carriage return, and lone surrogates: PostgreSQL text
+# cannot hold NUL, UTF-8 (the database, the audit trail's canonical JSON) cannot hold a lone
+# surrogate, and the other controls have no business in a GMP record
+UNFIT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+# a body full of bad values must not buy an answer many times its size
+MAX_REPORTED_PROBLEMS = 20
+
+
+class SafeInteger(fields.Integer):
+    """An integer within +-(2**53 - 1) (or narrower ``min``/``max``): exact in every JSON
+    client and in the audit trail, and far inside the database's 64-bit columns."""
+
+    def __init__(self, *, min: int = -MAX_SAFE_INT, max: int = MAX_SAFE_INT,
+                 **options: Any):
+        super().__init__(validate=validate.Range(min=min, max=max), **options)
+
 
 def endpoint(bp: Blueprint, rule: str, method: str, *, summary: str, tag: str,
              permission: str | None = None, public: bool = False, body=None, query=None,
@@ -51,8 +73,10 @@ def endpoint(bp: Blueprint, rule: str, method: str, *, summary: str, tag: str,
         def guarded(**kwargs: Any):
             if not public:
                 require_permission(permission)
+            data = _json_body() if body is not None else None
+            refuse_unfit_input(data)
             if body is not None:
-                kwargs["body"] = load(body(), _json_body())
+                kwargs["body"] = load(body(), data)
             if query is not None:
                 kwargs["query"] = load(query(), request.args.to_dict())
             return view(**kwargs)
@@ -79,6 +103,76 @@ def load(schema: Schema, data: Any) -> Any:
                            errors=_field_errors(error.normalized_messages())) from None
 
 
+def refuse_unfit_input(body: Any) -> None:
+    """Raise InvalidInput naming (by dotted path) every path argument, query argument and
+    body value that no schema should see, before any schema or service does. Checked here
+    once, so that no endpoint can forget it and nothing is written or audited."""
+    found = chain.from_iterable(unfit_values(source) for source in
+                                (request.view_args or {}, _query_values(), body))
+    problems: dict[str, list[str]] = {}
+    for path, message in islice(found, MAX_REPORTED_PROBLEMS):
+        problems.setdefault(path, []).append(message)
+    if problems:
+        raise InvalidInput("the request has invalid fields", errors=problems)
+
+
+def _query_values() -> dict[str, Any]:
+    # a repeated argument is checked as a list, so each copy is named (name.0, name.1)
+    return {name: values[0] if len(values) == 1 else values
+            for name, values in request.args.lists()}
+
+
+def unfit_values(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """(dotted path, problem) for each string with a character from UNFIT_TEXT (in values
+    and in field names) and each number that is not finite or beyond +-(2**53 - 1).
+    Iterative: the JSON parser allows nesting deeper than Python's recursion limit."""
+    pending = deque([(path, value)])
+    while pending:
+        path, value = pending.popleft()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                problem = text_problem(key)
+                if problem:
+                    yield _join(path, _escaped(key)), f"the field name {problem}"
+                else:
+                    pending.append((_join(path, key), item))
+        elif isinstance(value, list):
+            pending.extend((_join(path, str(index)), item) for index, item in enumerate(value))
+        else:
+            problem = scalar_problem(value)
+            if problem:
+                yield path or "_body", problem
+
+
+def text_problem(text: str) -> str | None:
+    match = UNFIT_TEXT.search(text)
+    if match is None:
+        return None
+    kind = "an unpaired surrogate" if match[0] >= "\ud800" else "a control character"
+    return f"must not contain U+{ord(match[0]):04X} ({kind})"
+
+
+def scalar_problem(value: Any) -> str | None:
+    if isinstance(value, str):
+        return text_problem(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number"  # Python's parser takes NaN, Infinity, 1e400 (inf)
+    if abs(value) > MAX_SAFE_INT:
+        return f"must be between {-MAX_SAFE_INT} and {MAX_SAFE_INT}"
+    return None
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _escaped(name: str) -> str:
+    # a field name that cannot be stored is reported escaped, so the answer stays valid text
+    return name.encode("unicode_escape").decode("ascii")
+
+
 def _field_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     flat: dict[str, list[str]] = {}
     if isinstance(messages, dict):
@@ -95,7 +189,10 @@ def _json_body() -> Any:
     if not request.is_json:
         raise InvalidInput("the body must be JSON (Content-Type: application/json)",
                            field="_body")
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the parser can go; not a server fault
+        raise InvalidInput("the body is nested too deeply", field="_body") from None
     if data is None:
         raise InvalidInput("the body is not valid JSON", field="_body")
     return data

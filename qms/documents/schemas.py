@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from qms.api.spec import SafeInteger
 from qms.documents.models import DocType
 from qms.records.api import RecordOut
 
@@ -42,5 +43,5 @@ class DocumentChanges(Schema):
 class DocumentQuery(Schema):
     state = fields.String(validate=validate.Length(max=40))
     doc_type = _doc_type()
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    limit = SafeInteger(load_default=100, min=1, max=1000)
+    offset = SafeInteger(load_default=0, min=0)

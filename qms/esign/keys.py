@@ -99,9 +99,14 @@ def create_signing_key(session: Session, user_id: int, password: str, log_n: int
     return key
 
 
-def active_key(session: Session, user_id: int) -> SigningKey | None:
-    return session.scalar(select(SigningKey).where(
-        SigningKey.user_id == user_id, SigningKey.retired_at.is_(None)))
+def active_key(session: Session, user_id: int, *, for_update: bool = False) -> SigningKey | None:
+    """The user's current key; ``for_update`` locks and reloads it (password change and admin
+    reset must not interleave, or a retired key could be re-sealed)."""
+    query = select(SigningKey).where(SigningKey.user_id == user_id,
+                                     SigningKey.retired_at.is_(None))
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return session.scalar(query)
 
 
 def keys_of(session: Session, user_id: int) -> list[SigningKey]:

@@ -86,6 +86,8 @@ def _ineligible(security: Security, user: User, credentials: Mapping[str, str]
     """Why this account may not sign at all (checked before the password)."""
     if credentials.get("username") != user.username:
         return SignatureRefused("the signature username must be the authenticated user's")
+    if not user.active:
+        return SignatureRefused("the account is deactivated")
     if ADMIN_ROLE in user.roles:
         return SignatureRefused("administrators may sign no GMP record")
     if user.is_service:

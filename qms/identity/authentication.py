@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 
 from qms.auditing import record_event
 from qms.db import utcnow
-from qms.errors import (AccountLocked, AuthenticationFailed, DomainError, InvalidInput,
-                        PasswordChangeRequired)
+from qms.errors import (AccountLocked, AuthenticationFailed, Conflict, DomainError,
+                        InvalidInput, PasswordChangeRequired)
 from qms.esign import keys
-from qms.identity.models import PasswordHistory, User
+from qms.identity.models import ApiToken, PasswordHistory, User
 from qms.identity.security import Security
 
 ANONYMOUS = "anonymous"
@@ -37,8 +37,14 @@ class CredentialCheck:
         return self.user
 
 
-def find_user(session: Session, username: str) -> User | None:
-    return session.scalar(select(User).where(User.username == username))
+def find_user(session: Session, username: str, *, for_update: bool = False) -> User | None:
+    """The user by name. ``for_update`` locks the row until the transaction ends (PostgreSQL;
+    SQLite writers hold the database lock) and reloads it, so that concurrent failure counts,
+    resets and password changes of one user queue instead of overwriting each other."""
+    query = select(User).where(User.username == username)
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return session.scalar(query)
 
 
 def check_credentials(session: Session, security: Security, username: str, password: str,
@@ -46,28 +52,34 @@ def check_credentials(session: Session, security: Security, username: str, passw
     """Verify username + password for ``purpose`` ("login", "token", "signature",
     "password_change"). Failures are counted and audited; at the threshold the account is
     locked with an urgent audit event. Flushes, never commits."""
-    user = find_user(session, username)
+    user = find_user(session, username, for_update=True)
     if user is None or user.is_service or user.password_hash is None:
         security.hasher.verify(password, security.dummy_hash())  # same cost as a real check
         record_event(session, actor=ANONYMOUS, action="identity.login.failed",
                      data={"username": username[:150], "purpose": purpose, "why": "unknown user"})
         return CredentialCheck(None, AuthenticationFailed("invalid username or password"))
+    # verified even when the account cannot log in, so the answer's timing tells nothing
+    password_ok = security.hasher.verify(password, user.password_hash)
     refusal = _account_refusal(user)
     if refusal:
         record_event(session, actor=user.username, action="identity.login.refused",
-                     data={"purpose": purpose, "why": refusal.detail}, entity=user_entity(user))
-        return CredentialCheck(user, refusal)
-    if not security.hasher.verify(password, user.password_hash):
+                     data={"purpose": purpose, "why": refusal[0]}, entity=user_entity(user))
+        return CredentialCheck(user, refusal[1])
+    if not password_ok:
         return CredentialCheck(user, _count_failure(session, security, user, purpose))
     user.failed_attempts = 0
     return CredentialCheck(user)
 
 
-def _account_refusal(user: User) -> DomainError | None:
+def _account_refusal(user: User) -> tuple[str, DomainError] | None:
+    """(why, for the audit trail; the error the caller sees). A deactivated account answers
+    like a wrong password so that the API does not reveal which accounts exist; a locked one
+    answers 423, as the API contract says."""
     if not user.active:
-        return AuthenticationFailed("account is deactivated")
+        return "account is deactivated", AuthenticationFailed("invalid username or password")
     if user.locked:
-        return AccountLocked("account is locked after repeated failures; ask an administrator")
+        return "account is locked", AccountLocked(
+            "account is locked after repeated failures; ask an administrator")
     return None
 
 
@@ -105,12 +117,18 @@ def change_password(session: Session, security: Security, user: User,
     if _recently_used(session, security, user, new_password):
         raise InvalidInput(f"must differ from the last {security.policy.history} passwords",
                            field="new_password")
-    key = keys.active_key(session, user.id)
+    key = keys.active_key(session, user.id, for_update=True)
     if key is not None:
-        keys.rewrap(key, old_password, new_password)
+        try:
+            keys.rewrap(key, old_password, new_password)
+        except keys.KeyUnwrapError:
+            raise Conflict("the signing key does not open with this password; ask an "
+                           "administrator to reset the password") from None
     set_password(session, security, user, new_password, temporary=False)
+    revoked = revoke_all_tokens(session, user)
     record_event(session, actor=user.username, action="identity.password.changed",
-                 data={"signing_key_rewrapped": key.key_id if key else None},
+                 data={"signing_key_rewrapped": key.key_id if key else None,
+                       "tokens_revoked": revoked},
                  entity=user_entity(user))
 
 
@@ -141,6 +159,18 @@ def record_login(session: Session, user: User, *, channel: str) -> None:
 
 
 def record_logout(session: Session, user: User, *, why: str) -> None:
-    """Audit the end of a web session: "logout" or "idle timeout"."""
+    """End every web session of the user on the server side ("logout" or "idle timeout"):
+    the session generation in their ids no longer matches. Audited; flushes, never commits."""
+    user.session_generation += 1
     record_event(session, actor=user.username, action="identity.logout.recorded",
                  data={"why": why}, entity=user_entity(user))
+
+
+def revoke_all_tokens(session: Session, user: User) -> int:
+    """Revoke every live API token of the user (password change or reset, deactivation);
+    returns how many. Flushes, never commits."""
+    tokens = session.scalars(select(ApiToken).where(ApiToken.user_id == user.id,
+                                                    ApiToken.revoked_at.is_(None))).all()
+    for token in tokens:
+        token.revoked_at = utcnow()
+    return len(tokens)

@@ -31,6 +31,9 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(150))
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # part of every web session's id: raising it ends all of the user's sessions on the
+    # server side (logout, idle timeout), even if a copy of the session cookie survives
+    session_generation: Mapped[int] = mapped_column(Integer, default=0)
 
     role_rows: Mapped[list[UserRole]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin")

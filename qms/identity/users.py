@@ -13,8 +13,9 @@ from qms.auditing import record_event
 from qms.db import utcnow
 from qms.errors import Conflict, InvalidInput
 from qms.esign import keys
-from qms.identity.authentication import find_user, set_password, user_entity
-from qms.identity.models import ApiToken, User, UserRole
+from qms.identity.authentication import (find_user, revoke_all_tokens, set_password,
+                                         user_entity)
+from qms.identity.models import User, UserRole
 from qms.identity.security import Security
 
 USERNAME_PATTERN = re.compile(r"^[a-z][a-z0-9._-]{1,62}$")
@@ -23,8 +24,9 @@ RESERVED_USERNAMES = {"system", "anonymous"}
 
 def create_user(session: Session, security: Security, *, actor: str, username: str,
                 full_name: str, roles: list[str], password: str | None,
-                service: bool = False) -> User:
-    """Create a user with a temporary password (a signing key is wrapped under it), or a
+                service: bool = False, temporary: bool = True) -> User:
+    """Create a user with a password (temporary unless the operator chose it for them, as
+    for the first admin through QMS_ADMIN_PASSWORD) and a signing key wrapped under it, or a
     service account without password (token access only)."""
     _check_new_user(session, security, username, full_name, roles, password, service)
     user = User(username=username, full_name=full_name.strip(), is_service=service,
@@ -34,11 +36,12 @@ def create_user(session: Session, security: Security, *, actor: str, username: s
     session.flush()
     key_id = None
     if not service:
-        set_password(session, security, user, password, temporary=True)
+        set_password(session, security, user, password, temporary=temporary)
         key_id = keys.create_signing_key(session, user.id, password, security.key_wrap_log_n).key_id
     record_event(session, actor=actor, action="identity.user.created",
                  data={"username": username, "full_name": user.full_name, "roles": user.roles,
-                       "service_account": service, "signing_key": key_id},
+                       "service_account": service, "signing_key": key_id,
+                       "temporary_password": user.password_temporary},
                  entity=user_entity(user))
     return user
 
@@ -84,7 +87,7 @@ def deactivate_user(session: Session, *, actor: str, user: User, reason: str) ->
         raise Conflict(f"user {user.username} is already deactivated")
     user.active = False
     user.deactivated_at = utcnow()
-    revoked = _revoke_all_tokens(session, user)
+    revoked = revoke_all_tokens(session, user)
     record_event(session, actor=actor, action="identity.user.deactivated",
                  data={"tokens_revoked": revoked}, entity=user_entity(user), reason=reason)
 
@@ -96,14 +99,18 @@ def reset_password(session: Session, security: Security, *, actor: str, user: Us
     problems = security.policy.problems(temporary_password, user.username)
     if problems:
         raise InvalidInput("; ".join(problems), field="password")
+    user = find_user(session, user.username, for_update=True)  # queue behind a password change
     set_password(session, security, user, temporary_password, temporary=True)
     user.failed_attempts, user.locked_at = 0, None
-    old = keys.active_key(session, user.id)
+    old = keys.active_key(session, user.id, for_update=True)
     if old is not None:
         keys.retire(old, "password reset by administrator")
     new = keys.create_signing_key(session, user.id, temporary_password, security.key_wrap_log_n)
+    # whoever knew the old password may hold tokens: they die with it
+    revoked = revoke_all_tokens(session, user)
     record_event(session, actor=actor, action="identity.password.reset",
-                 data={"retired_key": old.key_id if old else None, "new_key": new.key_id},
+                 data={"retired_key": old.key_id if old else None, "new_key": new.key_id,
+                       "tokens_revoked": revoked},
                  entity=user_entity(user), reason=reason)
 
 
@@ -113,14 +120,6 @@ def unlock_user(session: Session, *, actor: str, user: User, reason: str) -> Non
     user.failed_attempts, user.locked_at = 0, None
     record_event(session, actor=actor, action="identity.user.unlocked", data={},
                  entity=user_entity(user), reason=reason)
-
-
-def _revoke_all_tokens(session: Session, user: User) -> int:
-    tokens = session.scalars(select(ApiToken).where(ApiToken.user_id == user.id,
-                                                    ApiToken.revoked_at.is_(None))).all()
-    for token in tokens:
-        token.revoked_at = utcnow()
-    return len(tokens)
 
 
 def list_users(session: Session) -> list[User]:

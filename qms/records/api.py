@@ -18,7 +18,7 @@ from marshmallow import Schema, fields, validate
 
 from audit.canonical import utc_timestamp
 from qms.api import api
-from qms.api.spec import endpoint
+from qms.api.spec import SafeInteger, endpoint
 from qms.context import commit, db_session, state
 from qms.errors import DomainError
 from qms.esign.models import Signature
@@ -29,9 +29,9 @@ from qms.records.service import (apply_transition, current_content_hash, find_re
                                  record_history, update_record)
 
 REASON = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
-VERSION = fields.Integer(load_default=None, allow_none=True,
-                         metadata={"description": "the version the client read; 409 if the "
-                                                  "record has changed since"})
+VERSION = SafeInteger(load_default=None, allow_none=True,
+                      metadata={"description": "the version the client read; 409 if the "
+                                               "record has changed since"})
 
 
 class SignatureOut(Schema):
@@ -163,7 +163,10 @@ def history_document(record: VersionedRecord) -> dict[str, Any]:
 def record_routes(record_type: RecordType, schema: type[Schema], *,
                   changes_schema: type[Schema] | None = None,
                   edit_permission: str | None = None) -> None:
-    """Register the generic endpoints for one record type under its collection."""
+    """Register the generic endpoints for one record type under its collection. An editable
+    type must name the permission that edits it (never "any signed-in user")."""
+    if changes_schema is not None and not edit_permission:
+        raise ValueError(f"{record_type.name}: editing needs an edit_permission")
     _register(record_type, "GET", "", _read_view(record_type, schema), summary="Read one",
               permission="record.read", response=schema, errors=(404,))
     if changes_schema is not None:

@@ -137,6 +137,9 @@ def end_idle_session():
 
 def add_security_headers(response):
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if current_app.config["SECURITY_SECURE_COOKIES"]:
+        # the site is served over HTTPS only: tell browsers never to try plain HTTP
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     if response.mimetype == "text/html":
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Frame-Options"] = "DENY"

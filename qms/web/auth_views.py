@@ -23,14 +23,15 @@ from qms.web.forms import ChangePasswordForm, LanguageForm, LoginForm
 
 
 class SignedInUser(UserMixin):
-    """The Flask-Login view of a User. Its id embeds the password-change time, so a session
-    ends when the password is changed or reset elsewhere."""
+    """The Flask-Login view of a User. Its id embeds the password-change time and the user's
+    session generation, so a session ends when the password is changed or reset elsewhere,
+    and every copy of the session cookie dies at logout or idle timeout."""
 
     def __init__(self, record: User):
         self.record = record
 
     def get_id(self) -> str:
-        return f"{self.record.id}:{password_stamp(self.record)}"
+        return session_id_of(self.record)
 
     @property
     def is_active(self) -> bool:
@@ -54,14 +55,19 @@ def password_stamp(user: User) -> str:
     return str(int(changed.timestamp() * 1_000_000)) if changed else "0"
 
 
+def session_id_of(user: User) -> str:
+    return f"{user.id}:{password_stamp(user)}:{user.session_generation}"
+
+
 @login_manager.user_loader
 def load_user(session_id: str) -> SignedInUser | None:
-    """Deactivated and locked accounts lose their session at the next request."""
-    user_id, _sep, stamp = session_id.partition(":")
+    """Deactivated and locked accounts, and sessions ended elsewhere, are refused at the
+    next request."""
+    user_id = session_id.partition(":")[0]
     if not user_id.isdigit():
         return None
     user = db_session().get(User, int(user_id))
-    if user is None or not user.active or user.locked or password_stamp(user) != stamp:
+    if user is None or not user.active or user.locked or session_id_of(user) != session_id:
         return None
     return SignedInUser(user)
 

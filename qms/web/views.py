@@ -42,6 +42,8 @@ def audit_trail():
         abort(403)
     form = AuditFilterForm(formdata=request.args)
     valid = form.validate()
+    if form.page.errors:
+        abort(400)  # the page number comes from our own links, and the form cannot show it
     page = (form.page.data or 1) if valid else 1
     events = trail.query_events(db_session().connection(), **event_filters(form),
                                 limit=AUDIT_PAGE_SIZE + 1, offset=(page - 1) * AUDIT_PAGE_SIZE,

@@ -28,8 +28,7 @@ def exported(audit_db, signing_key, checkpoint_file, tmp_path):
     append_events(audit_db, 1)
     path = tmp_path / "export.jsonl"
     progress = []
-    with audit_db.reading() as session, open(path, "w", encoding="utf-8", newline="\n") as out:
-        assert export_jsonl(session, out, progress=progress.append) == 9
+    assert export_to(audit_db, path, progress=progress.append) == 9
     assert progress == [9]
     public = signing_key.public_key()
     pem = tmp_path / "audit-public.pem"
@@ -40,9 +39,20 @@ def exported(audit_db, signing_key, checkpoint_file, tmp_path):
     return path, pem, document
 
 
-def verify_module(export, *keys):
-    options = [argument for key in keys for argument in ("--public-key", str(key))]
-    return run_python("-m", "audit.verify_export", str(export), *options)
+def export_to(database, path, progress=None) -> int:
+    with database.reading() as session, open(path, "w", encoding="utf-8", newline="\n") as out:
+        return export_jsonl(session, out, progress=progress)
+
+
+def verifier_arguments(keys=(), checkpoints=(), options=()) -> list[str]:
+    return ([argument for key in keys for argument in ("--public-key", str(key))]
+            + [argument for file in checkpoints for argument in ("--checkpoints", str(file))]
+            + list(options))
+
+
+def verify_module(export, *keys, checkpoints=(), options=()):
+    return run_python("-m", "audit.verify_export", str(export),
+                      *verifier_arguments(keys, checkpoints, options))
 
 
 def lines_of(path) -> list[bytes]:
@@ -63,29 +73,44 @@ def test_export_layout(exported, audit_db):
     assert lines_of(path)[1:10] == [f"{text}\n".encode() for text in stored]
 
 
-def test_intact_export_verifies_as_a_module(exported):
+def test_intact_export_verifies_as_a_module(exported, checkpoint_file):
     path, pem, document = exported
     for key in (pem, document):
         result = verify_module(path, key)
         assert result.returncode == 0, result.stdout + result.stderr
         assert result.stdout.startswith("INTACT: 9 events")
-        assert "2 checkpoint(s) match the chain (signatures valid)" in result.stdout
+        assert "2 checkpoint(s) match the chain, signatures valid" in result.stdout
+        assert "the last anchor at seq 7" in result.stdout
+        assert "events after the last anchor: 2 (events 8..9" in result.stdout
+        assert "NOTE: no --checkpoints file given" in result.stdout
+    anchored = verify_module(path, pem, checkpoints=[checkpoint_file])
+    assert anchored.returncode == 0, anchored.stdout + anchored.stderr
+    assert "(2 of them in the checkpoint file(s))" in anchored.stdout
+    assert "NOTE" not in anchored.stdout and "WARNING" not in anchored.stdout
 
 
-def test_intact_export_verifies_with_the_file_copied_alone(exported, tmp_path):
+def test_intact_export_verifies_with_the_file_copied_alone(exported, checkpoint_file,
+                                                         tmp_path):
     path, _pem, document = exported
     alone = tmp_path / "auditor"
     alone.mkdir()
     shutil.copy(VERIFIER, alone / "verify_export.py")
-    result = run_python("verify_export.py", str(path), "--public-key", str(document),
-                        cwd=alone, python_options=("-I",))
+    arguments = ["verify_export.py", str(path),
+                 *verifier_arguments([document], [checkpoint_file])]
+    result = run_python(*arguments, cwd=alone, python_options=("-I",))
     assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("INTACT: 9 events")
     assert "signatures valid" in result.stdout
-    # without site-packages there is no cryptography: the chain still verifies, loudly partial
-    bare = run_python("verify_export.py", str(path), "--public-key", str(document),
-                      cwd=alone, python_options=("-I", "-S"))
-    assert bare.returncode == 0, bare.stdout + bare.stderr
-    assert "NOT checked" in bare.stdout and "cryptography" in bare.stdout
+    # without site-packages there is no cryptography: the chain is checked, but nothing
+    # anchors it, so no INTACT (unless the auditor explicitly accepts that)
+    bare = run_python(*arguments, cwd=alone, python_options=("-I", "-S"))
+    assert bare.returncode == 1, bare.stdout + bare.stderr
+    assert bare.stdout.startswith("UNANCHORED: the chain is internally consistent")
+    assert "cryptography" in bare.stdout and "NOT checked" in bare.stdout
+    accepted = run_python(*arguments, "--allow-unanchored", cwd=alone,
+                          python_options=("-I", "-S"))
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert accepted.stdout.startswith("UNANCHORED") and "--allow-unanchored" in accepted.stdout
 
 
 def edit_line(path, number: int, old: bytes, new: bytes) -> None:
@@ -153,7 +178,10 @@ def test_usage_errors_exit_2(exported, tmp_path):
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a key")
     assert verify_module(path, garbage).returncode == 2
+    missing_file = verify_module(path, pem, checkpoints=[tmp_path / "missing-checkpoints"])
+    assert missing_file.returncode == 2 and "checkpoint file" in missing_file.stderr
     assert run_python("-m", "audit.verify_export").returncode == 2
+    assert verify_module(path, pem, options=["--no-such-option"]).returncode == 2
 
 
 def _sha(line: bytes) -> str:

@@ -29,7 +29,7 @@ def test_temporary_password_user_can_do_nothing_until_changed(app, client, make_
     assert token.status_code == 201
 
 
-def test_existing_token_is_blocked_after_admin_reset(app, client, make_user, auth_headers):
+def test_admin_reset_revokes_existing_tokens_for_good(app, client, make_user, auth_headers):
     uma = make_user("uma", "auditor")
     headers = auth_headers(uma)
     assert client.get("/api/v1/audit/events", headers=headers).status_code == 200
@@ -37,9 +37,17 @@ def test_existing_token_is_blocked_after_admin_reset(app, client, make_user, aut
     with state.db.unit_of_work() as session:
         reset_password(session, state.security, actor="system", user=find_user(session, "uma"),
                        temporary_password="temporary-pass-123", reason="forgotten")
-    blocked = client.get("/api/v1/audit/events", headers=headers)
-    assert blocked.status_code == 403
-    assert blocked.get_json()["type"].endswith("/password-change-required")
+    assert client.get("/api/v1/audit/events", headers=headers).status_code == 401
+    # the token stays dead after the user has chosen a new password
+    assert change(client, "uma", "temporary-pass-123", NEW).status_code == 204
+    assert client.get("/api/v1/audit/events", headers=headers).status_code == 401
+
+
+def test_password_change_revokes_existing_tokens(app, client, make_user, auth_headers):
+    vera = make_user("vera", "auditor")
+    headers = auth_headers(vera)
+    assert change(client, "vera", vera.password, NEW).status_code == 204
+    assert client.get("/api/v1/audit/events", headers=headers).status_code == 401
 
 
 @pytest.mark.parametrize("new_password, problem", [

@@ -82,6 +82,7 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('created_by', sa.String(length=150), nullable=False),
     sa.Column('deactivated_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('session_generation', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('username')
     )

@@ -44,6 +44,8 @@ def _grant_app_role(role: str) -> None:
     op.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}")
     protected = ("audit_events", "audit_checkpoints") + EVIDENCE_TABLES
     op.execute(f"REVOKE UPDATE ON {', '.join(protected)} FROM {role}")
+    # role assignments are replaced as a set (the change itself is in the audit trail)
+    op.execute(f"GRANT DELETE ON user_roles TO {role}")
 
 
 def downgrade() -> None:
