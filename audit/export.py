@@ -32,8 +32,11 @@ def export_jsonl(connection: Session | Connection, out: TextIO, *,
     so header, events and checkpoints agree even while others keep appending.
     """
     connection = connection_of(connection)
+    # stamped before the head is read: a checkpoint signed before this moment covers at most
+    # this head, which is what the stand-alone verifier relies on
+    exported_at = utc_timestamp(datetime.now(UTC))
     top = head(connection)
-    header = {"exported_at": utc_timestamp(datetime.now(UTC)), "format": EXPORT_FORMAT,
+    header = {"exported_at": exported_at, "format": EXPORT_FORMAT,
               "head": {"hash": top.hash, "seq": top.seq}}
     out.write(canonical_text(header) + "\n")
     written = 0

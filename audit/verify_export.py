@@ -344,7 +344,7 @@ def checkpoint_seqs(path: str) -> set[int]:
     return wanted
 
 
-def verify(path: str, keys: dict, checkpoint_files: list[str] = ()) -> Outcome:
+def verify(path: str, keys: dict, checkpoint_files: list[str] | tuple = ()) -> Outcome:
     """Verify the export at ``path`` with the checkpoints of the export and of
     ``checkpoint_files``. Raises Broken when the header is unusable, UsageError when a
     checkpoint file cannot be read, OSError when the export cannot be read."""

@@ -79,8 +79,14 @@ def test_audit_verify_export_and_tamper(qms, database_url, tmp_path):
     public.write_bytes(private.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     checked = subprocess.run([sys.executable, "-m", "audit.verify_export", str(export),
-                              "--public-key", str(public)], capture_output=True, text=True)
+                              "--public-key", str(public), "--checkpoints",
+                              str(tmp_path / "instance" / "audit-checkpoints.jsonl")],
+                             capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.startswith("INTACT: ") and "WARNING" not in checked.stdout
+    unanchored = subprocess.run([sys.executable, "-m", "audit.verify_export", str(export)],
+                                capture_output=True, text=True)
+    assert unanchored.returncode == 1 and unanchored.stdout.startswith("UNANCHORED: ")
     _tamper_actor(database_url, seq=1)
     broken = qms("audit", "verify")
     assert broken.returncode == 1 and "seq 1" in broken.stderr

@@ -151,13 +151,21 @@ def test_deeply_nested_body_is_refused(client, db_snapshot):
 
 
 def test_canonical_error_that_escapes_the_check_is_422_and_rolled_back(
-        client, author, draft, db_snapshot, monkeypatch):
+        client, db_snapshot, monkeypatch):
     """Should the central check ever miss a value, the audit trail's encoder still refuses
-    it, and the answer is a 422, not a 500."""
+    it: a 422, not a 500, and the request's transaction is rolled back. Here the check is
+    switched off and the unknown-user event gets the raw username before any lookup."""
+    from qms.auditing import record_event
+
+    def audit_first(session, _security, username, _password, *, purpose):
+        record_event(session, actor="anonymous", action="identity.login.failed",
+                     data={"username": username, "purpose": purpose})
+
     monkeypatch.setattr("qms.api.spec.unfit_values", lambda *args, **kwargs: iter(()))
+    monkeypatch.setattr("qms.api.auth.check_credentials", audit_first)
     before = db_snapshot()
-    response = send(client, "PATCH", f"/api/v1/documents/{draft}",
-                    {"changes": {"summary": "Wet clean."}, "reason": "typo" + SURROGATE}, author)
+    response = send(client, "POST", "/api/v1/auth/tokens",
+                    {"username": "bob" + SURROGATE, "password": PASSWORD})
     assert response.status_code == 422, response.get_data(as_text=True)
     assert response.mimetype == "application/problem+json"
     assert "surrogate" in response.get_json()["detail"]
