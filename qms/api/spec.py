@@ -1,17 +1,17 @@
 """Declaring an API endpoint registers its route, its guard (authentication, password
 state, permission) and its OpenAPI operation in one place, so the document cannot miss an
-endpoint and no endpoint can forget its guard."""
+endpoint and no endpoint can forget its guard. The same wrapper refuses, for every endpoint,
+input that the database or the audit trail cannot hold (refuse_unfit_input)."""
 from __future__ import annotations
 
 import functools
 import math
 import re
-from dataclasses import dataclass, field
-from typing import Any, Callable
-
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from itertools import chain, islice
+from typing import Any, Callable
 
 from flask import Blueprint, g, request
 from marshmallow import Schema, ValidationError, fields, validate

@@ -42,6 +42,8 @@ def issue_token(session: Session, *, actor: str, user: User, lifetime: timedelta
 def resolve_token(session: Session, secret: str) -> ApiToken | None:
     """The live token row for a presented secret, or None (unknown, expired, revoked, or
     its user deactivated or locked)."""
+    if not secret.isascii():  # every issued token is ASCII; anything else cannot match
+        return None
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_digest(secret)))
     if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
         return None

@@ -122,3 +122,8 @@ def test_invalid_login_body_is_422_naming_fields(client, db_snapshot):
     assert set(response.get_json()["errors"]) == {"username", "password"}
     assert client.post("/api/v1/auth/tokens", data="nope").status_code == 422
     assert db_snapshot() == before
+
+
+def test_a_non_ascii_bearer_token_is_simply_unknown(client):
+    response = client.get("/api/v1/audit/events", headers={"Authorization": "Bearer qms_\ud800x"})
+    assert response.status_code == 401
