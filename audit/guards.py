@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
+from audit.schema import UnsupportedDatabase
+
 APPEND_ONLY_TABLES = ("audit_events", "audit_checkpoints")
 
 _SQLITE_TRIGGERS = {
@@ -105,7 +107,7 @@ def install_guards(connection: Connection) -> None:
     elif dialect == "postgresql":
         _install_postgresql(connection)
     else:
-        raise NotImplementedError(f"no audit guards for dialect {dialect!r}")
+        raise UnsupportedDatabase(f"no audit guards for dialect {dialect!r}")
 
 
 def _install_postgresql(connection: Connection) -> None:
@@ -127,7 +129,7 @@ def grant_app_role(connection: Connection, role: str) -> None:
     triggers. Executes, never commits.
     """
     if connection.dialect.name != "postgresql":
-        raise NotImplementedError("roles and privileges exist on PostgreSQL only")
+        raise UnsupportedDatabase("roles and privileges exist on PostgreSQL only")
     quoted = connection.dialect.identifier_preparer.quote(role)
     tables = ", ".join(APPEND_ONLY_TABLES)
     connection.execute(text(f"GRANT SELECT, INSERT ON {tables} TO {quoted}"))
@@ -151,4 +153,4 @@ def drop_guards(connection: Connection) -> None:
         connection.execute(text("DROP FUNCTION IF EXISTS audit_refuse_change() CASCADE"))
         connection.execute(text("DROP FUNCTION IF EXISTS audit_head_advance_only() CASCADE"))
     else:
-        raise NotImplementedError(f"no audit guards for dialect {dialect!r}")
+        raise UnsupportedDatabase(f"no audit guards for dialect {dialect!r}")

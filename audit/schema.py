@@ -69,3 +69,7 @@ def initialize_head(connection: Connection) -> None:
     exists = connection.execute(select(audit_head.c.id).where(audit_head.c.id == 1)).first()
     if exists is None:
         connection.execute(insert(audit_head).values(id=1, seq=0, hash=GENESIS_HASH))
+
+
+class UnsupportedDatabase(RuntimeError):
+    """The audit trail supports SQLite and PostgreSQL only."""

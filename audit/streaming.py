@@ -10,6 +10,8 @@ from collections.abc import Iterator
 
 from sqlalchemy import Connection
 
+from audit.schema import UnsupportedDatabase
+
 _cursor_names = itertools.count(1)
 
 # SQL expression of the canonical column as its UTF-8 bytes: hashing needs bytes, and
@@ -23,11 +25,11 @@ def canonical_bytes_sql(connection: Connection) -> str:
     if connection.dialect.name == "sqlite":
         encoding = connection.exec_driver_sql("PRAGMA encoding").scalar_one()
         if encoding != "UTF-8":  # CAST AS BLOB returns the database's own text encoding
-            raise NotImplementedError(f"SQLite database encoding {encoding} is not UTF-8")
+            raise UnsupportedDatabase(f"SQLite database encoding {encoding} is not UTF-8")
     try:
         return CANONICAL_BYTES_SQL[connection.dialect.name]
     except KeyError:
-        raise NotImplementedError(f"dialect {connection.dialect.name!r}") from None
+        raise UnsupportedDatabase(f"dialect {connection.dialect.name!r}") from None
 
 
 def stream_rows(connection: Connection, sql: str, chunk_rows: int = 10000

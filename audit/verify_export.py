@@ -340,7 +340,7 @@ def checkpoint_seqs(path: str) -> set[int]:
             try:
                 wanted.add(parse_checkpoint(line)[0]["seq"])
             except ValueError:
-                pass  # reported by the second pass
+                continue  # a malformed line is reported by the second pass
     return wanted
 
 
