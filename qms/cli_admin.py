@@ -13,6 +13,7 @@ from qms.context import state
 from qms.errors import DomainError
 from qms.identity import tokens, users
 from qms.identity.authentication import find_user
+from qms.identity.models import ApiToken
 
 db_group = AppGroup("db", help="Database schema.")
 user_group = AppGroup("user", help="User accounts.")
@@ -146,6 +147,31 @@ def token_create(username, name, days) -> None:
     secret, row = _unit_of_work(issue)
     click.echo(secret)
     click.echo(f"token {row.id} expires {row.expires_at.isoformat()}", err=True)
+
+
+@token_group.command("list")
+@click.argument("username")
+def token_list(username) -> None:
+    """The user's tokens (prefix, kind, expiry, revocation); never the secrets."""
+    with state().db.reading() as session:
+        for token in tokens.tokens_of(session, _existing_user(session, username)):
+            status = f"revoked {token.revoked_at:%Y-%m-%d}" if token.revoked_at else "live"
+            click.echo(f"{token.id:6} {token.prefix:14} {token.kind:8} "
+                       f"expires {token.expires_at:%Y-%m-%d %H:%M}Z  {status}  {token.name}")
+
+
+@token_group.command("revoke")
+@click.argument("token_id", type=int)
+@click.option("--reason", required=True)
+def token_revoke(token_id, reason) -> None:
+    """Revoke a token at once (e.g. a leaked ERP credential)."""
+    def revoke(session):
+        token = session.get(ApiToken, token_id)
+        if token is None:
+            fail(f"no token {token_id}")
+        tokens.revoke_token(session, actor=CLI_ACTOR, token=token, reason=reason)
+    _unit_of_work(revoke)
+    click.echo(f"revoked token {token_id}")
 
 
 @audit_group.command("verify")

@@ -63,6 +63,16 @@ def test_service_token_works_against_the_api(qms, database_url, tmp_path):
     app.extensions["qms"].db.dispose()
     person = qms("token", "create", "admin")
     assert person.returncode == 1 and "not a service account" in person.stderr
+    listed = qms("token", "list", "erp1").stdout
+    assert token[:12] in listed and token not in listed and "live" in listed
+    token_id = listed.split()[0]
+    assert qms("token", "revoke", token_id, "--reason", "leaked in a ticket").returncode == 0
+    app = create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path / "instance"),
+                      "DATABASE_URL": database_url})
+    response = app.test_client().get("/api/v1/auth/tokens", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    app.extensions["qms"].db.dispose()
+    assert qms("token", "revoke", token_id, "--reason", "again").returncode == 1
 
 
 def test_audit_verify_export_and_tamper(qms, database_url, tmp_path):
