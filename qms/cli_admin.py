@@ -107,14 +107,9 @@ def user_unlock(username, reason) -> None:
 @click.option("--role", "roles", multiple=True, required=True)
 @click.option("--reason", required=True)
 def user_set_roles(username, roles, reason) -> None:
-    def change(session):
-        try:
-            users.set_roles(session, state().security, actor=CLI_ACTOR,
-                            user=_existing_user(session, username), roles=list(roles),
-                            reason=reason)
-        except ValueError as error:
-            fail(str(error))
-    _unit_of_work(change)
+    _unit_of_work(lambda s: users.set_roles(
+        s, state().security, actor=CLI_ACTOR, user=_existing_user(s, username),
+        roles=list(roles), reason=reason))
     click.echo(f"roles of {username}: {', '.join(sorted(set(roles)))}")
 
 

@@ -58,10 +58,6 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int, synchronous: str) ->
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
 
-def is_sqlite(engine_or_connection) -> bool:
-    return engine_or_connection.dialect.name == "sqlite"
-
-
 class Database:
     """Engine plus session factories for readers and writers."""
 

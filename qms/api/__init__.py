@@ -6,7 +6,7 @@ from werkzeug.exceptions import HTTPException
 
 from audit.canonical import CanonicalError
 from qms.api.problems import problem
-from qms.context import db_session
+from qms.context import db_session, state
 from qms.errors import DomainError, InvalidInput, PasswordChangeRequired
 from qms.identity.authentication import password_change_due
 from qms.identity.tokens import resolve_token
@@ -40,8 +40,6 @@ def authenticate_bearer() -> None:
     if token is None:
         return
     g.api_user, g.api_token = token.user, token
-    from qms.context import state
-
     if password_change_due(state().security, token.user) and \
             request.endpoint not in PASSWORD_CHANGE_ALLOWED:
         raise PasswordChangeRequired("the password is temporary or expired; change it with "

@@ -13,7 +13,6 @@ from qms.identity.models import User
 from qms.records.service import create_record
 from qms.records.workflow import Workflow
 
-EFFECTIVE = "effective"
 
 
 def create_document(session: Session, workflow: Workflow, actor: User,
@@ -35,8 +34,3 @@ def list_documents(session: Session, *, state: str | None = None, doc_type: str 
         query = query.where(Document.doc_type == doc_type)
     return list(session.scalars(query))
 
-
-def effective_document(session: Session, number: str) -> Document | None:
-    """The document if it is currently effective (for records that cite an SOP)."""
-    return session.scalar(select(Document).where(Document.number == number,
-                                                 Document.state == EFFECTIVE))

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from qms.auditing import record_event
 from qms.db import utcnow
 from qms.errors import (AccountLocked, AuthenticationFailed, Conflict, DomainError,
-                        InvalidInput, PasswordChangeRequired)
+                        InvalidInput)
 from qms.esign import keys
 from qms.identity.models import ApiToken, PasswordHistory, User
 from qms.identity.security import Security
@@ -100,11 +100,6 @@ def _count_failure(session: Session, security: Security, user: User, purpose: st
 
 def password_change_due(security: Security, user: User) -> bool:
     return user.password_temporary or security.policy.expired(user.password_changed_at, utcnow())
-
-
-def require_current_password(security: Security, user: User) -> None:
-    if password_change_due(security, user):
-        raise PasswordChangeRequired("the password is temporary or expired; change it first")
 
 
 def change_password(session: Session, security: Security, user: User,

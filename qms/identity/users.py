@@ -57,6 +57,14 @@ def _check_new_user(session, security, username, full_name, roles, password, ser
     if not full_name.strip():
         raise InvalidInput("the printed name is required for signature manifestation",
                            field="full_name")
+    _check_roles(security, roles)
+    if not service:
+        problems = security.policy.problems(password or "", username)
+        if problems:
+            raise InvalidInput("; ".join(problems), field="password")
+
+
+def _check_roles(security: Security, roles: list[str]) -> None:
     if not roles:
         raise InvalidInput("at least one role is required", field="roles")
     for role in roles:
@@ -64,16 +72,11 @@ def _check_new_user(session, security, username, full_name, roles, password, ser
             security.roles.check_role(role)
         except ValueError as error:
             raise InvalidInput(str(error), field="roles") from None
-    if not service:
-        problems = security.policy.problems(password or "", username)
-        if problems:
-            raise InvalidInput("; ".join(problems), field="password")
 
 
 def set_roles(session: Session, security: Security, *, actor: str, user: User,
               roles: list[str], reason: str) -> None:
-    for role in roles:
-        security.roles.check_role(role)
+    _check_roles(security, roles)
     before = user.roles
     user.role_rows = [UserRole(role=r) for r in sorted(set(roles))]
     record_event(session, actor=actor, action="identity.user.roles_changed",

@@ -106,7 +106,7 @@ def test_password_change_rewraps_the_signing_key(app, client, make_user):
 
 
 def test_admin_reset_retires_the_key_and_keeps_its_public_half(app, client, make_user, auth_headers):
-    amy = make_user("amy", "qa_approver")
+    make_user("amy", "qa_approver")
     state = app.extensions["qms"]
     with state.db.reading() as session:
         old_key_id = keys.active_key(session, find_user(session, "amy").id).key_id
