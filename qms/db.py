@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from decimal import Decimal
 
-from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event
+from sqlalchemy import DateTime, Engine, String, TypeDecorator, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 # execution option that marks a connection as a writer (SQLite: BEGIN IMMEDIATE)
@@ -113,6 +114,25 @@ class UTCDateTime(TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
+
+
+class ExactDecimal(TypeDecorator):
+    """Quantities and measured values, exact: stored as their decimal text (``"12.30"``,
+    never a float, never an exponent), so both databases return what was written, trailing
+    zeros included, and the canonical JSON of a record is the same on either."""
+
+    impl = String(40)
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect):
+        if value is None:
+            return None
+        if not isinstance(value, Decimal) or not value.is_finite():
+            raise ValueError(f"an exact decimal is required, not {value!r}")
+        return format(value, "f")
+
+    def process_result_value(self, value: str | None, dialect):
+        return None if value is None else Decimal(value)
 
 
 def utcnow() -> datetime:

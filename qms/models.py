@@ -7,6 +7,7 @@ from qms.db import Base
 from qms.documents import models as document_models  # noqa: F401
 from qms.esign import keys, models as esign_models  # noqa: F401
 from qms.identity import models as identity_models  # noqa: F401
+from qms.materials import models as material_models  # noqa: F401
 from qms.records import models as record_models  # noqa: F401
 
 target_metadata = [Base.metadata, audit_metadata]

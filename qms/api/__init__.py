@@ -21,6 +21,7 @@ PASSWORD_CHANGE_ALLOWED = {"api.change_password_post", "api.health_get",
 def init_api(app: Flask) -> None:
     from qms.api import audit_api, auth, health, openapi, users  # noqa: F401  (routes)
     from qms.documents import api as documents_api  # noqa: F401  (routes)
+    from qms.materials import api as materials_api  # noqa: F401  (routes)
 
     app.register_blueprint(api)
     app.register_error_handler(HTTPException, _routing_error)

@@ -146,10 +146,20 @@ def record_document(record: VersionedRecord, schema: type[Schema], user: User) -
                    for t in registry.get(record.record_type).transitions_from(record.state)]
     extra = {"signatures": signatures, "transitions": transitions,
              "changed_since_signing": any(not s["valid_for_current_version"] for s in signatures)}
-    dumper = schema()
-    view = {name: extra[name] if name in extra else getattr(record, name)
-            for name in dumper.dump_fields}
-    return dumper.dump(view)
+    return schema().dump(_RecordView(record, extra))
+
+
+class _RecordView:
+    """The record with the API's extra fields on top, as the schemas read it (attribute
+    names, ``attribute=`` and function fields alike)."""
+
+    def __init__(self, record: VersionedRecord, extra: dict[str, Any]):
+        self._record, self._extra = record, extra
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._extra:
+            return self._extra[name]
+        return getattr(self._record, name)
 
 
 def history_document(record: VersionedRecord) -> dict[str, Any]:

@@ -105,6 +105,15 @@ class RecordType:
     extra_content: Callable[[Any], dict[str, Any]] | None = None
     # optional rules on proposed content: field -> problems (empty when acceptable)
     check_content: Callable[[dict[str, Any]], dict[str, list[str]]] | None = None
+    # optional domain rules of a transition, called with (session, record, transition, actor,
+    # reason) before anything is written: raise a DomainError to refuse (e.g. "closing needs
+    # the linked CAPA"); and its consequences on other records, called after the record's new
+    # version is stored (e.g. an incoming usage decision releases the lot). A consequence must
+    # not change this record's own content: the signature covers the version it signed.
+    before_transition: Callable[..., None] | None = None
+    after_transition: Callable[..., None] | None = None
+    # usernames the record names as owners, for the "not_owner" segregation rule
+    owners: Callable[[Any], set[str]] | None = None
 
     def problems(self, content: dict[str, Any]) -> dict[str, list[str]]:
         return self.check_content(content) if self.check_content is not None else {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -23,7 +24,7 @@ from qms.identity.models import User
 from qms.identity.security import Security
 from qms.records.models import (RecordType, RecordVersion, VersionedRecord, assign_number,
                                 content_digest, content_value, record_content, record_type_of)
-from qms.records.workflow import NOT_AUTHOR, NOT_SIGNER_PREFIX, Transition, Workflow
+from qms.records.workflow import NOT_AUTHOR, NOT_OWNER, NOT_SIGNER_PREFIX, Transition, Workflow
 
 CREATE, UPDATE = "create", "update"
 
@@ -40,16 +41,17 @@ def find_record(session: Session, record_type: RecordType, number: str, *,
 
 
 def create_record(session: Session, workflow: Workflow, actor: User,
-                  fields: Mapping[str, Any]) -> VersionedRecord:
-    """Create a record of the workflow's type in its initial state, version 1, with a new
-    gapless number. Flushes, never commits."""
+                  fields: Mapping[str, Any], *, number: str | None = None) -> VersionedRecord:
+    """Create a record of the workflow's type in its initial state, version 1, numbered
+    ``number`` (a code or a lot number the record type chose; 409 when taken) or else the next
+    gapless PREFIX-YYYY-NNNNN. Flushes, never commits."""
     record_type = record_type_of(workflow.record_type)
     _refuse_unknown_fields(fields, record_type.content_fields, "is not a field of "
                            f"a {record_type.name}")
     _refuse_problems(record_type, {name: content_value(fields.get(name))
                                    for name in record_type.content_fields})
     now = utcnow()
-    record = record_type.model(**fields, number=assign_number(session, workflow.prefix, now.year),
+    record = record_type.model(**fields, number=_new_number(session, workflow, number, now),
                                state=workflow.initial, version=1, created_at=now,
                                created_by=actor.username, updated_at=now,
                                updated_by=actor.username)
@@ -60,6 +62,19 @@ def create_record(session: Session, workflow: Workflow, actor: User,
                  data={"version": 1, "before": {}, "after": {**content, "state": record.state}},
                  entity=(record_type.name, record.number))
     return record
+
+
+def _new_number(session: Session, workflow: Workflow, number: str | None,
+                now: datetime) -> str:
+    if number is None:
+        if workflow.prefix is None:
+            raise ValueError(f"{workflow.record_type} records are numbered by their type")
+        return assign_number(session, workflow.prefix, now.year)
+    model = record_type_of(workflow.record_type).model
+    if session.scalar(select(model.id).where(model.number == number)) is not None:
+        raise Conflict(f"a {workflow.record_type} {number!r} already exists",
+                       extra={"number": number})
+    return number
 
 
 def update_record(session: Session, workflow: Workflow, record: VersionedRecord, actor: User,
@@ -106,6 +121,8 @@ def apply_transition(session: Session, security: Security, workflow: Workflow,
     _check_expected_version(record, expected_version)
     reason = _required_reason(reason) if transition.reason_required else _optional_reason(reason)
     record_type = record_type_of(workflow.record_type)
+    if record_type.before_transition is not None:
+        record_type.before_transition(session, record, transition, actor, reason)
     signature = _sign(session, security, record_type, record, actor, transition,
                       signature_credentials)
     before = record.state
@@ -118,7 +135,49 @@ def apply_transition(session: Session, security: Security, workflow: Workflow,
         data["signature_id"] = signature.id
     record_event(session, actor=actor.username, action=f"{record_type.name}.record.transitioned",
                  data=data, entity=(record_type.name, record.number), reason=reason)
+    if record_type.after_transition is not None:
+        record_type.after_transition(session, record, transition, actor, reason)
     return record
+
+
+def revise_record(session: Session, record: VersionedRecord, actor: str, *, action: str,
+                  reason: str | None, changes: Mapping[str, Any] | None = None,
+                  state: str | None = None, details: Mapping[str, Any] | None = None,
+                  event: str | None = None) -> VersionedRecord:
+    """A change the domain makes outside the edit and workflow paths: a child row added (a
+    result, a CAPA action, an approval; add and flush it first), fields or a state that
+    follow from another record (a lot put on hold by a deviation, expired by the scheduled
+    job, released by a usage decision). Versioned and audited like any change, as ``event``
+    (default ``<type>.record.revised``, e.g. ``inspection.result.recorded``) with the changed
+    content and ``details``; ``actor`` is a username or ``system``. Flushes, never commits."""
+    record_type = record_type_of(record.record_type)
+    before = {**_stored_content(session, record), "state": record.state}
+    for name, value in (changes or {}).items():
+        setattr(record, name, value)
+    if state is not None:
+        record.state = state
+    record.version += 1
+    record.updated_at, record.updated_by = utcnow(), actor
+    after = {**_store_version(session, record_type, record, action=action, reason=reason),
+             "state": record.state}
+    changed = sorted(name for name in after if before.get(name) != after[name])
+    if not changed:
+        raise ValueError(f"{record.number}: revision {action!r} changes nothing")
+    record_event(session, actor=actor, action=event or f"{record_type.name}.record.revised",
+                 data={"version": record.version, "action": action,
+                       "before": {n: before.get(n) for n in changed},
+                       "after": {n: after[n] for n in changed}, **(details or {})},
+                 entity=(record_type.name, record.number), reason=reason)
+    return record
+
+
+def _stored_content(session: Session, record: VersionedRecord) -> dict[str, Any]:
+    """The content of the record's latest stored version (child rows just added are not
+    in it yet)."""
+    stored = session.scalar(select(RecordVersion.content).where(
+        RecordVersion.record_type == record.record_type, RecordVersion.record_id == record.number,
+        RecordVersion.version == record.version))
+    return json.loads(stored)
 
 
 def _open_transition(workflow: Workflow, record: VersionedRecord, action: str) -> Transition:
@@ -155,9 +214,17 @@ def segregation_checks(session: Session, record: VersionedRecord,
                        transition: Transition) -> list[SegregationCheck]:
     """The transition's segregation rules as checks on a signer's username."""
     return [_author_check(session, record) if rule == NOT_AUTHOR
+            else _owner_check(record) if rule == NOT_OWNER
             else _signer_check(session, record, rule.removeprefix(NOT_SIGNER_PREFIX),
                                transition.meaning)
             for rule in transition.segregation]
+
+
+def _owner_check(record: VersionedRecord) -> SegregationCheck:
+    owners_of = record_type_of(record.record_type).owners
+    owners = owners_of(record) if owners_of is not None else set()
+    return lambda signer: require_distinct(
+        signer, owners, f"{signer} owns {record.number} and may not also sign it")
 
 
 def _author_check(session: Session, record: VersionedRecord) -> SegregationCheck:

@@ -18,6 +18,7 @@ from qms.settings import ConfigError, load_toml
 # Part 11 §11.50: the fixed list of what a signature can attest to (DESIGN.md)
 MEANINGS = ("performed", "reviewed", "approved", "released", "rejected", "verified")
 NOT_AUTHOR = "not_author"
+NOT_OWNER = "not_owner"
 NOT_SIGNER_PREFIX = "not_signer:"
 
 _WORKFLOW_KEYS = {"label", "prefix", "initial", "states", "editable_states", "transitions"}
@@ -47,7 +48,7 @@ class Transition:
 class Workflow:
     record_type: str
     label: str
-    prefix: str
+    prefix: str | None  # None: the record type numbers its records itself (codes, lot rules)
     initial: str
     states: tuple[str, ...]
     editable_states: frozenset[str]
@@ -120,15 +121,15 @@ def _workflow(where: str, name: str, table: Any) -> Workflow:
         raise ConfigError(f"{where}: must be a table")
     if not _NAME.match(name):
         raise ConfigError(f"{where}: record type names are lowercase identifiers")
-    _check_keys(where, table, _WORKFLOW_KEYS, required={"label", "prefix", "initial", "states",
+    _check_keys(where, table, _WORKFLOW_KEYS, required={"label", "initial", "states",
                                                         "transitions"})
     states = _names(where, "states", table["states"])
     if table["initial"] not in states:
         raise ConfigError(f"{where}: initial state {table['initial']!r} is not in states")
     editable = _names(where, "editable_states", table.get("editable_states", []), empty=True)
     _check_states(where, "editable_states", editable, states)
-    prefix = table["prefix"]
-    if not isinstance(prefix, str) or not _PREFIX.match(prefix):
+    prefix = table.get("prefix")
+    if prefix is not None and (not isinstance(prefix, str) or not _PREFIX.match(prefix)):
         raise ConfigError(f"{where}: prefix must be 2-8 capital letters, got {prefix!r}")
     transitions = _transitions(where, table["transitions"], states)
     return Workflow(name, _text(where, "label", table["label"]), prefix, table["initial"],
@@ -177,12 +178,12 @@ def _segregation(where: str, rules: Any, meaning: str | None) -> tuple[str, ...]
     if rules and meaning is None:
         raise ConfigError(f"{where}: segregation rules apply to signers; add a meaning")
     for rule in rules:
-        if rule == NOT_AUTHOR:
+        if rule in (NOT_AUTHOR, NOT_OWNER):
             continue
         other = rule.removeprefix(NOT_SIGNER_PREFIX)
         if not rule.startswith(NOT_SIGNER_PREFIX) or other not in MEANINGS:
             raise ConfigError(f"{where}: unknown segregation rule {rule!r}; known: "
-                              f"{NOT_AUTHOR!r}, '{NOT_SIGNER_PREFIX}<meaning>'")
+                              f"{NOT_AUTHOR!r}, {NOT_OWNER!r}, '{NOT_SIGNER_PREFIX}<meaning>'")
     return rules
 
 
@@ -232,6 +233,8 @@ def _check_registered(source: str, workflows: Mapping[str, Workflow],
 def _check_prefixes(source: str, workflows: Mapping[str, Workflow]) -> None:
     owners: dict[str, str] = {}
     for name, workflow in workflows.items():
+        if workflow.prefix is None:
+            continue
         if workflow.prefix in owners:
             raise ConfigError(f"{source}: prefix {workflow.prefix!r} is used by "
                               f"workflows.{owners[workflow.prefix]} and workflows.{name}")

@@ -1,0 +1,169 @@
+"""Tables of materials, suppliers, lots, batches and the genealogy edges.
+
+Every material lot, received from a supplier or produced in-house, is one row of ``lots``, so
+that the genealogy is one graph over one table: a batch (``batches``, the production record)
+owns the lot it produced (same number), and each consumption is an edge from an input lot to
+that output lot. A lot's workflow state is its status (quarantine, released, rejected, on_hold,
+expired).
+"""
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import (CheckConstraint, Date, ForeignKey, Index, Integer, String, Text)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from qms.db import Base, ExactDecimal, UTCDateTime
+from qms.records.models import RecordType, VersionedRecord, register_record_type
+
+
+class MaterialKind(str, enum.Enum):
+    RAW = "raw"
+    PACKAGING = "packaging"
+    INTERMEDIATE = "intermediate"
+    FINISHED = "finished"
+
+
+class LotOrigin(str, enum.Enum):
+    RECEIVED = "received"
+    PRODUCED = "produced"
+
+
+class LotStatus(str, enum.Enum):
+    QUARANTINE = "quarantine"
+    RELEASED = "released"
+    REJECTED = "rejected"
+    ON_HOLD = "on_hold"
+    EXPIRED = "expired"
+
+
+class Material(VersionedRecord, Base):
+    """A material master record; its number is the material code (``RM-API-001``)."""
+
+    __tablename__ = "materials"
+    __table_args__ = (CheckConstraint("kind IN ('raw', 'packaging', 'intermediate', 'finished')",
+                                      name="ck_materials_kind"),)
+
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    unit: Mapped[str] = mapped_column(String(20))  # base unit of quantities: kg, g, L, pcs
+    # days from receipt / production to expiry; None: the lot's expiry is given explicitly
+    shelf_life_days: Mapped[int | None] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text, default="")
+
+
+class Supplier(VersionedRecord, Base):
+    """A supplier; its number is the supplier code. Its state is the approval status."""
+
+    __tablename__ = "suppliers"
+
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(Text, default="")
+    contact: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Lot(VersionedRecord, Base):
+    """One lot of one material; its state is the lot status."""
+
+    __tablename__ = "lots"
+    __table_args__ = (
+        CheckConstraint("origin IN ('received', 'produced')", name="ck_lots_origin"),
+        CheckConstraint("origin = 'produced' OR supplier_id IS NOT NULL",
+                        name="ck_lots_received_from_supplier"),
+        Index("ix_lots_material_id", "material_id"),
+        Index("ix_lots_supplier_id", "supplier_id"),
+        Index("ix_lots_expires_on", "expires_on"),
+    )
+
+    material_id: Mapped[int] = mapped_column(ForeignKey("materials.id"))
+    origin: Mapped[str] = mapped_column(String(20))
+    supplier_id: Mapped[int | None] = mapped_column(ForeignKey("suppliers.id"))
+    supplier_lot: Mapped[str | None] = mapped_column(String(80))  # the supplier's own number
+    quantity: Mapped[Decimal] = mapped_column(ExactDecimal)
+    unit: Mapped[str] = mapped_column(String(20))
+    received_on: Mapped[date | None] = mapped_column(Date)
+    expires_on: Mapped[date | None] = mapped_column(Date)
+    # the status to return to when the last open deviation naming the lot closes
+    status_before_hold: Mapped[str | None] = mapped_column(String(20))
+
+    material: Mapped[Material] = relationship(lazy="joined", innerjoin=True)
+    supplier: Mapped[Supplier | None] = relationship(lazy="joined")
+
+
+class Batch(VersionedRecord, Base):
+    """The production record of a batch; ``lot`` is the lot it produced (same number)."""
+
+    __tablename__ = "batches"
+
+    material_id: Mapped[int] = mapped_column(ForeignKey("materials.id"), index=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"), unique=True)
+    line: Mapped[str] = mapped_column(String(40), default="")  # production line / equipment
+    quantity: Mapped[Decimal] = mapped_column(ExactDecimal)
+    unit: Mapped[str] = mapped_column(String(20))
+    produced_on: Mapped[date | None] = mapped_column(Date)
+
+    material: Mapped[Material] = relationship(lazy="joined", innerjoin=True)
+    lot: Mapped[Lot] = relationship(lazy="joined", innerjoin=True)
+
+
+class LotConsumption(Base):
+    """A genealogy edge: ``quantity`` of ``input_lot`` went into the batch whose output lot is
+    ``output_lot``. Append-only (a wrong entry is corrected by a reversing entry with a
+    reason, never edited); indexed both ways for backward and forward trace."""
+
+    __tablename__ = "lot_consumptions"
+    __table_args__ = (
+        Index("ix_lot_consumptions_output_input", "output_lot_id", "input_lot_id"),
+        Index("ix_lot_consumptions_input_output", "input_lot_id", "output_lot_id"),
+        CheckConstraint("input_lot_id <> output_lot_id", name="ck_lot_consumptions_not_self"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), index=True)
+    input_lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"))
+    output_lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"))
+    quantity: Mapped[Decimal] = mapped_column(ExactDecimal)  # negative: a reversing entry
+    unit: Mapped[str] = mapped_column(String(20))
+    consumed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    consumed_by: Mapped[str] = mapped_column(String(150))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class NumberSequence(Base):
+    """Counters of the configurable lot and batch number rules (config/numbering.toml), one
+    per rendered rule prefix (e.g. per material and day). Incremented in the creating
+    transaction, like record numbers, so a rolled-back creation leaves no gap."""
+
+    __tablename__ = "number_sequences"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_value: Mapped[int] = mapped_column(Integer)
+
+
+def _material_code(record) -> dict:
+    return {"material": record.material.number}
+
+
+def _lot_links(lot: Lot) -> dict:
+    return {"material": lot.material.number,
+            "supplier": lot.supplier.number if lot.supplier is not None else None}
+
+
+MATERIALS = register_record_type(RecordType(
+    name="material", model=Material, collection="materials",
+    content_fields=("name", "kind", "unit", "shelf_life_days", "description"),
+    editable_fields=frozenset({"name", "unit", "shelf_life_days", "description"})))
+SUPPLIERS = register_record_type(RecordType(
+    name="supplier", model=Supplier, collection="suppliers",
+    content_fields=("name", "address", "contact"),
+    editable_fields=frozenset({"name", "address", "contact"})))
+LOTS = register_record_type(RecordType(
+    name="lot", model=Lot, collection="lots",
+    content_fields=("origin", "supplier_lot", "quantity", "unit", "received_on", "expires_on"),
+    editable_fields=frozenset({"supplier_lot", "expires_on"}), extra_content=_lot_links))
+BATCHES = register_record_type(RecordType(
+    name="batch", model=Batch, collection="batches",
+    content_fields=("line", "quantity", "unit", "produced_on"),
+    editable_fields=frozenset({"line", "produced_on"}), extra_content=_material_code))
