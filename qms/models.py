@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from audit.schema import metadata as audit_metadata
 from qms.db import Base
+from qms.capa import models as capa_models  # noqa: F401
+from qms.change_control import models as change_control_models  # noqa: F401
+from qms.deviations import models as deviation_models  # noqa: F401
 from qms.documents import models as document_models  # noqa: F401
 from qms.esign import keys, models as esign_models  # noqa: F401
 from qms.identity import models as identity_models  # noqa: F401
+from qms.inspection import models as inspection_models  # noqa: F401
 from qms.materials import models as material_models  # noqa: F401
 from qms.records import models as record_models  # noqa: F401
 

@@ -20,7 +20,11 @@ PASSWORD_CHANGE_ALLOWED = {"api.change_password_post", "api.health_get",
 
 def init_api(app: Flask) -> None:
     from qms.api import audit_api, auth, health, openapi, users  # noqa: F401  (routes)
+    from qms.capa import api as capa_api  # noqa: F401  (routes)
+    from qms.change_control import api as change_control_api  # noqa: F401  (routes)
+    from qms.deviations import api as deviations_api  # noqa: F401  (routes)
     from qms.documents import api as documents_api  # noqa: F401  (routes)
+    from qms.inspection import api as inspection_api  # noqa: F401  (routes)
     from qms.materials import api as materials_api  # noqa: F401  (routes)
 
     app.register_blueprint(api)

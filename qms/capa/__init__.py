@@ -1,0 +1,1 @@
+"""CAPA: corrective and preventive actions, their effectiveness check and closure."""

@@ -1,0 +1,1 @@
+"""Change control: proposed changes, their risk-based approvals, implementation and verification."""

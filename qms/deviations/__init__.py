@@ -1,0 +1,1 @@
+"""Deviations: planned and unplanned departures from procedure, their investigation and closure."""

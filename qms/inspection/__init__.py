@@ -1,0 +1,1 @@
+"""Inspection: versioned inspection plans, AQL sampling, inspection lots, results and usage decisions."""
