@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import secrets
 import tomllib
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from qms.bundled import bundled_path
 
@@ -113,6 +115,19 @@ def validate(settings: Mapping[str, Any]) -> None:
         raise ConfigError("SECURITY_LOCKOUT_THRESHOLD must be at least 1")
     if not 1 <= settings["SECURITY_SESSION_IDLE_MINUTES"] <= 60:
         raise ConfigError("SECURITY_SESSION_IDLE_MINUTES must be between 1 and 60")
+    try:
+        ZoneInfo(settings["APP_TIMEZONE"])
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"APP_TIMEZONE {settings['APP_TIMEZONE']!r} is not an IANA time "
+                          "zone name such as 'Europe/Berlin' or 'Asia/Shanghai'") from None
+    for key in ("JOBS_LOT_EXPIRY_INTERVAL_MINUTES", "JOBS_CAPA_OVERDUE_INTERVAL_MINUTES"):
+        if settings[key] < 1:
+            raise ConfigError(f"{key} must be at least 1")
+
+
+def site_today(settings: Mapping[str, Any]) -> date:
+    """Today's date where the site is: expiry and due dates are calendar days there."""
+    return datetime.now(ZoneInfo(settings["APP_TIMEZONE"])).date()
 
 
 def write_secret_key(instance: Path) -> None:

@@ -54,3 +54,22 @@ def test_password_minimum_cannot_go_below_12(tmp_path):
     with pytest.raises(ConfigError, match="below 12"):
         create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path),
                     "SECURITY_PASSWORD_MIN_LENGTH": 8})
+
+
+def test_the_site_time_zone_must_be_an_iana_name():
+    from qms.settings import validate
+
+    for name in ("Mars/Olympus_Mons", "../../etc/passwd", ""):
+        with pytest.raises(ConfigError, match="IANA time zone"):
+            validate(load_settings({"QMS_APP_TIMEZONE": name}))
+    validate(load_settings({"QMS_APP_TIMEZONE": "Asia/Shanghai"}))
+
+
+def test_site_today_is_the_calendar_day_in_the_site_time_zone():
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from qms.settings import site_today
+
+    settings = {"APP_TIMEZONE": "Pacific/Kiritimati"}  # UTC+14: often a day ahead of UTC
+    assert site_today(settings) == datetime.now(ZoneInfo("Pacific/Kiritimati")).date()
