@@ -6,6 +6,7 @@ from functools import lru_cache
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import Schema, fields
 
 from qms import __version__
 from qms.api import api
@@ -60,7 +61,7 @@ def _path_parameters(rule: str) -> list[dict]:
 
 
 def _responses(op: Operation) -> dict:
-    success: dict = {"description": "Success"}
+    success: dict = {"description": "No content" if op.status == 204 else "Success"}
     if op.response is not None:
         schema = {"type": "array", "items": op.response} if op.many else op.response
         success["content"] = {op.produces: {"schema": schema}}
@@ -75,6 +76,14 @@ def _responses(op: Operation) -> dict:
     return responses
 
 
-@endpoint(api, "/openapi.json", "GET", summary="This OpenAPI document", tag="system")
+class OpenApiDocument(Schema):
+    openapi = fields.String()
+    info = fields.Dict()
+    paths = fields.Dict()
+    components = fields.Dict()
+
+
+@endpoint(api, "/openapi.json", "GET", summary="This OpenAPI document", tag="system",
+          response=OpenApiDocument)
 def openapi_document():
     return build_openapi()

@@ -28,6 +28,29 @@ def test_openapi_documents_every_route_and_is_valid(app, client, make_user, auth
             assert (path, method) in documented, f"{method} {path} is not in the OpenAPI document"
 
 
+def test_openapi_gives_every_operation_its_request_and_response_schemas(client, make_user,
+                                                                        auth_headers):
+    """Clients generate code from the document: a write without a request schema or an
+    answer without a response schema would leave them guessing."""
+    headers = auth_headers(make_user("olga", "auditor"))
+    document = client.get("/api/v1/openapi.json", headers=headers).get_json()
+    gaps = []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            success = [r for code, r in operation["responses"].items() if code.startswith("2")]
+            if not all("content" in r and all("schema" in c for c in r["content"].values())
+                       for r in success if r["description"] != "No content"):
+                gaps.append(f"{method.upper()} {path}: response schema")
+            if method in ("post", "patch", "put") and "requestBody" not in operation \
+                    and path not in BODYLESS_WRITES:
+                gaps.append(f"{method.upper()} {path}: request schema")
+    assert gaps == []
+
+
+# writes whose request is the URL alone
+BODYLESS_WRITES = {"/api/v1/audit/checkpoints"}
+
+
 def test_unknown_api_paths_and_methods_answer_problem_json(client):
     missing = client.get("/api/v1/no-such-thing")
     assert missing.status_code == 404 and missing.mimetype == "application/problem+json"
