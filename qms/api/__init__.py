@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from flask import Blueprint, Flask, current_app, g, request
+from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from audit.canonical import CanonicalError
 from qms.api.problems import problem
 from qms.context import db_session, state
-from qms.errors import DomainError, InvalidInput, PasswordChangeRequired
+from qms.errors import Conflict, DomainError, InvalidInput, PasswordChangeRequired
 from qms.identity.authentication import password_change_due
 from qms.identity.tokens import resolve_token
 
@@ -55,6 +56,23 @@ def authenticate_bearer() -> None:
 def domain_error(error: DomainError):
     return problem(error.status, error.title, error.detail, code=error.code,
                    errors=error.errors, **error.extra)
+
+
+@api.errorhandler(IntegrityError)
+def concurrent_duplicate(error: IntegrityError):
+    """Two requests creating the same code or number at once: the services check first, so
+    only a race reaches the unique index. The loser gets 409 and retries; anything else is a
+    server fault. The transaction is rolled back at teardown either way."""
+    if not is_unique_violation(error):
+        raise error
+    return problem(Conflict.status, Conflict.title, "another request created the same "
+                   "identifier at the same time; reload and try again", code=Conflict.code)
+
+
+def is_unique_violation(error: IntegrityError) -> bool:
+    if getattr(error.orig, "sqlstate", None) == "23505":  # PostgreSQL unique_violation
+        return True
+    return "UNIQUE constraint failed" in str(error.orig)  # SQLite
 
 
 @api.errorhandler(CanonicalError)

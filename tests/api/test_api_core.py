@@ -100,3 +100,23 @@ def test_checkpoint_on_demand_verifies_with_the_public_key(client, make_user, au
 def test_checkpoint_needs_permission(client, make_user, auth_headers):
     headers = auth_headers(make_user("aud", "auditor"))
     assert client.post("/api/v1/audit/checkpoints", headers=headers).status_code == 403
+
+
+def test_a_duplicate_that_slips_past_the_checks_is_recognised_as_a_conflict(app):
+    """The unique index is the last line against two concurrent creators of one code."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    from qms.api import is_unique_violation
+
+    engine = app.extensions["qms"].db.engine
+    insert = text("INSERT INTO record_numbers (prefix, year, last_value) VALUES ('DUP', 2026, 1)")
+    with engine.connect() as connection:
+        connection.execute(insert)
+        try:
+            connection.execute(insert)
+        except IntegrityError as error:
+            assert is_unique_violation(error)
+        else:
+            raise AssertionError("the duplicate was accepted")
+        connection.rollback()
