@@ -56,23 +56,27 @@ def render_item(type_, obj, autogen_context):
 
 
 def main(revision: str, down: str, title: str, tables: list[str]) -> None:
-    selected = MetaData()
+    # the scratch database holds every other table, so foreign keys to tables of earlier
+    # revisions resolve and only the named tables are created
+    everything = MetaData()
     for metadata in target_metadata:
         for table in metadata.sorted_tables:
-            if table.name in tables:
-                table.to_metadata(selected)
-    missing = sorted(set(tables) - set(selected.tables))
+            table.to_metadata(everything)
+    missing = sorted(set(tables) - set(everything.tables))
     if missing:
         sys.exit(f"no such tables in the models: {missing}")
     engine = create_engine("sqlite://")
+    with engine.begin() as connection:
+        everything.create_all(connection, tables=[t for name, t in everything.tables.items()
+                                                  if name not in tables])
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"target_metadata": selected})
-        operations = produce_migrations(context, selected)
+        context = MigrationContext.configure(connection, opts={"target_metadata": everything})
+        operations = produce_migrations(context, everything)
     options = {"render_item": render_item, "alembic_module_prefix": "op.",
                "sqlalchemy_module_prefix": "sa."}
     upgrade = render_python_code(operations.upgrade_ops, **options)
     downgrade = render_python_code(operations.downgrade_ops, **options)
-    ordered = tuple(t.name for t in selected.sorted_tables)
+    ordered = tuple(t.name for t in everything.sorted_tables if t.name in tables)
     target = VERSIONS / f"{revision}.py"
     target.write_text(HEADER.format(title=title, revision=revision, down=down, tables=ordered)
                       + "def upgrade() -> None:\n" + _indent(upgrade) + FOOTER
