@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from time import perf_counter
 
-from benchmarks import chain, signing, writes
+from benchmarks import chain, signing, trace, writes
 from benchmarks.databases import (POSTGRES_URL_VARIABLE, PostgresScratch, SqliteScratch,
                                   engine_options, postgres_server_url, postgres_unreachable,
                                   postgres_version, run_id)
@@ -79,6 +79,13 @@ def run_sections(args: argparse.Namespace, report: Report, settings: dict,
                     scratch.close()
         elif section == "chain":
             chain.run(report, options, sizes, profile=args.profile_verify)
+        elif section == "trace":
+            scratches = open_scratches(args, options, report, run_id())
+            try:
+                trace.run(report, scratches, options, quick=args.quick)
+            finally:
+                for scratch in scratches:
+                    scratch.close()
         else:
             signing.run(report, settings, sizes)
         print(f"  ({perf_counter() - started:.0f} s)", flush=True)

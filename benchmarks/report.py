@@ -22,6 +22,7 @@ SECTION_TITLES = {
     "writes": "audited write vs. plain insert",
     "chain": "chain verification vs. bare sha256 loop",
     "signing": "cost of one signing",
+    "trace": "lot trace (genealogy) vs. the recursive CTE alone",
 }
 
 

@@ -12,6 +12,7 @@ from qms.context import AppState, close_db_session
 from qms.db import Database, make_engine
 from qms.identity.roles import load_roles
 from qms.identity.security import Security
+from qms.materials.numbering import load_numbering
 from qms.records.workflow import load_workflows
 from qms.settings import ConfigError, config_dir, instance_path, load_settings, resolve_paths, validate
 
@@ -59,7 +60,8 @@ def _build_state(app: Flask, instance: Path) -> AppState:
                          synchronous=settings["DATABASE_SQLITE_SYNCHRONOUS"])
     return AppState(db=Database(engine), security=Security.from_settings(settings, roles),
                     workflows=workflows, audit_key_path=instance / "keys" / "audit-ed25519.pem",
-                    checkpoint_file=Path(settings["AUDIT_CHECKPOINT_FILE"]))
+                    checkpoint_file=Path(settings["AUDIT_CHECKPOINT_FILE"]),
+                    numbering=load_numbering(config_dir() / "numbering.toml"))
 
 
 def _register_parts(app: Flask) -> None:

@@ -22,6 +22,7 @@ class AppState:
     workflows: object  # qms.records.workflow.WorkflowRegistry
     audit_key_path: Path
     checkpoint_file: Path
+    numbering: object = None  # qms.materials.numbering.NumberingRules (config/numbering.toml)
     _audit_key: Ed25519PrivateKey | None = None
 
     def audit_signing_key(self) -> Ed25519PrivateKey:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 
+# members of every problem+json answer, which an error's extra members may not replace
+RESERVED_MEMBERS = frozenset({"type", "title", "status", "detail", "errors", "code"})
+
+
 class DomainError(Exception):
     status = 400
     code = "bad-request"
@@ -11,6 +15,9 @@ class DomainError(Exception):
     def __init__(self, detail: str, *, field: str | None = None,
                  errors: dict[str, list[str]] | None = None, extra: dict | None = None):
         super().__init__(detail)
+        clashing = RESERVED_MEMBERS & set(extra or {})
+        if clashing:  # they would overwrite the problem's own members (RFC 9457)
+            raise ValueError(f"extra members {sorted(clashing)} are reserved")
         self.detail = detail
         self.errors = errors or ({field: [detail]} if field else None)
         self.extra = extra or {}

@@ -1,5 +1,9 @@
 """`qms jobs`: the one scheduler process (APScheduler 3). Web workers never run jobs, so a
-job runs once per schedule however many workers serve requests."""
+job runs once per schedule however many workers serve requests.
+
+Each job is one transaction (its own commit point) and writes as ``system``; a job that
+fails is logged and tried again at its next run, and each is safe to repeat (expired lots
+are not expired twice; an overdue item is reported once)."""
 from __future__ import annotations
 
 import logging
@@ -8,7 +12,10 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import current_app
 
 from audit.checkpoints import write_checkpoint
+from qms.capa.jobs import report_overdue_capa
 from qms.context import state
+from qms.materials.holds import expire_lots
+from qms.settings import site_today
 
 log = logging.getLogger("qms.jobs")
 
@@ -23,16 +30,40 @@ def write_scheduled_checkpoint(app) -> None:
         log.info("audit checkpoint %s", f"at seq {written.seq}" if written else "skipped (empty)")
 
 
+def expire_due_lots(app) -> list[str]:
+    """Lots past their expiry date (a calendar day at the site) become expired."""
+    with app.app_context():
+        with state().db.unit_of_work() as session:
+            expired = expire_lots(session, site_today(app.config))
+    log.info("lot expiry: %d lot(s) expired %s", len(expired), ", ".join(expired))
+    return expired
+
+
+def report_overdue(app) -> list[dict]:
+    """CAPA actions and effectiveness checks past due: one audit event each, once."""
+    with app.app_context():
+        with state().db.unit_of_work() as session:
+            reported = report_overdue_capa(session, site_today(app.config))
+    log.info("CAPA overdue: %d new overdue item(s)", len(reported))
+    return reported
+
+
 def build_scheduler(app) -> BlockingScheduler:
     scheduler = BlockingScheduler(timezone="UTC")
-    minutes = app.config["AUDIT_CHECKPOINT_INTERVAL_MINUTES"]
-    scheduler.add_job(write_scheduled_checkpoint, "interval", minutes=minutes, args=[app],
-                      id="audit-checkpoint", max_instances=1, coalesce=True)
+    jobs = ((write_scheduled_checkpoint, "audit-checkpoint", "AUDIT_CHECKPOINT_INTERVAL_MINUTES"),
+            (expire_due_lots, "lot-expiry", "JOBS_LOT_EXPIRY_INTERVAL_MINUTES"),
+            (report_overdue, "capa-overdue", "JOBS_CAPA_OVERDUE_INTERVAL_MINUTES"))
+    for job, job_id, interval in jobs:
+        scheduler.add_job(job, "interval", minutes=app.config[interval], args=[app],
+                          id=job_id, max_instances=1, coalesce=True)
     return scheduler
 
 
 def run_scheduler() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     app = current_app._get_current_object()
-    write_scheduled_checkpoint(app)  # anchor the head at start-up, then on the interval
+    # catch up at start-up (a scheduler that was down owes these), then on the interval
+    expire_due_lots(app)
+    report_overdue(app)
+    write_scheduled_checkpoint(app)
     build_scheduler(app).start()

@@ -15,7 +15,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = {"writes": "audited write vs. plain insert",
             "chain": "chain verification vs. bare sha256 loop",
-            "signing": "cost of one signing"}
+            "signing": "cost of one signing",
+            "trace": "lot trace (genealogy) vs. the recursive CTE alone"}
 
 
 @pytest.mark.slow

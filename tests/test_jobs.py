@@ -9,12 +9,14 @@ from audit.checkpoints import list_checkpoints
 from qms.jobs import build_scheduler, write_scheduled_checkpoint
 
 
-def test_the_checkpoint_job_runs_on_the_configured_interval(app):
-    app.config["AUDIT_CHECKPOINT_INTERVAL_MINUTES"] = 7
-    [job] = build_scheduler(app).get_jobs()
-    assert job.id == "audit-checkpoint"
-    assert job.trigger.interval == timedelta(minutes=7)
-    assert job.max_instances == 1
+def test_every_job_runs_on_its_configured_interval(app):
+    app.config.update(AUDIT_CHECKPOINT_INTERVAL_MINUTES=7, JOBS_LOT_EXPIRY_INTERVAL_MINUTES=11,
+                      JOBS_CAPA_OVERDUE_INTERVAL_MINUTES=13)
+    jobs = {job.id: job for job in build_scheduler(app).get_jobs()}
+    assert {name: job.trigger.interval for name, job in jobs.items()} == {
+        "audit-checkpoint": timedelta(minutes=7), "lot-expiry": timedelta(minutes=11),
+        "capa-overdue": timedelta(minutes=13)}
+    assert all(job.max_instances == 1 and job.coalesce for job in jobs.values())
 
 
 def test_scheduled_checkpoint_is_signed_stored_filed_and_audited(app, make_user):

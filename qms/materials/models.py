@@ -12,10 +12,11 @@ import enum
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import (CheckConstraint, Date, ForeignKey, Index, Integer, String, Text)
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 
 from qms.db import Base, ExactDecimal, UTCDateTime
+from qms.materials.hooks import before_lot_transition
 from qms.records.models import RecordType, VersionedRecord, register_record_type
 
 
@@ -89,7 +90,8 @@ class Lot(VersionedRecord, Base):
     status_before_hold: Mapped[str | None] = mapped_column(String(20))
 
     material: Mapped[Material] = relationship(lazy="joined", innerjoin=True)
-    supplier: Mapped[Supplier | None] = relationship(lazy="joined")
+    # loaded on access: an outer join would stop SELECT ... FOR UPDATE of a lot (PostgreSQL)
+    supplier: Mapped[Supplier | None] = relationship()
 
 
 class Batch(VersionedRecord, Base):
@@ -107,6 +109,17 @@ class Batch(VersionedRecord, Base):
     material: Mapped[Material] = relationship(lazy="joined", innerjoin=True)
     lot: Mapped[Lot] = relationship(lazy="joined", innerjoin=True)
 
+    @property
+    def inputs(self) -> list[dict]:
+        """The consumed lots [{"lot", "quantity", "unit"}], in lot number order, then in
+        the order they were consumed."""
+        rows = object_session(self).execute(
+            select(Lot.number, LotConsumption.quantity, LotConsumption.unit)
+            .join(Lot, Lot.id == LotConsumption.input_lot_id)
+            .where(LotConsumption.batch_id == self.id).order_by(LotConsumption.id)).all()
+        return sorted(({"lot": number, "quantity": str(quantity), "unit": unit}
+                       for number, quantity, unit in rows), key=lambda entry: entry["lot"])
+
 
 class LotConsumption(Base):
     """A genealogy edge: ``quantity`` of ``input_lot`` went into the batch whose output lot is
@@ -115,8 +128,11 @@ class LotConsumption(Base):
 
     __tablename__ = "lot_consumptions"
     __table_args__ = (
-        Index("ix_lot_consumptions_output_input", "output_lot_id", "input_lot_id"),
-        Index("ix_lot_consumptions_input_output", "input_lot_id", "output_lot_id"),
+        # covering: a trace reads its edges from the index alone, in either direction
+        Index("ix_lot_consumptions_output_input", "output_lot_id", "input_lot_id", "quantity",
+              "unit"),
+        Index("ix_lot_consumptions_input_output", "input_lot_id", "output_lot_id", "quantity",
+              "unit"),
         CheckConstraint("input_lot_id <> output_lot_id", name="ck_lot_consumptions_not_self"),
     )
 
@@ -142,28 +158,55 @@ class NumberSequence(Base):
     last_value: Mapped[int] = mapped_column(Integer)
 
 
-def _material_code(record) -> dict:
-    return {"material": record.material.number}
+UNITS = ("kg", "g", "mg", "L", "mL", "pcs")  # no conversion: a lot is in its material's unit
 
 
+def material_problems(content: dict) -> dict[str, list[str]]:
+    """Rules every version of a material keeps, whatever path wrote it."""
+    problems: dict[str, list[str]] = {}
+    if not (content.get("name") or "").strip():
+        problems["name"] = ["a material needs a name"]
+    if content.get("kind") not in {k.value for k in MaterialKind}:
+        problems["kind"] = [f"one of {', '.join(k.value for k in MaterialKind)}"]
+    if content.get("unit") not in UNITS:
+        problems["unit"] = [f"one of {', '.join(UNITS)}"]
+    shelf_life = content.get("shelf_life_days")
+    if shelf_life is not None and (not isinstance(shelf_life, int) or shelf_life < 1):
+        problems["shelf_life_days"] = ["at least 1 day, or null when each lot's expiry is given"]
+    return problems
+
+
+# ``material``, ``supplier`` and ``lot`` are relationships: they are content fields so that
+# create_record can set them, and extra_content replaces each in the snapshot by its number.
 def _lot_links(lot: Lot) -> dict:
     return {"material": lot.material.number,
             "supplier": lot.supplier.number if lot.supplier is not None else None}
 
 
+def _batch_content(batch: Batch) -> dict:
+    """The batch's material, lot and consumed lots, in the version snapshot (and therefore
+    under any signature of the batch record)."""
+    return {"material": batch.material.number, "lot": batch.lot.number,
+            "inputs": batch.inputs}
+
+
 MATERIALS = register_record_type(RecordType(
     name="material", model=Material, collection="materials",
     content_fields=("name", "kind", "unit", "shelf_life_days", "description"),
-    editable_fields=frozenset({"name", "unit", "shelf_life_days", "description"})))
+    # kind and unit are fixed: lots already received are counted in that unit
+    editable_fields=frozenset({"name", "shelf_life_days", "description"}),
+    check_content=material_problems))
 SUPPLIERS = register_record_type(RecordType(
     name="supplier", model=Supplier, collection="suppliers",
     content_fields=("name", "address", "contact"),
     editable_fields=frozenset({"name", "address", "contact"})))
 LOTS = register_record_type(RecordType(
     name="lot", model=Lot, collection="lots",
-    content_fields=("origin", "supplier_lot", "quantity", "unit", "received_on", "expires_on"),
-    editable_fields=frozenset({"supplier_lot", "expires_on"}), extra_content=_lot_links))
+    content_fields=("material", "origin", "supplier", "supplier_lot", "quantity", "unit",
+                    "received_on", "expires_on", "status_before_hold"),
+    editable_fields=frozenset({"supplier_lot", "expires_on"}), extra_content=_lot_links,
+    before_transition=before_lot_transition))
 BATCHES = register_record_type(RecordType(
     name="batch", model=Batch, collection="batches",
-    content_fields=("line", "quantity", "unit", "produced_on"),
-    editable_fields=frozenset({"line", "produced_on"}), extra_content=_material_code))
+    content_fields=("material", "lot", "line", "quantity", "unit", "produced_on"),
+    editable_fields=frozenset({"line", "produced_on"}), extra_content=_batch_content))

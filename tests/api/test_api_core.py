@@ -120,3 +120,15 @@ def test_a_duplicate_that_slips_past_the_checks_is_recognised_as_a_conflict(app)
         else:
             raise AssertionError("the duplicate was accepted")
         connection.rollback()
+
+
+def test_an_error_cannot_overwrite_the_members_of_its_problem_answer():
+    """A domain error's extra members sit beside type/title/status/detail; one named like
+    them would break the answer (a 500 instead of its 409), so it is refused where raised."""
+    import pytest
+
+    from qms.errors import Conflict
+
+    with pytest.raises(ValueError, match="reserved"):
+        Conflict("lot L-1 is rejected", extra={"status": "rejected"})
+    assert Conflict("lot L-1 is rejected", extra={"lot_status": "rejected"}).extra

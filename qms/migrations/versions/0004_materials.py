@@ -127,8 +127,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     op.create_index(op.f('ix_lot_consumptions_batch_id'), 'lot_consumptions', ['batch_id'], unique=False)
-    op.create_index('ix_lot_consumptions_input_output', 'lot_consumptions', ['input_lot_id', 'output_lot_id'], unique=False)
-    op.create_index('ix_lot_consumptions_output_input', 'lot_consumptions', ['output_lot_id', 'input_lot_id'], unique=False)
+    op.create_index('ix_lot_consumptions_input_output', 'lot_consumptions', ['input_lot_id', 'output_lot_id', 'quantity', 'unit'], unique=False)
+    op.create_index('ix_lot_consumptions_output_input', 'lot_consumptions', ['output_lot_id', 'input_lot_id', 'quantity', 'unit'], unique=False)
     make_append_only(*APPEND_ONLY)
     grant_app_role(TABLES, APPEND_ONLY)
 

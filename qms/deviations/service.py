@@ -1,0 +1,224 @@
+"""Deviations: raising one (naming the lots and batches it affects, which go on hold), editing
+it by state, naming more lots, the rules of its transitions, and releasing the holds when it
+ends. Every function flushes, never commits.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from qms.capa.models import Capa, CapaSource
+from qms.deviations.models import (DESCRIPTION_FIELDS, FINISHED_STATES, INVESTIGATION_FIELDS,
+                                   OPEN_STATES, Deviation, DeviationLot, NamedAs)
+from qms.errors import Conflict, InvalidInput, NotPermitted
+from qms.identity.models import User
+from qms.identity.roles import RoleTable
+from qms.materials.holds import lift_hold, put_on_hold
+from qms.materials.models import Batch, Lot
+from qms.records.service import create_record, revise_record, update_record
+from qms.records.workflow import Transition, Workflow
+
+# the states in which the lots a deviation names may still grow
+NAMING_STATES = ("open", "in_investigation")
+# which fields may be edited in which state, and the permission that edits them
+EDITS_BY_STATE = {"open": (DESCRIPTION_FIELDS, "deviation.raise"),
+                  "in_investigation": (INVESTIGATION_FIELDS, "deviation.investigate")}
+CLOSURE_NEEDS = ("root_cause", "impact_assessment")
+
+
+def create_deviation(session: Session, workflow: Workflow, actor: User,
+                     fields: Mapping[str, Any], *, lots: Sequence[str] = (),
+                     batches: Sequence[str] = ()) -> Deviation:
+    """Raise a deviation (version 1, state open, DEV-YYYY-NNNNN) and, when it names lots or
+    batches, name them in version 2 and put each lot on hold. Unknown lot or batch numbers
+    are refused (422 naming ``lots.<i>`` / ``batches.<i>``) before anything is written."""
+    named = resolve_lots(session, lots, batches)
+    cleaned = {name: value.strip() if isinstance(value, str) else value
+               for name, value in fields.items()}
+    deviation = create_record(session, workflow, actor, cleaned)
+    if named:
+        _name(session, deviation, actor.username, named, reason="named when raised")
+    return deviation
+
+
+def raise_deviation(session: Session, actor: User, fields: Mapping[str, Any],
+                    lot_numbers: Sequence[str], *, batch_numbers: Sequence[str] = (),
+                    workflow: Workflow | None = None) -> Deviation:
+    """For other modules (an incoming inspection rejected or accepted with nonconforming
+    results): raise a deviation naming these lots, which go on hold. ``fields`` are title,
+    description, kind, severity and occurred_on. Flushes, never commits."""
+    if workflow is None:
+        from qms.context import state  # the app's workflows, inside a request or job
+
+        workflow = state().workflows.get("deviation")
+    return create_deviation(session, workflow, actor, fields, lots=lot_numbers,
+                            batches=batch_numbers)
+
+
+def resolve_lots(session: Session, lots: Sequence[str],
+                 batches: Sequence[str]) -> list[tuple[Lot, str]]:
+    """(lot, named_as) for each lot and each batch's output lot, once per lot (a lot named
+    both ways counts as named by its batch), rows locked for the hold. Unknown numbers ->
+    InvalidInput naming each by its position."""
+    found = {lot.number: lot for lot in session.scalars(
+        select(Lot).where(Lot.number.in_(set(lots))).with_for_update(of=Lot))}
+    outputs = {batch.number: batch.lot_id for batch in session.scalars(
+        select(Batch).where(Batch.number.in_(set(batches))))}
+    errors = {f"lots.{i}": [f"no lot {number!r}"] for i, number in enumerate(lots)
+              if number not in found}
+    errors.update({f"batches.{i}": [f"no batch {number!r}"] for i, number in enumerate(batches)
+                   if number not in outputs})
+    if errors:
+        raise InvalidInput("the deviation names lots or batches that do not exist",
+                           errors=errors)
+    batch_lots = {lot.id: lot for lot in session.scalars(
+        select(Lot).where(Lot.id.in_(set(outputs.values()))).with_for_update(of=Lot))}
+    named = {lot.id: (lot, NamedAs.BATCH.value) for lot in batch_lots.values()}
+    for lot in found.values():
+        named.setdefault(lot.id, (lot, NamedAs.LOT.value))
+    return sorted(named.values(), key=lambda pair: pair[0].number)
+
+
+def name_lots(session: Session, deviation: Deviation, actor: User, *, lots: Sequence[str],
+              batches: Sequence[str], reason: str | None) -> Deviation:
+    """Name more lots or batches while the deviation is open or in investigation: a new
+    version listing them, and each lot on hold. Lots already named are left out; naming
+    nothing new is refused (422)."""
+    if deviation.state not in NAMING_STATES:
+        raise Conflict(f"{deviation.number} is {deviation.state}; lots can be named only while "
+                       f"{' or '.join(NAMING_STATES)}", extra={"state": deviation.state})
+    if reason is None or not reason.strip():
+        raise InvalidInput("a reason is required for this change", field="reason")
+    already = {link.lot_id for link in deviation.lot_links}
+    new = [(lot, how) for lot, how in resolve_lots(session, lots, batches)
+           if lot.id not in already]
+    if not new:
+        raise InvalidInput("the deviation already names every one of these", field="lots")
+    _name(session, deviation, actor.username, new, reason=reason.strip())
+    return deviation
+
+
+def _name(session: Session, deviation: Deviation, actor: str,
+          named: Iterable[tuple[Lot, str]], *, reason: str) -> None:
+    named = list(named)
+    for lot, how in named:
+        deviation.lot_links.append(DeviationLot(lot=lot, named_as=how, added_by=actor))
+    session.flush()
+    revise_record(session, deviation, actor, action="name_lots", reason=reason,
+                  event="deviation.lots.named",
+                  details={"named": [{"number": lot.number, "named_as": how}
+                                     for lot, how in named]})
+    for lot, _ in named:
+        put_on_hold(session, lot, actor, because=f"named by deviation {deviation.number}")
+
+
+def edit_deviation(session: Session, workflow: Workflow, roles: RoleTable,
+                   deviation: Deviation, actor: User, changes: Mapping[str, Any],
+                   reason: str | None, *, expected_version: int | None = None) -> Deviation:
+    """Change the description while open (deviation.raise), the investigation while in
+    investigation (deviation.investigate); a reason is required. Fields of the other state
+    are refused (422 naming them); nothing is editable once submitted for closure (409)."""
+    if deviation.state not in EDITS_BY_STATE:
+        raise Conflict(f"{deviation.number} is {deviation.state}; it can be edited only in "
+                       f"{', '.join(EDITS_BY_STATE)}", extra={"state": deviation.state})
+    allowed, permission = EDITS_BY_STATE[deviation.state]
+    wrong = {f"changes.{name}": [f"{name} cannot be edited while the deviation is "
+                                 f"{deviation.state}"]
+             for name in changes if name not in allowed}
+    if wrong:
+        raise InvalidInput("the request names fields that cannot be set now", errors=wrong)
+    if not roles.allows(actor.roles, permission):
+        raise NotPermitted(f"editing a deviation {deviation.state} needs permission "
+                           f"{permission!r}")
+    cleaned = {name: value.strip() if isinstance(value, str) else value
+               for name, value in changes.items()}
+    return update_record(session, workflow, deviation, actor, cleaned, reason,
+                         expected_version=expected_version)
+
+
+def before_deviation_transition(session: Session, deviation: Deviation,
+                                transition: Transition, actor: User,
+                                reason: str | None) -> None:
+    """Refuse (409) a submission for closure before the investigation is complete, and a
+    closure that needs a CAPA without a linked, not cancelled one."""
+    if transition.action == "submit_for_closure":
+        missing = [name for name in CLOSURE_NEEDS if not getattr(deviation, name).strip()]
+        if deviation.capa_required is None:
+            missing.append("capa_required")
+        if missing:
+            raise Conflict(f"{deviation.number} cannot be submitted for closure before "
+                           f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+                           "recorded", extra={"missing": missing})
+    if transition.target == "closed" and deviation.capa_required:
+        if not [capa for capa in linked_capas(session, deviation) if capa.state != "cancelled"]:
+            raise Conflict(f"{deviation.number} requires a CAPA: link one (a CAPA with source "
+                           f"deviation and reference {deviation.number}) before closing",
+                           extra={"missing": ["capa"]})
+
+
+def after_deviation_transition(session: Session, deviation: Deviation,
+                               transition: Transition, actor: User,
+                               reason: str | None) -> None:
+    """When the deviation ends (closed or cancelled), its lots come off hold, except those
+    that another open deviation still names."""
+    if transition.target in FINISHED_STATES:
+        release_holds(session, deviation, actor.username)
+
+
+def release_holds(session: Session, deviation: Deviation, actor: str) -> list[str]:
+    """Lift the hold of every lot the finished deviation names and no open deviation does.
+    Returns the lot numbers released from hold."""
+    lot_ids = [link.lot_id for link in deviation.lot_links]
+    # lock the lots before asking who else names them, so that two deviations ending at
+    # once cannot each leave the lot to the other
+    lots = session.scalars(select(Lot).where(Lot.id.in_(lot_ids)).order_by(Lot.id)
+                           .with_for_update(of=Lot)).all()
+    still_held = {link.lot_id for other in open_deviations_naming(session, lot_ids)
+                  for link in other.lot_links}
+    lifted = []
+    for lot in lots:
+        if lot.id not in still_held and lot.state == "on_hold":
+            lift_hold(session, lot, actor,
+                      because=f"deviation {deviation.number} {deviation.state}")
+            lifted.append(lot.number)
+    return lifted
+
+
+def open_deviations_naming(session: Session, lot_ids: Iterable[int]) -> list[Deviation]:
+    """Deviations not closed nor cancelled that name any of these lots (a batch is named
+    through its output lot), by number. One look-up on ix_deviation_lots_lot_deviation."""
+    ids = set(lot_ids)
+    if not ids:
+        return []
+    named = select(DeviationLot.deviation_id).where(DeviationLot.lot_id.in_(ids))
+    return list(session.scalars(select(Deviation).where(
+        Deviation.id.in_(named), Deviation.state.in_(OPEN_STATES)).order_by(Deviation.number)))
+
+
+def linked_capas(session: Session, deviation: Deviation) -> list[Capa]:
+    """The CAPAs raised with this deviation as their source, by number."""
+    return list(session.scalars(select(Capa).where(
+        Capa.source == CapaSource.DEVIATION.value, Capa.source_reference == deviation.number)
+        .order_by(Capa.number)))
+
+
+def list_deviations(session: Session, *, state: str | None = None,
+                    severity: str | None = None, kind: str | None = None,
+                    lot: str | None = None, limit: int = 100,
+                    offset: int = 0) -> list[Deviation]:
+    """Deviations, newest first, filtered by state, severity, kind and a named lot number."""
+    query = select(Deviation).order_by(Deviation.id.desc()).limit(limit).offset(offset)
+    if state is not None:
+        query = query.where(Deviation.state == state)
+    if severity is not None:
+        query = query.where(Deviation.severity == severity)
+    if kind is not None:
+        query = query.where(Deviation.kind == kind)
+    if lot is not None:
+        query = query.where(Deviation.id.in_(
+            select(DeviationLot.deviation_id).join(Lot, Lot.id == DeviationLot.lot_id)
+            .where(Lot.number == lot)))
+    return list(session.scalars(query))

@@ -1,0 +1,106 @@
+"""The rules and consequences of an inspection's workflow: completion needs every sample
+recorded; an accept with nonconforming results needs a reason; an incoming usage decision
+releases or rejects the lot; a deviation can be raised from an inspection with
+nonconforming results or a rejection; QA's manual disposition of a lot waits for its incoming
+inspection. Flushes, never commits."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from qms.errors import Conflict, InvalidInput
+from qms.identity.models import User
+from qms.inspection.models import USAGE_DECISIONS, Inspection, Stage
+from qms.inspection.results import summary
+from qms.inspection.service import undecided_incoming
+from qms.materials.dates import today
+from qms.materials.models import Lot
+from qms.records.service import revise_record
+from qms.records.workflow import Transition
+
+LOT_STATUS_BY_DECISION = {"accepted": "released", "rejected": "rejected"}
+DEVIATION_STATES = ("in_progress", "completed", "accepted", "rejected")
+
+
+def before_inspection_transition(session: Session, inspection: Inspection,
+                                 transition: Transition, actor: User,
+                                 reason: str | None) -> None:
+    """Refuse completing with samples missing (409, listing them) and accepting with
+    nonconforming results without a reason (422 naming ``reason``)."""
+    if transition.target == "completed":
+        _require_every_sample(inspection)
+    if transition.target == "accepted" and reason is None:
+        count = summary(inspection)["nonconforming_results"]
+        if count:
+            raise InvalidInput(f"{inspection.number} has {count} nonconforming result(s); "
+                               "accepting it needs a reason", field="reason")
+
+
+def _require_every_sample(inspection: Inspection) -> None:
+    missing = {c["code"]: c["required"] - c["recorded"]
+               for c in summary(inspection)["characteristics"] if c["recorded"] < c["required"]}
+    if missing:
+        listed = ", ".join(f"{code} ({count})" for code, count in missing.items())
+        raise Conflict(f"{inspection.number} needs a result on every one of its "
+                       f"{inspection.sample_size} samples; missing: {listed}",
+                       extra={"missing": missing})
+
+
+def after_inspection_transition(session: Session, inspection: Inspection,
+                                transition: Transition, actor: User,
+                                reason: str | None) -> None:
+    """An incoming usage decision releases (A) or rejects (R) the inspected lot, as a new
+    version of the lot naming the inspection (qms.materials.holds.set_lot_status)."""
+    status = LOT_STATUS_BY_DECISION.get(transition.target)
+    if status is None or inspection.stage != Stage.INCOMING.value or inspection.lot is None:
+        return
+    from qms.materials.holds import set_lot_status
+
+    code = USAGE_DECISIONS[transition.target]
+    because = f"usage decision {code} of incoming inspection {inspection.number}"
+    set_lot_status(session, inspection.lot, actor.username, status,
+                   because=f"{because}: {reason}" if reason else because,
+                   details={"inspection": inspection.number, "usage_decision": code})
+
+
+def refuse_manual_disposition(session: Session, lot: Lot, transition: Transition,
+                              actor: User) -> None:
+    """The lot_disposition_checks callback: while the lot's incoming inspection awaits its
+    usage decision, that decision disposes of the lot, not a manual release or reject."""
+    number = undecided_incoming(session, lot.id)
+    if number is not None:
+        raise Conflict(f"lot {lot.number} is under incoming inspection {number}; its usage "
+                       f"decision releases or rejects the lot (cancel the inspection first "
+                       f"to {transition.action} it by hand)", extra={"inspection": number})
+
+
+def raise_inspection_deviation(session: Session, inspection: Inspection, actor: User,
+                               fields: Mapping[str, Any]):
+    """Raise a deviation naming the inspected lot (incoming) or batch, which goes on hold,
+    and link it to the inspection in a new version (event ``inspection.deviation.raised``).
+    Only for an inspection with a nonconforming current result or a rejection, once."""
+    if inspection.deviation is not None:
+        raise Conflict(f"{inspection.number} already raised {inspection.deviation}",
+                       extra={"deviation": inspection.deviation})
+    if inspection.state not in DEVIATION_STATES or not _has_cause(inspection):
+        raise Conflict(f"{inspection.number} has no nonconforming result and is not "
+                       "rejected; there is nothing to deviate from",
+                       extra={"state": inspection.state})
+    from qms.deviations.service import raise_deviation
+
+    values = {"kind": "unplanned", "occurred_on": today(),
+              "title": f"Nonconformity found by inspection {inspection.number}", **fields}
+    lots = [inspection.lot.number] if inspection.batch is None else []
+    batches = [inspection.batch.number] if inspection.batch is not None else []
+    deviation = raise_deviation(session, actor, values, lots, batch_numbers=batches)
+    revise_record(session, inspection, actor.username, action="raise_deviation",
+                  reason=f"deviation {deviation.number} raised",
+                  changes={"deviation": deviation.number},
+                  details={"deviation": deviation.number}, event="inspection.deviation.raised")
+    return deviation
+
+
+def _has_cause(inspection: Inspection) -> bool:
+    return inspection.state == "rejected" or summary(inspection)["nonconforming_results"] > 0

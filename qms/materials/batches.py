@@ -1,0 +1,193 @@
+"""Batches and the genealogy: producing a batch creates its output lot (same number, in
+quarantine) and the batch record, then records the lots it consumed as genealogy edges.
+
+Consumption rules (each refusal names the input by index, ``inputs.N.<field>``, with 422,
+and nothing is written): the input lot exists, is ``released``, is not past its expiry date
+(even before the expiry job has run), is counted in the unit given (if any), is not the
+batch's own lot nor downstream of it (no cycles), and the quantity is more than zero and at
+most what is left of the lot, counting earlier inputs of the same request. Every function
+flushes, never commits.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from qms.db import utcnow
+from qms.errors import Conflict, InvalidInput
+from qms.identity.models import User
+from qms.materials.dates import today
+from qms.materials.models import (BATCHES, LOTS, Batch, Lot, LotConsumption, LotOrigin,
+                                  LotStatus, Material, MaterialKind)
+from qms.materials.numbering import NumberingRules, next_number
+from qms.materials.service import (expiry, lot_exists, material_by_code, require_active,
+                                   require_in_date, require_unit)
+from qms.materials.trace import Direction, reachable_ids
+from qms.records.service import create_record, revise_record
+from qms.records.workflow import WorkflowRegistry
+
+PRODUCIBLE_KINDS = (MaterialKind.INTERMEDIATE.value, MaterialKind.FINISHED.value)
+IN_PRODUCTION = "in_production"
+
+
+@dataclass(frozen=True)
+class Consumption:
+    """One checked input: ``quantity`` of ``lot`` (in the lot's unit)."""
+    lot: Lot
+    quantity: Decimal
+
+
+def produce_batch(session: Session, workflows: WorkflowRegistry, numbering: NumberingRules,
+                  actor: User, fields: Mapping[str, Any], *, on: date | None = None) -> Batch:
+    """A new batch in production of an intermediate or finished material, numbered by the
+    batch rule, with its output lot (origin produced, quarantine, same number), consuming
+    ``inputs`` [{"lot_number", "quantity", "unit"?}]. Everything is checked before anything
+    is written."""
+    current = on or today()
+    material = material_by_code(session, fields["material"])
+    require_active(material)
+    if material.kind not in PRODUCIBLE_KINDS:
+        raise InvalidInput(f"{material.number} is a {material.kind} material: batches produce "
+                           "intermediate or finished materials", field="material")
+    require_unit(material, fields["unit"])
+    produced_on = fields.get("produced_on") or current
+    if produced_on > current:
+        raise InvalidInput("produced_on cannot be in the future", field="produced_on")
+    expires_on = expiry(material, produced_on, fields.get("expires_on"))
+    require_in_date(expires_on, current)
+    inputs = checked_inputs(session, None, fields.get("inputs") or [], current)
+    number = next_number(session, numbering.batch, {"material": material.number,
+                                                    "line": fields["line"]},
+                         produced_on, taken=lambda n: lot_exists(session, n))
+    lot = create_record(session, workflows.get(LOTS.name), actor, {
+        "material": material, "supplier": None, "origin": LotOrigin.PRODUCED.value,
+        "supplier_lot": None, "quantity": fields["quantity"], "unit": fields["unit"],
+        "received_on": None, "expires_on": expires_on}, number=number)
+    batch = create_record(session, workflows.get(BATCHES.name), actor, {
+        "material": material, "lot": lot, "line": fields["line"],
+        "quantity": fields["quantity"], "unit": fields["unit"], "produced_on": produced_on},
+        number=number)
+    if inputs:
+        _consume(session, batch, actor, inputs, reason=None)
+    return batch
+
+
+def add_batch_inputs(session: Session, batch: Batch, actor: User,
+                     inputs: Sequence[Mapping[str, Any]], *, reason: str | None = None,
+                     on: date | None = None) -> Batch:
+    """Record more consumed lots on a batch still in production (409 otherwise); one new
+    version of the batch listing every input."""
+    if batch.state != IN_PRODUCTION:
+        raise Conflict(f"batch {batch.number} is {batch.state}; inputs are recorded only "
+                       "while it is in production", extra={"state": batch.state})
+    if not inputs:
+        raise InvalidInput("name at least one input lot", field="inputs")
+    checked = checked_inputs(session, batch, inputs, on or today())
+    _consume(session, batch, actor, checked, reason=reason)
+    return batch
+
+
+def _consume(session: Session, batch: Batch, actor: User, inputs: list[Consumption], *,
+             reason: str | None) -> None:
+    now = utcnow()
+    for entry in inputs:
+        session.add(LotConsumption(batch_id=batch.id, input_lot_id=entry.lot.id,
+                                   output_lot_id=batch.lot_id, quantity=entry.quantity,
+                                   unit=entry.lot.unit, consumed_at=now,
+                                   consumed_by=actor.username, reason=reason))
+    session.flush()
+    consumed = [{"lot": entry.lot.number, "quantity": str(entry.quantity),
+                 "unit": entry.lot.unit} for entry in inputs]
+    reason = reason or f"{len(inputs)} input lot(s) consumed in production"
+    revise_record(session, batch, actor.username, action="consume", reason=reason,
+                  details={"consumed": consumed}, event="batch.lot.consumed")
+
+
+def checked_inputs(session: Session, batch: Batch | None,
+                   inputs: Sequence[Mapping[str, Any]], on: date) -> list[Consumption]:
+    """Every input checked against the consumption rules, the input lots locked (PostgreSQL,
+    in id order, so that two batches consuming the same lots cannot deadlock). Raises one
+    InvalidInput naming every refused input; writes nothing."""
+    lots = _locked_lots(session, [entry["lot_number"] for entry in inputs])
+    left = _quantities_left(session, lots.values())
+    downstream = set(reachable_ids(session, batch.lot_id, Direction.FORWARD)) if batch else set()
+    errors: dict[str, list[str]] = {}
+    checked = []
+    for index, entry in enumerate(inputs):
+        lot = lots.get(entry["lot_number"])
+        problems = _input_problems(lot, entry, batch, downstream, left, on)
+        for field, message in problems:
+            errors.setdefault(f"inputs.{index}.{field}", []).append(message)
+        if not problems:
+            left[lot.id] -= entry["quantity"]
+            checked.append(Consumption(lot, entry["quantity"]))
+    if errors:
+        raise InvalidInput("some input lots cannot be consumed", errors=errors)
+    return checked
+
+
+def _input_problems(lot: Lot | None, entry: Mapping[str, Any], batch: Batch | None,
+                    downstream: set[int], left: dict[int, Decimal], on: date
+                    ) -> list[tuple[str, str]]:
+    """(field, problem) for one input; empty when it can be consumed."""
+    number, quantity = entry["lot_number"], entry["quantity"]
+    if lot is None:
+        return [("lot_number", f"no lot {number!r}")]
+    if batch is not None and (lot.id == batch.lot_id or lot.id in downstream):
+        return [("lot_number", f"lot {number} is made from batch {batch.number}; consuming "
+                               "it would make the genealogy a cycle")]
+    if lot.state != LotStatus.RELEASED.value:
+        return [("lot_number", f"lot {number} is {lot.state}; only released lots can be "
+                               "consumed")]
+    if lot.expires_on is not None and lot.expires_on < on:
+        return [("lot_number", f"lot {number} expired on {lot.expires_on.isoformat()}")]
+    problems = []
+    if entry.get("unit") is not None and entry["unit"] != lot.unit:
+        problems.append(("unit", f"lot {number} is counted in {lot.unit}, not "
+                                 f"{entry['unit']!r} (units are not converted)"))
+    if quantity <= 0:
+        problems.append(("quantity", "must be greater than zero"))
+    elif quantity > left[lot.id]:
+        problems.append(("quantity", f"only {left[lot.id]} {lot.unit} of lot {number} "
+                                     "is left"))
+    return problems
+
+
+def _locked_lots(session: Session, numbers: list[str]) -> dict[str, Lot]:
+    query = (select(Lot).where(Lot.number.in_(sorted(set(numbers)))).order_by(Lot.id)
+             .with_for_update(of=Lot))
+    return {lot.number: lot for lot in session.scalars(query)}
+
+
+def _quantities_left(session: Session, lots) -> dict[int, Decimal]:
+    """Lot quantity minus everything consumed from it (summed exactly, in Python: the
+    quantities are decimal text, which SQL would sum as floats or not at all)."""
+    left = {lot.id: lot.quantity for lot in lots}
+    rows = session.execute(select(LotConsumption.input_lot_id, LotConsumption.quantity)
+                           .where(LotConsumption.input_lot_id.in_(list(left))))
+    for lot_id, quantity in rows:
+        left[lot_id] -= quantity
+    return left
+
+
+def list_batches(session: Session, *, state: str | None = None, status: str | None = None,
+                 material: str | None = None, line: str | None = None, limit: int = 100,
+                 offset: int = 0) -> list[Batch]:
+    """Batches, newest first, filtered by batch state, output lot status, material, line."""
+    query = select(Batch).order_by(Batch.id.desc()).limit(limit).offset(offset)
+    if state is not None:
+        query = query.where(Batch.state == state)
+    if status is not None:
+        query = query.where(Batch.lot_id.in_(select(Lot.id).where(Lot.state == status)))
+    if material is not None:
+        query = query.where(Batch.material_id == select(Material.id).where(
+            Material.number == material).scalar_subquery())
+    if line is not None:
+        query = query.where(Batch.line == line)
+    return list(session.scalars(query))

@@ -1,0 +1,44 @@
+"""Extension points other modules register with at import, so that materials never import
+them: the inspection module opens an incoming inspection when a lot is received, and refuses
+a manual disposition while that inspection is open.
+
+A callback raises a DomainError to refuse; nothing has been written by then on the
+disposition path, and on the receipt path the caller's transaction rolls back.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session
+
+from qms.errors import Conflict
+from qms.materials.dates import today
+from qms.identity.models import User
+from qms.records.workflow import Transition
+
+if TYPE_CHECKING:
+    from qms.materials.models import Lot
+
+# called after a lot is received (created in quarantine, numbered, audited)
+on_lot_received: list[Callable[[Session, "Lot", User], None]] = []
+# called before a lot's disposition transition (release, reject) writes anything
+lot_disposition_checks: list[Callable[[Session, "Lot", Transition, User], None]] = []
+
+
+def before_lot_transition(session: Session, lot: "Lot", transition: Transition, actor: User,
+                          reason: str | None) -> None:
+    """The lot workflow's before_transition: no release after the expiry date (the expiry
+    job may not have run yet), then every registered disposition check."""
+    if transition.target == "released" and lot.expires_on is not None \
+            and lot.expires_on < today():
+        raise Conflict(f"lot {lot.number} expired on {lot.expires_on.isoformat()}; it cannot "
+                       "be released", extra={"lot_status": lot.state})
+    for check in list(lot_disposition_checks):
+        check(session, lot, transition, actor)
+
+
+def lot_received(session: Session, lot: "Lot", actor: User) -> None:
+    """Run every on_lot_received callback, in registration order."""
+    for callback in list(on_lot_received):
+        callback(session, lot, actor)

@@ -1,0 +1,181 @@
+"""Fixtures for inspection over HTTP: a team, master data, and a client that walks the usual
+steps (plans drafted and approved, lots received, results recorded, decisions signed)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import func, select, text
+
+import qms.inspection.api  # noqa: F401  (registers the record types and routes before any app)
+import qms.materials.api  # noqa: F401
+
+MATERIAL, PRODUCT, SUPPLIER = "RM-PART", "FG-TAB", "SUP-ACME"
+RECORD_TABLES = ("inspection_plans", "inspections", "inspection_results", "lots",
+                 "record_versions", "signatures", "deviations")
+
+
+def numeric(code: str = "DIA", lsl: str | None = "9.90", usl: str | None = "10.10",
+            target: str | None = "10.00", decimals: int = 2, unit: str = "mm") -> dict:
+    return {"code": code, "name": f"Characteristic {code}", "type": "numeric", "unit": unit,
+            "lsl": lsl, "usl": usl, "target": target, "decimals": decimals}
+
+
+def attribute(code: str = "VIS") -> dict:
+    return {"code": code, "name": "Visual: no cracks", "type": "attribute"}
+
+
+@pytest.fixture
+def team(make_user):
+    """QA reviewer drafts plans and master data, QA approvers approve and decide, the
+    inspector records and performs, production receives and produces."""
+    return SimpleNamespace(reviewer=make_user("rita.reviewer", "qa_reviewer"),
+                           approver=make_user("anna.approver", "qa_approver"),
+                           approver2=make_user("alex.approver", "qa_approver"),
+                           inspector=make_user("ivan.inspector", "inspector"),
+                           production=make_user("paul.production", "production"),
+                           auditor=make_user("otto.auditor", "auditor"))
+
+
+@dataclass
+class InspectionClient:
+    client: object
+    auth_headers: object
+    team: SimpleNamespace
+    _headers: dict = field(default_factory=dict)
+
+    def headers(self, user) -> dict:
+        if user.username not in self._headers:
+            self._headers[user.username] = self.auth_headers(user)
+        return self._headers[user.username]
+
+    def post(self, user, path: str, body=None):
+        return self.client.post(f"/api/v1{path}", json=body if body is not None else {},
+                                headers=self.headers(user))
+
+    def get(self, user, path: str, **query):
+        return self.client.get(f"/api/v1{path}", query_string=query, headers=self.headers(user))
+
+    def patch(self, user, path: str, changes: dict, reason: str | None = "correction"):
+        return self.client.patch(f"/api/v1{path}", json={"changes": changes, "reason": reason},
+                                 headers=self.headers(user))
+
+    @staticmethod
+    def ok(response, status: int = 200) -> dict:
+        assert response.status_code == status, response.get_json()
+        return response.get_json()
+
+    def transition(self, user, path: str, action: str, *, meaning: str | None = None,
+                   reason: str | None = None):
+        body = {"action": action}
+        if reason is not None:
+            body["reason"] = reason
+        if meaning is not None:
+            body["signature"] = {"username": user.username, "password": user.password,
+                                 "meaning": meaning}
+        return self.post(user, f"{path}/transitions", body)
+
+    # plans
+    def draft_plan(self, user=None, **fields):
+        body = {"material": MATERIAL, "stage": "incoming", "title": "Incoming check of parts",
+                "inspection_level": "II", "aql": "1.0",
+                "characteristics": [numeric(), attribute()], **fields}
+        return self.post(user or self.team.reviewer, "/inspection-plans", body)
+
+    def effective_plan(self, **fields) -> dict:
+        number = self.ok(self.draft_plan(**fields), 201)["number"]
+        self.ok(self.transition(self.team.reviewer, f"/inspection-plans/{number}", "submit"))
+        return self.ok(self.transition(self.team.approver, f"/inspection-plans/{number}",
+                                       "approve", meaning="approved"))
+
+    # lots and inspections
+    def receive(self, quantity: str = "60", material: str = MATERIAL) -> dict:
+        return self.ok(self.post(self.team.production, "/lots", {
+            "material": material, "supplier": SUPPLIER, "quantity": quantity, "unit": "pcs"}),
+            201)
+
+    def inspection_of_lot(self, lot: str) -> dict:
+        found = self.ok(self.get(self.team.auditor, "/inspections", lot=lot))
+        assert len(found) == 1, found
+        return found[0]
+
+    def results(self, user, number: str, entries: list[dict]):
+        return self.post(user, f"/inspections/{number}/results", {"results": entries})
+
+    def record_all(self, number: str, samples: int, *, bad: dict[int, str] | None = None):
+        """A conforming DIA value and a VIS pass on every sample; ``bad`` replaces DIA
+        values by sample."""
+        bad = bad or {}
+        entries = [{"characteristic": "DIA", "value": bad.get(n, "10.01"), "sample": n}
+                   for n in range(1, samples + 1)]
+        entries += [{"characteristic": "VIS", "passed": True} for _ in range(samples)]
+        return self.ok(self.results(self.team.inspector, number, entries), 201)
+
+    def complete(self, number: str, user=None) -> dict:
+        return self.ok(self.transition(user or self.team.inspector, f"/inspections/{number}",
+                                       "complete", meaning="performed"))
+
+
+@pytest.fixture
+def inspections(client, auth_headers, team) -> InspectionClient:
+    """Tokens are issued up front, so that a snapshot taken later sees only the request."""
+    api = InspectionClient(client, auth_headers, team)
+    for user in vars(team).values():
+        api.headers(user)
+    return api
+
+
+@pytest.fixture
+def master_data(inspections, team):
+    """A raw material counted in pieces, a finished product, an approved supplier."""
+    for body in ({"code": MATERIAL, "name": "Machined part", "kind": "raw", "unit": "pcs",
+                  "shelf_life_days": 365},
+                 {"code": PRODUCT, "name": "Tablet", "kind": "finished", "unit": "pcs",
+                  "shelf_life_days": 730}):
+        inspections.ok(inspections.post(team.reviewer, "/materials", body), 201)
+    inspections.ok(inspections.post(team.reviewer, "/suppliers",
+                                    {"code": SUPPLIER, "name": "Acme Parts"}), 201)
+    inspections.ok(inspections.transition(team.approver, f"/suppliers/{SUPPLIER}", "approve",
+                                          meaning="approved"))
+    return inspections
+
+
+@pytest.fixture
+def record_counts(app):
+    def counts() -> dict[str, int]:
+        with app.extensions["qms"].db.engine.connect() as connection:
+            return {name: connection.scalar(select(func.count()).select_from(text(name)))
+                    for name in RECORD_TABLES}
+    return counts
+
+
+@pytest.fixture
+def audit_since(app):
+    """audit_since(seq) -> [(action, actor, entity_id, reason)] of the events after seq."""
+    def events(after: int) -> list[tuple]:
+        with app.extensions["qms"].db.engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(text(
+                "SELECT action, actor, entity_id, reason FROM audit_events WHERE seq > :seq "
+                "ORDER BY seq"), {"seq": after})]
+    return events
+
+
+@pytest.fixture
+def audit_seq(app):
+    def head() -> int:
+        with app.extensions["qms"].db.engine.connect() as connection:
+            return connection.execute(text("SELECT seq FROM audit_head")).scalar_one()
+    return head
+
+
+@pytest.fixture
+def chain_intact(app):
+    from audit.verify import verify_chain
+
+    def check() -> bool:
+        with app.extensions["qms"].db.engine.connect() as connection:
+            result = verify_chain(connection)
+        assert result.ok, (result.first_bad_seq, result.problem)
+        return True
+    return check
