@@ -174,3 +174,17 @@ def db_snapshot(app):
         counts["audit_head"] = tuple(head)
         return counts
     return snapshot
+
+
+@pytest.fixture
+def chain_intact(app):
+    """chain_intact() -> True when audit.verify.verify_chain finds the whole chain intact
+    (asserts, naming the first bad seq, otherwise)."""
+    from audit.verify import verify_chain
+
+    def check() -> bool:
+        with app.extensions["qms"].db.engine.connect() as connection:
+            result = verify_chain(connection)
+        assert result.ok, (result.first_bad_seq, result.problem)
+        return True
+    return check

@@ -130,14 +130,3 @@ def audit_since(app):
         return [tuple(row) for row in rows]
     return events
 
-
-@pytest.fixture
-def chain_intact(app):
-    from audit.verify import verify_chain
-
-    def check() -> bool:
-        with app.extensions["qms"].db.engine.connect() as connection:
-            result = verify_chain(connection)
-        assert result.ok, (result.first_bad_seq, result.problem)
-        return True
-    return check

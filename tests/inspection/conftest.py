@@ -168,14 +168,3 @@ def audit_seq(app):
             return connection.execute(text("SELECT seq FROM audit_head")).scalar_one()
     return head
 
-
-@pytest.fixture
-def chain_intact(app):
-    from audit.verify import verify_chain
-
-    def check() -> bool:
-        with app.extensions["qms"].db.engine.connect() as connection:
-            result = verify_chain(connection)
-        assert result.ok, (result.first_bad_seq, result.problem)
-        return True
-    return check

@@ -100,18 +100,6 @@ def audit_since(app):
     return events
 
 
-@pytest.fixture
-def chain_intact(app):
-    """chain_intact() -> True when audit.verify.verify_chain finds the whole chain intact."""
-    from audit.verify import verify_chain
-
-    def check() -> bool:
-        with app.extensions["qms"].db.engine.connect() as connection:
-            result = verify_chain(connection)
-        assert result.ok, (result.first_bad_seq, result.problem)
-        return result.ok
-    return check
-
 
 @pytest.fixture
 def audit_seq(app):
