@@ -10,6 +10,7 @@ from qms.documents.models import Document
 from qms.documents.service import create_document
 from qms.identity.authentication import find_user
 from qms.identity.users import create_user
+from qms.materials.models import Material
 from qms.records.service import apply_transition
 
 DEMO_PASSWORD = "demo-password-2026"
@@ -23,7 +24,8 @@ DEMO_USERS = [
 
 
 def create_demo_data() -> None:
-    """Idempotent: users that exist are left alone; documents are added once."""
+    """Idempotent: users that exist are left alone; documents are added once, and the demo
+    plant (qms.demo_plant) once, when there is no material yet."""
     app_state = state()
     with app_state.db.unit_of_work() as session:
         for username, full_name, roles in DEMO_USERS:
@@ -34,6 +36,11 @@ def create_demo_data() -> None:
     with app_state.db.unit_of_work() as session:
         if session.scalar(select(Document.id).limit(1)) is None:
             _demo_documents(session)
+    with app_state.db.unit_of_work() as session:
+        if session.scalar(select(Material.id).limit(1)) is None:
+            from qms.demo_plant import create_demo_plant  # it imports DEMO_PASSWORD from here
+
+            create_demo_plant(session, app_state)
 
 
 def _demo_documents(session) -> None:
@@ -62,5 +69,8 @@ def login_help(url: str) -> str:
              f"{DEMO_PASSWORD}):"]
     lines += [f"  {username:12} {', '.join(roles)}" for username, _, roles in DEMO_USERS]
     lines += ["  admin        the password printed when the instance was created",
+              "", "Demo plant: materials RM-PARA, RM-LAC, PK-BLISTER, IM-GRAN, FG-PARA500; an",
+              "accepted incoming inspection, a granulation and a tablet batch, a deviation",
+              "holding a foil lot, its CAPA and a draft change control.",
               "", "API docs: " + url + "/api-docs   Stop with Ctrl+C."]
     return "\n".join(lines)
