@@ -29,7 +29,7 @@ from qms.inspection.plans import create_plan
 from qms.inspection.results import record_results
 from qms.inspection.service import undecided_incoming
 from qms.materials.batches import produce_batch
-from qms.materials.dates import today
+from qms.dates import today
 from qms.materials.models import Batch, Lot
 from qms.materials.service import create_material, create_supplier, receive_lot
 from qms.records.models import VersionedRecord

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qms.capa.models import Capa, CapaAction, CapaSource
+from qms.dates import today as site_today
 from qms.db import utcnow
 from qms.deviations.models import Deviation
 from qms.errors import Conflict, InvalidInput, NotFound, NotPermitted
@@ -85,7 +86,7 @@ def add_action(session: Session, roles: RoleTable, capa: Capa, actor: User, *,
     reason = _required(reason, "reason")
     description = _required(description, "description")
     check_owner(session, roles, owner, field="owner")
-    if due_on < (today or utcnow().date()):
+    if due_on < (today or site_today()):
         raise InvalidInput("the due date is in the past", field="due_on")
     action = CapaAction(position=len(capa.actions) + 1, description=description, owner=owner,
                         due_on=due_on, added_by=actor.username)

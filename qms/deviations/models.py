@@ -15,6 +15,7 @@ from sqlalchemy import (Boolean, CheckConstraint, Date, ForeignKey, Index, Integ
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 import qms.capa.models  # noqa: F401  (maps Capa, which Deviation.capas names)
+from qms.dates import today
 from qms.db import Base, UTCDateTime, utcnow
 from qms.materials.models import Lot
 from qms.records.models import RecordType, VersionedRecord, register_record_type
@@ -130,7 +131,7 @@ def deviation_problems(content: dict) -> dict[str, list[str]]:
     occurred = content.get("occurred_on")
     if not occurred:
         problems["occurred_on"] = ["the date it occurred is required"]
-    elif occurred > utcnow().date().isoformat():
+    elif occurred > today().isoformat():
         problems["occurred_on"] = ["must not be in the future"]
     return problems
 

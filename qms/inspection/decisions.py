@@ -15,7 +15,7 @@ from qms.identity.models import User
 from qms.inspection.models import USAGE_DECISIONS, Inspection, Stage
 from qms.inspection.results import summary
 from qms.inspection.service import undecided_incoming
-from qms.materials.dates import today
+from qms.dates import today
 from qms.materials.models import Lot
 from qms.records.service import revise_record
 from qms.records.workflow import Transition

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from qms.db import utcnow
 from qms.errors import Conflict, InvalidInput
 from qms.identity.models import User
-from qms.materials.dates import today
+from qms.dates import today
 from qms.materials.models import (BATCHES, LOTS, Batch, Lot, LotConsumption, LotOrigin,
                                   LotStatus, Material, MaterialKind)
 from qms.materials.numbering import NumberingRules, next_number

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from qms.auditing import SYSTEM_ACTOR
 from qms.errors import Conflict
-from qms.materials.dates import today as site_today
+from qms.dates import today as site_today
 from qms.materials.models import Lot, LotStatus
 from qms.records.service import revise_record
 

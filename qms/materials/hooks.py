@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from qms.errors import Conflict
-from qms.materials.dates import today
+from qms.dates import today
 from qms.identity.models import User
 from qms.records.workflow import Transition
 

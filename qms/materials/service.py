@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qms.errors import Conflict, InvalidInput, NotFound
-from qms.materials.dates import today
+from qms.dates import today
 from qms.identity.models import User
 from qms.materials.hooks import lot_received
 from qms.materials.models import (LOTS, MATERIALS, SUPPLIERS, Lot, LotOrigin, Material,

@@ -1,4 +1,4 @@
-"""Which calendar day it is for expiry: the site's (config app.timezone)."""
+"""Which calendar day it is for expiry and due dates: the site's (config app.timezone)."""
 from __future__ import annotations
 
 from datetime import date
