@@ -35,3 +35,34 @@ def test_an_empty_trail_gets_no_checkpoint(app):
     write_scheduled_checkpoint(app)
     with app.extensions["qms"].db.engine.connect() as connection:
         assert list_checkpoints(connection) == []
+
+
+def _set_past(app, statement: str) -> None:
+    # test set-up: move a date into the past, straight in the table (nothing else changes)
+    from sqlalchemy import text
+
+    with app.extensions["qms"].db.engine.begin() as connection:
+        connection.execute(text(statement))
+
+
+def test_the_scheduled_jobs_expire_lots_and_report_overdue_capa_once(app):
+    """The jobs as the scheduler runs them: their own transaction, as `system`, by the
+    site's calendar day; a second run finds nothing new."""
+    from qms.demo import create_demo_data
+    from qms.jobs import expire_due_lots, report_overdue
+
+    with app.app_context():
+        create_demo_data()
+    _set_past(app, "UPDATE lots SET expires_on = '2020-01-01' WHERE state = 'released' "
+                   "AND number LIKE 'RM-LAC%'")
+    _set_past(app, "UPDATE capa_actions SET due_on = '2020-01-01'")
+
+    expired, reported = expire_due_lots(app), report_overdue(app)
+    assert len(expired) == 1 and expired[0].startswith("RM-LAC")
+    assert [item["due_on"] for item in reported] == ["2020-01-01"]
+    assert expire_due_lots(app) == [] and report_overdue(app) == []
+
+    with app.extensions["qms"].db.engine.connect() as connection:
+        events = [(e.action, e.actor) for e in trail.query_events(connection)
+                  if e.action in ("lot.status.expired", "capa.action.overdue")]
+    assert events == [("lot.status.expired", "system"), ("capa.action.overdue", "system")]
