@@ -15,6 +15,7 @@ from decimal import Decimal
 from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 
+from qms.dates import today
 from qms.db import Base, ExactDecimal, UTCDateTime
 from qms.materials.hooks import before_lot_transition
 from qms.records.models import RecordType, VersionedRecord, register_record_type
@@ -200,13 +201,29 @@ SUPPLIERS = register_record_type(RecordType(
     name="supplier", model=Supplier, collection="suppliers",
     content_fields=("name", "address", "contact"),
     editable_fields=frozenset({"name", "address", "contact"})))
+def lot_problems(content: dict) -> dict[str, list[str]]:
+    """Rules every version of a lot keeps, whatever path wrote it (receipt or correction)."""
+    received, expires = content.get("received_on"), content.get("expires_on")
+    if received and expires and expires < received:  # ISO dates compare as text
+        return {"expires_on": [f"{expires} is before the receipt date {received}"]}
+    return {}
+
+
+def batch_problems(content: dict) -> dict[str, list[str]]:
+    produced = content.get("produced_on")
+    if produced and produced > today().isoformat():
+        return {"produced_on": [f"{produced} is in the future"]}
+    return {}
+
+
 LOTS = register_record_type(RecordType(
     name="lot", model=Lot, collection="lots",
     content_fields=("material", "origin", "supplier", "supplier_lot", "quantity", "unit",
                     "received_on", "expires_on", "status_before_hold"),
     editable_fields=frozenset({"supplier_lot", "expires_on"}), extra_content=_lot_links,
-    before_transition=before_lot_transition))
+    check_content=lot_problems, before_transition=before_lot_transition))
 BATCHES = register_record_type(RecordType(
     name="batch", model=Batch, collection="batches",
     content_fields=("material", "lot", "line", "quantity", "unit", "produced_on"),
-    editable_fields=frozenset({"line", "produced_on"}), extra_content=_batch_content))
+    editable_fields=frozenset({"line", "produced_on"}), extra_content=_batch_content,
+    check_content=batch_problems))

@@ -127,3 +127,23 @@ def test_cancel_needs_a_reason(changes, team, master_data, db_snapshot):
     assert db_snapshot() == before
     cancelled = changes.ok(team.raiser, number, "cancel", reason="duplicate of another change")
     assert (cancelled["state"], cancelled["transitions"]) == ("cancelled", [])
+
+
+def test_whoever_implemented_the_change_does_not_close_it(changes, team, master_data,
+                                                        db_snapshot, audit_seq, audit_since):
+    """Approve, implement and close by one person would leave the change unchecked by
+    anyone else: the implementer's closure is refused."""
+    number = changes.submitted(team.raiser, risk="low")
+    changes.ok(team.qa1, number, "approve", meaning="approved")
+    changes.post(team.qa1, number, "/implementation", {"notes": "Blender B3 installed.",
+                                                       "reason": "implemented"})
+    changes.ok(team.qa1, number, "implement", meaning="performed")
+    changes.post(team.qa2, number, "/verification", {"result": "effective",
+                                                     "reason": "verified"})
+    changes.ok(team.qa2, number, "verify", meaning="verified")
+    before, start = db_snapshot(), audit_seq()
+    refused = changes.transition(team.qa1, number, "close", meaning="approved")
+    assert refused.status_code == 403
+    assert refused.get_json()["type"].endswith("/segregation-of-duties")
+    assert _without_audit(db_snapshot()) == _without_audit(before)
+    assert [a for a, _, _ in audit_since(start)] == ["signature.refused"]
