@@ -2,19 +2,21 @@
 recorded; an accept with nonconforming results needs a reason; an incoming usage decision
 releases or rejects the lot; a deviation can be raised from an inspection with
 nonconforming results or a rejection; QA's manual disposition of a lot waits for its incoming
-inspection. Flushes, never commits."""
+inspection, and a produced lot is released only once every inspection of its batch is accepted
+(or cancelled). Flushes, never commits."""
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qms.errors import Conflict, InvalidInput
 from qms.identity.models import User
 from qms.inspection.models import USAGE_DECISIONS, Inspection, Stage
 from qms.inspection.results import summary
-from qms.inspection.service import undecided_incoming
+from qms.inspection.service import unaccepted_of_produced_lot, undecided_incoming
 from qms.dates import today
 from qms.materials.models import Lot
 from qms.records.service import revise_record
@@ -28,7 +30,10 @@ def before_inspection_transition(session: Session, inspection: Inspection,
                                  transition: Transition, actor: User,
                                  reason: str | None) -> None:
     """Refuse completing with samples missing (409, listing them) and accepting with
-    nonconforming results without a reason (422 naming ``reason``)."""
+    nonconforming results without a reason (422 naming ``reason``). A usage decision locks
+    the inspected lot first."""
+    if transition.target in LOT_STATUS_BY_DECISION:
+        _lock_lot(session, inspection)
     if transition.target == "completed":
         _require_every_sample(inspection)
     if transition.target == "accepted" and reason is None:
@@ -36,6 +41,15 @@ def before_inspection_transition(session: Session, inspection: Inspection,
         if count:
             raise InvalidInput(f"{inspection.number} has {count} nonconforming result(s); "
                                "accepting it needs a reason", field="reason")
+
+
+def _lock_lot(session: Session, inspection: Inspection) -> None:
+    """Lock the inspected lot row (PostgreSQL) before the transition's audit event takes
+    the audit head lock: every other path (manual disposition, holds, expiry) locks the lot
+    first and then the head, so taking them in the other order here could deadlock when
+    after_inspection_transition updates the lot."""
+    if inspection.lot_id is not None:
+        session.execute(select(Lot.id).where(Lot.id == inspection.lot_id).with_for_update())
 
 
 def _require_every_sample(inspection: Inspection) -> None:
@@ -68,12 +82,29 @@ def after_inspection_transition(session: Session, inspection: Inspection,
 def refuse_manual_disposition(session: Session, lot: Lot, transition: Transition,
                               actor: User) -> None:
     """The lot_disposition_checks callback: while the lot's incoming inspection awaits its
-    usage decision, that decision disposes of the lot, not a manual release or reject."""
+    usage decision, that decision disposes of the lot, not a manual release or reject; and
+    a produced lot is released only once every inspection of its batch (in process, final)
+    is accepted or cancelled. Rejecting it stays open: that is the safe direction."""
     number = undecided_incoming(session, lot.id)
     if number is not None:
         raise Conflict(f"lot {lot.number} is under incoming inspection {number}; its usage "
                        f"decision releases or rejects the lot (cancel the inspection first "
                        f"to {transition.action} it by hand)", extra={"inspection": number})
+    if lot.origin == "produced" and transition.target == "released":
+        _require_batch_inspections_accepted(session, lot)
+
+
+def _require_batch_inspections_accepted(session: Session, lot: Lot) -> None:
+    blocking = unaccepted_of_produced_lot(session, lot.id)
+    if blocking is None:
+        return
+    stage = blocking.stage.replace("_", "-")
+    at = f" at {blocking.operation}" if blocking.operation else ""
+    outcome = ("was rejected" if blocking.state == "rejected"
+               else f"is {blocking.state.replace('_', ' ')}, not accepted")
+    raise Conflict(f"lot {lot.number} cannot be released: {stage} inspection "
+                   f"{blocking.number}{at} of its batch {outcome}",
+                   extra={"inspection": blocking.number, "inspection_state": blocking.state})
 
 
 def raise_inspection_deviation(session: Session, inspection: Inspection, actor: User,

@@ -2,7 +2,8 @@
 when the inspection models are imported, so that every way of receiving or disposing of a lot
 (API, CLI, demo data, jobs) sees them: an incoming inspection opens when a lot is received
 while an effective incoming plan exists, and QA's manual disposition of a lot is refused while
-its incoming inspection awaits the usage decision."""
+its incoming inspection awaits the usage decision (and a produced lot's release while an
+inspection of its batch is not accepted)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

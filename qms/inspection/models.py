@@ -18,8 +18,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import (JSON, Boolean, CheckConstraint, ForeignKey, Index, Integer, String,
-                        Text, UniqueConstraint, select)
+from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer,
+                        String, Text, UniqueConstraint, select)
 from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 
 from qms.db import Base, ExactDecimal, UTCDateTime
@@ -84,8 +84,9 @@ class Inspection(VersionedRecord, Base):
     operation: Mapped[str | None] = mapped_column(String(80))
     lot_id: Mapped[int | None] = mapped_column(ForeignKey("lots.id"))
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
-    # sampling units in the lot, and how many of them are inspected
-    lot_size: Mapped[int] = mapped_column(Integer)
+    # sampling units in the lot (a quantity in pieces can pass 2^31), and how many of them
+    # are inspected
+    lot_size: Mapped[int] = mapped_column(BigInteger)
     sample_size: Mapped[int] = mapped_column(Integer)
     # the AQL plan used (null for a fixed sample size)
     code_letter: Mapped[str | None] = mapped_column(String(1))
@@ -151,6 +152,13 @@ def result_documents(results: list[InspectionResult]) -> list[dict[str, Any]]:
              "recorded_at": content_value(r.recorded_at)} for r in results]
 
 
+def _inspection_owners(inspection: Inspection) -> set[str]:
+    """Who opened the inspection lot and who recorded or corrected any of its results: none
+    of them takes its usage decision (results are written as revisions, so a recorder is
+    not an author of the record)."""
+    return {inspection.created_by} | {r.recorded_by for r in results_of(inspection)}
+
+
 def _plan_content(plan: InspectionPlan) -> dict[str, Any]:
     return {"material": plan.material.number}
 
@@ -205,7 +213,7 @@ INSPECTIONS = register_record_type(RecordType(
                     "lot_size", "sample_size", "code_letter", "accept_number",
                     "reject_number", "characteristics", "deviation"),
     editable_fields=frozenset(), extra_content=_inspection_content,
-    before_transition=_before_inspection_transition,
+    owners=_inspection_owners, before_transition=_before_inspection_transition,
     after_transition=_after_inspection_transition))
 
 from qms.inspection import hooks  # noqa: E402,F401  (registers with the materials module)

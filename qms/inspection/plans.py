@@ -82,23 +82,33 @@ def effective_plan(session: Session, material_id: int, stage: str,
 
 def before_plan_transition(session: Session, plan: InspectionPlan, transition: Transition,
                            actor: User, reason: str | None) -> None:
-    """Becoming effective: no other effective plan for the same material, stage and operation
-    except the one this revision supersedes, and that one only with an approved change
-    control naming it."""
+    """Becoming effective: a revision whose superseded plan is still effective needs an
+    approved change control naming that plan, whatever the revision's own material, stage
+    and operation (a revision that moves to another operation still replaces it); and no
+    other effective plan may exist for the revision's key, except the superseded one."""
     if transition.target != EFFECTIVE:
         return
     # serialise approvals of plans of one material, so two cannot both become effective
     session.execute(select(Material.id).where(Material.id == plan.material_id)
                     .with_for_update())
+    replaced = _effective_superseded(session, plan)
+    if replaced is not None and _authorising_change(session, replaced.number) is None:
+        raise Conflict(f"{plan.number} revises the effective plan {replaced.number}: approving "
+                       f"it needs an approved change control naming {replaced.number}",
+                       extra={"supersedes": replaced.number})
     current = effective_plan(session, plan.material_id, plan.stage, plan.operation)
     if current is not None and current.number != plan.supersedes:
         raise Conflict(f"{current.number} is the effective {plan.stage} plan of "
                        f"{plan.material.number}{_at(plan)}; make a revision of it instead",
                        extra={"effective": current.number})
-    if current is not None and _authorising_change(session, current.number) is None:
-        raise Conflict(f"{plan.number} revises the effective plan {current.number}: approving "
-                       f"it needs an approved change control naming {current.number}",
-                       extra={"supersedes": current.number})
+
+
+def _effective_superseded(session: Session, plan: InspectionPlan) -> InspectionPlan | None:
+    """The plan this revision supersedes, while it is effective (not retired meanwhile)."""
+    if plan.supersedes is None:
+        return None
+    old = find_plan(session, plan.supersedes)
+    return old if old.state == EFFECTIVE else None
 
 
 def after_plan_transition(session: Session, plan: InspectionPlan, transition: Transition,

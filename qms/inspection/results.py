@@ -25,6 +25,8 @@ from qms.inspection.rules import NUMERIC, conforms, places
 from qms.records.service import revise_record
 
 RECORDING_STATES = ("open", "in_progress")
+# the largest AQL that may count nonconforming units (percent nonconforming)
+NONCONFORMING_UNITS_UP_TO = Decimal("10")
 
 
 @dataclass
@@ -202,8 +204,11 @@ def current_results(results: list[InspectionResult]) -> list[InspectionResult]:
 
 def summary(inspection: Inspection) -> dict[str, Any]:
     """Progress and outcome from the current results: per characteristic how many samples
-    have a result and how many do not conform; nonconforming units (samples with any
-    nonconforming result) against the AQL plan's Ac/Re once every sample is recorded."""
+    have a result and how many do not conform; once every sample is recorded, the AQL
+    plan's Ac/Re applied to what the AQL counts (``sampling_verdict``, advisory: QA
+    decides). Up to AQL 10 that is nonconforming units (samples with any nonconforming
+    result); above 10 the standard's Ac/Re count nonconformities per hundred units, so
+    every nonconforming result counts."""
     current = current_results(results_of(inspection))
     per_characteristic = []
     for characteristic in inspection.characteristics:
@@ -213,9 +218,17 @@ def summary(inspection: Inspection) -> dict[str, Any]:
                                    "nonconforming": sum(not r.conforming for r in mine)})
     complete = all(c["recorded"] >= c["required"] for c in per_characteristic)
     units = len({r.sample for r in current if not r.conforming})
+    nonconformities = sum(not r.conforming for r in current)
     verdict = None
     if complete and inspection.accept_number is not None:
-        verdict = "accept" if units <= inspection.accept_number else "reject"
+        counted = nonconformities if _counts_nonconformities(inspection) else units
+        verdict = "accept" if counted <= inspection.accept_number else "reject"
     return {"characteristics": per_characteristic, "complete": complete,
-            "nonconforming_results": sum(not r.conforming for r in current),
+            "nonconforming_results": nonconformities,
             "nonconforming_units": units, "sampling_verdict": verdict}
+
+
+def _counts_nonconformities(inspection: Inspection) -> bool:
+    """AQLs above 10 exist only as nonconformities per hundred units (MIL-STD-105E)."""
+    aql = inspection.plan.aql
+    return aql is not None and aql > NONCONFORMING_UNITS_UP_TO

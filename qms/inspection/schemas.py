@@ -205,8 +205,9 @@ class SummaryOut(Schema):
     nonconforming_results = fields.Integer()
     nonconforming_units = fields.Integer()
     sampling_verdict = fields.String(allow_none=True, metadata={
-        "enum": ["accept", "reject"], "description": "the AQL plan's Ac/Re applied to the "
-                                                     "nonconforming units; QA decides"})
+        "enum": ["accept", "reject"], "description": "advisory, QA decides: the AQL plan's "
+        "Ac/Re applied to the nonconforming units, or for an AQL above 10 to the "
+        "nonconforming results (nonconformities per hundred units)"})
 
 
 def _number(name: str):

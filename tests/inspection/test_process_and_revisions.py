@@ -119,3 +119,46 @@ def test_a_new_revision_needs_an_approved_change_control(master_data, team, db_s
     assert (inspection["plan"], inspection["plan_revision"]) == (new, 2)
     assert inspection["characteristics"][0]["usl"] == "10.05"
     assert chain_intact()
+
+
+def _approved_change_naming(api, team, plan: str) -> str:
+    change = api.ok(api.post(team.reviewer, "/change-controls", {
+        "title": f"Revise {plan}", "change_type": "specification", "risk": "low",
+        "justification": "compression moved", "description": f"new revision of {plan}",
+        "implementation_plan": "approve the revision",
+        "impacted_items": [{"kind": "inspection_plan", "number": plan}]}), 201)["number"]
+    api.ok(api.transition(team.reviewer, f"/change-controls/{change}", "submit"))
+    api.ok(api.transition(team.approver2, f"/change-controls/{change}", "approve",
+                          meaning="approved"))
+    return change
+
+
+def test_a_revision_moved_to_another_operation_still_needs_change_control(
+        master_data, team, db_snapshot, chain_intact):
+    api = master_data
+    plan = {"material": PRODUCT, "stage": "in_process", "sample_size": 2, "aql": None,
+            "inspection_level": None, "characteristics": [attribute("VIS")]}
+    old = api.effective_plan(operation="OP-10 granulation", **plan)["number"]
+    other = api.effective_plan(operation="OP-20 compression", **plan)["number"]
+    new = api.ok(api.post(team.reviewer, f"/inspection-plans/{old}/revisions",
+                          {"operation": "OP-20 compression"}), 201)["number"]
+    new_path = f"/inspection-plans/{new}"
+    api.ok(api.transition(team.reviewer, new_path, "submit"))
+
+    def refused(words: str) -> None:
+        before = db_snapshot()
+        response = api.transition(team.approver, new_path, "approve", meaning="approved")
+        assert response.status_code == 409, response.get_json()
+        assert words in response.get_json()["detail"], response.get_json()
+        assert db_snapshot() == before
+
+    refused(f"approved change control naming {old}")
+    _approved_change_naming(api, team, old)
+    # one effective plan per material, stage and operation still holds for the new key
+    refused(f"{other} is the effective in_process plan")
+    api.ok(api.transition(team.approver, f"/inspection-plans/{other}", "retire",
+                          meaning="approved", reason="replaced by the moved plan"))
+    effective = api.ok(api.transition(team.approver, new_path, "approve", meaning="approved"))
+    assert (effective["state"], effective["operation"]) == ("effective", "OP-20 compression")
+    assert api.ok(api.get(team.auditor, f"/inspection-plans/{old}"))["state"] == "superseded"
+    assert chain_intact()

@@ -61,7 +61,7 @@ def upgrade() -> None:
     sa.Column('operation', sa.String(length=80), nullable=True),
     sa.Column('lot_id', sa.Integer(), nullable=True),
     sa.Column('batch_id', sa.Integer(), nullable=True),
-    sa.Column('lot_size', sa.Integer(), nullable=False),
+    sa.Column('lot_size', sa.BigInteger(), nullable=False),
     sa.Column('sample_size', sa.Integer(), nullable=False),
     sa.Column('code_letter', sa.String(length=1), nullable=True),
     sa.Column('accept_number', sa.Integer(), nullable=True),
