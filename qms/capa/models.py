@@ -10,14 +10,16 @@ transition's reason.
 from __future__ import annotations
 
 import enum
+import json
 from datetime import date, datetime
 
 from sqlalchemy import (CheckConstraint, Date, ForeignKey, Index, Integer, String, Text,
-                        UniqueConstraint)
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+                        UniqueConstraint, select)
+from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 
 from qms.db import Base, UTCDateTime, utcnow
-from qms.records.models import RecordType, VersionedRecord, content_value, register_record_type
+from qms.records.models import (RecordType, RecordVersion, VersionedRecord, content_value,
+                               register_record_type)
 
 
 class CapaSource(str, enum.Enum):
@@ -96,8 +98,22 @@ def action_content(capa: Capa) -> dict:
 
 
 def capa_owners(capa: Capa) -> set[str]:
-    """The CAPA owner and every action owner: none of them may close it."""
-    return {capa.owner, *(action.owner for action in capa.actions)}
+    """Everyone who owns or owned the CAPA's work, none of whom may close it: the owner, every
+    earlier owner (the owner can be changed while open or implementing; each stored version
+    names the owner of its time), every action owner and whoever completed an action."""
+    return ({capa.owner} | _earlier_owners(capa)
+            | {action.owner for action in capa.actions}
+            | {action.completed_by for action in capa.actions if action.completed_by})
+
+
+def _earlier_owners(capa: Capa) -> set[str]:
+    session = object_session(capa)
+    if session is None or capa.number is None:
+        return set()
+    contents = session.scalars(select(RecordVersion.content).where(
+        RecordVersion.record_type == capa.record_type, RecordVersion.record_id == capa.number))
+    return {owner for owner in (json.loads(content).get("owner") for content in contents)
+            if owner}
 
 
 def capa_problems(content: dict) -> dict[str, list[str]]:

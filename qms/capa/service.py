@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from qms.capa.models import Capa, CapaAction, CapaSource
@@ -25,6 +25,8 @@ OWNER_PERMISSION = "capa.act"
 MANAGE_PERMISSION = "capa.manage"
 ACTION_STATES = ("open", "implementing")  # actions may be planned while these
 COMPLETION_STATE = "implementing"
+# a deviation in these states relies on its CAPAs: closure needs a not cancelled one
+RELIANT_DEVIATION_STATES = ("pending_closure", "closed")
 
 
 def create_capa(session: Session, workflow: Workflow, roles: RoleTable, actor: User,
@@ -125,8 +127,9 @@ def complete_action(session: Session, roles: RoleTable, capa: Capa, actor: User,
 
 def before_capa_transition(session: Session, capa: Capa, transition: Transition, actor: User,
                            reason: str | None) -> None:
-    """Refuse (409) implementation without a planned action, and the effectiveness check
-    before every action is completed and its due date is set."""
+    """Refuse (409) implementation without a planned action, the effectiveness check
+    before every action is completed and its due date is set, and a cancel that would leave
+    a deviation needing a CAPA with none."""
     if transition.action == "start_implementation" and not capa.actions:
         raise Conflict(f"{capa.number} has no action to implement; add one first",
                        extra={"missing": ["actions"]})
@@ -138,6 +141,32 @@ def before_capa_transition(session: Session, capa: Capa, transition: Transition,
         if capa.effectiveness_due_on is None:
             raise Conflict(f"{capa.number}: set effectiveness_due_on first",
                            extra={"missing": ["effectiveness_due_on"]})
+    if transition.target == "cancelled":
+        refuse_orphaning_cancel(session, capa)
+
+
+def refuse_orphaning_cancel(session: Session, capa: Capa) -> None:
+    """Refuse (409) cancelling the only not cancelled CAPA of a deviation that requires one
+    and is pending closure or closed: its closure relies on that CAPA. The deviation row is
+    locked first (PostgreSQL), so two CAPAs of one deviation cannot each be cancelled
+    relying on the other, and a closure running at once (which holds the same lock) is
+    either seen finished or waits for this decision."""
+    if capa.source != CapaSource.DEVIATION.value:
+        return
+    deviation = session.scalar(select(Deviation).where(
+        Deviation.number == capa.source_reference).with_for_update(of=Deviation))
+    if deviation is None or not deviation.capa_required \
+            or deviation.state not in RELIANT_DEVIATION_STATES:
+        return
+    others = session.scalar(select(func.count()).select_from(Capa).where(
+        Capa.source == CapaSource.DEVIATION.value, Capa.source_reference == deviation.number,
+        Capa.id != capa.id, Capa.state != "cancelled"))
+    if not others:
+        raise Conflict(f"{capa.number} is the only CAPA of deviation {deviation.number}, "
+                       f"which requires one and is {deviation.state.replace('_', ' ')}; "
+                       "it cannot be cancelled",
+                       extra={"deviation": deviation.number,
+                              "deviation_state": deviation.state})
 
 
 def list_capas(session: Session, *, state: str | None = None, source: str | None = None,

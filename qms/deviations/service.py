@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from qms.capa.models import Capa, CapaSource
@@ -63,10 +63,15 @@ def resolve_lots(session: Session, lots: Sequence[str],
     """(lot, named_as) for each lot and each batch's output lot, once per lot (a lot named
     both ways counts as named by its batch), rows locked for the hold. Unknown numbers ->
     InvalidInput naming each by its position."""
-    found = {lot.number: lot for lot in session.scalars(
-        select(Lot).where(Lot.number.in_(set(lots))).with_for_update(of=Lot))}
     outputs = {batch.number: batch.lot_id for batch in session.scalars(
         select(Batch).where(Batch.number.in_(set(batches))))}
+    # one lock statement, in id order, for the lots and the batches' output lots: two
+    # deviations naming overlapping lots take their locks in the same order
+    lot_numbers, batch_lot_ids = set(lots), set(outputs.values())
+    locked = session.scalars(select(Lot).where(or_(
+        Lot.number.in_(lot_numbers), Lot.id.in_(batch_lot_ids)))
+        .order_by(Lot.id).with_for_update(of=Lot)).all()
+    found = {lot.number: lot for lot in locked if lot.number in lot_numbers}
     errors = {f"lots.{i}": [f"no lot {number!r}"] for i, number in enumerate(lots)
               if number not in found}
     errors.update({f"batches.{i}": [f"no batch {number!r}"] for i, number in enumerate(batches)
@@ -74,9 +79,7 @@ def resolve_lots(session: Session, lots: Sequence[str],
     if errors:
         raise InvalidInput("the deviation names lots or batches that do not exist",
                            errors=errors)
-    batch_lots = {lot.id: lot for lot in session.scalars(
-        select(Lot).where(Lot.id.in_(set(outputs.values()))).with_for_update(of=Lot))}
-    named = {lot.id: (lot, NamedAs.BATCH.value) for lot in batch_lots.values()}
+    named = {lot.id: (lot, NamedAs.BATCH.value) for lot in locked if lot.id in batch_lot_ids}
     for lot in found.values():
         named.setdefault(lot.id, (lot, NamedAs.LOT.value))
     return sorted(named.values(), key=lambda pair: pair[0].number)
@@ -143,7 +146,9 @@ def before_deviation_transition(session: Session, deviation: Deviation,
                                 transition: Transition, actor: User,
                                 reason: str | None) -> None:
     """Refuse (409) a submission for closure before the investigation is complete, and a
-    closure that needs a CAPA without a linked, not cancelled one."""
+    closure that needs a CAPA without a linked, not cancelled one. A transition that ends
+    the deviation locks its lots here, before the transition's audit event takes the audit
+    head lock (see lock_named_lots)."""
     if transition.action == "submit_for_closure":
         missing = [name for name in CLOSURE_NEEDS if not getattr(deviation, name).strip()]
         if deviation.capa_required is None:
@@ -153,10 +158,18 @@ def before_deviation_transition(session: Session, deviation: Deviation,
                            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
                            "recorded", extra={"missing": missing})
     if transition.target == "closed" and deviation.capa_required:
-        if not [capa for capa in linked_capas(session, deviation) if capa.state != "cancelled"]:
+        # no CAPA can be cancelled under this check: the transition holds the deviation's
+        # row lock, and cancelling a CAPA of a deviation takes that lock before deciding
+        # (qms.capa.service.refuse_orphaning_cancel). Locking the CAPA rows here as well
+        # would take CAPA after deviation where the cancel takes deviation after CAPA: a
+        # deadlock between a closure and a cancel running at once.
+        if not [capa for capa in linked_capas(session, deviation)
+                if capa.state != "cancelled"]:
             raise Conflict(f"{deviation.number} requires a CAPA: link one (a CAPA with source "
                            f"deviation and reference {deviation.number}) before closing",
                            extra={"missing": ["capa"]})
+    if transition.target in FINISHED_STATES:
+        lock_named_lots(session, deviation)
 
 
 def after_deviation_transition(session: Session, deviation: Deviation,
@@ -168,14 +181,25 @@ def after_deviation_transition(session: Session, deviation: Deviation,
         release_holds(session, deviation, actor.username)
 
 
+def lock_named_lots(session: Session, deviation: Deviation) -> list[Lot]:
+    """Lock (PostgreSQL) the lots the deviation names, in id order. Every path that changes
+    a lot and writes an audit event locks the lot first and the audit head second; ending a
+    deviation must too, so its lots are locked before the transition's event, not only
+    when release_holds lifts the holds after it."""
+    lot_ids = [link.lot_id for link in deviation.lot_links]
+    if not lot_ids:
+        return []
+    return list(session.scalars(select(Lot).where(Lot.id.in_(lot_ids)).order_by(Lot.id)
+                                .with_for_update(of=Lot)))
+
+
 def release_holds(session: Session, deviation: Deviation, actor: str) -> list[str]:
     """Lift the hold of every lot the finished deviation names and no open deviation does.
     Returns the lot numbers released from hold."""
     lot_ids = [link.lot_id for link in deviation.lot_links]
-    # lock the lots before asking who else names them, so that two deviations ending at
-    # once cannot each leave the lot to the other
-    lots = session.scalars(select(Lot).where(Lot.id.in_(lot_ids)).order_by(Lot.id)
-                           .with_for_update(of=Lot)).all()
+    # the lots are locked (already, by before_deviation_transition) before asking who else
+    # names them, so that two deviations ending at once cannot each leave the lot to the other
+    lots = lock_named_lots(session, deviation)
     still_held = {link.lot_id for other in open_deviations_naming(session, lot_ids)
                   for link in other.lot_links}
     lifted = []

@@ -51,6 +51,41 @@ def test_owner_action_owner_or_author_cannot_close(app, api, team, make_user, db
                           meaning="approved").status_code == 200
 
 
+@pytest.mark.parametrize("who", ["earlier_owner", "completer"])
+def test_an_earlier_owner_or_an_action_completer_cannot_close(app, api, team, make_user,
+                                                              db_snapshot, who):
+    closer = make_user("carl.closer", "qa_approver")
+    manager = team.reviewer
+    first_owner = closer if who == "earlier_owner" else team.production
+    number = api.ok(api.post(manager, "capas", {**CAPA, "owner": first_owner.username,
+                                                "effectiveness_due_on": SOON}), 201)["number"]
+    # the CAPA is handed over: the earlier owner is no longer named as its owner
+    api.ok(api.patch(manager, f"capas/{number}", {"owner": team.inspector.username},
+                     reason="handover"))
+    api.ok(api.post(manager, f"capas/{number}/actions", {
+        "description": "New torque setting.", "owner": team.inspector.username,
+        "due_on": SOON, "reason": "planned"}), 201)
+    api.ok(api.transition(manager, f"capas/{number}", "start_implementation"))
+    # a CAPA manager may complete an action for its owner, and then did the work
+    completer = closer if who == "completer" else team.inspector
+    api.ok(api.post(completer, f"capas/{number}/actions/1/complete",
+                    {"evidence": "Torque set to 2.4 Nm."}))
+    api.ok(api.transition(manager, f"capas/{number}", "submit_effectiveness_check"))
+    api.ok(api.transition(team.second_approver, f"capas/{number}", "verify_effective",
+                          reason="no leak in 3 shipments", meaning="verified"))
+    api.headers(closer)
+    before, start = db_snapshot(), audit_head(app)
+    refused = api.transition(closer, f"capas/{number}", "close", meaning="approved")
+    assert refused.status_code == 403, refused.get_json()
+    assert refused.get_json()["type"].endswith("/segregation-of-duties")
+    assert [a for a, _, _ in audit_events(app, start)] == ["signature.refused"]
+    unchanged = ("audit_events", "audit_head")
+    assert {k: v for k, v in db_snapshot().items() if k not in unchanged} == \
+        {k: v for k, v in before.items() if k not in unchanged}
+    assert api.transition(team.approver, f"capas/{number}", "close",
+                          meaning="approved").status_code == 200
+
+
 def test_steps_out_of_order_change_nothing(api, team, db_snapshot):
     number = api.ok(api.post(team.reviewer, "capas", {**CAPA, "owner": "pia.production"}),
                     201)["number"]

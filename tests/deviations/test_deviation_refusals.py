@@ -52,8 +52,8 @@ def test_permissions_by_state(api, team, db_snapshot):
     # the raiser may not record the investigation, nor close, nor cancel
     assert api.patch(team.production, f"deviations/{number}", {"root_cause": "x"},
                      reason="r").status_code == 403
-    assert api.transition(team.reviewer, f"deviations/{number}", "cancel",
-                          reason="r").status_code == 403
+    assert api.transition(team.reviewer, f"deviations/{number}", "cancel", reason="r",
+                          meaning="approved").status_code == 403
     # description fields are closed once the investigation starts
     late = api.patch(team.reviewer, f"deviations/{number}", {"title": "Other"}, reason="r")
     assert late.status_code == 422 and "changes.title" in late.get_json()["errors"]

@@ -68,7 +68,8 @@ def test_deviation_holds_lots_until_closed_with_its_capa(app, api, team, stock, 
     assert lot_status(api, team.auditor, stock.batch) == stock.batch_status
     assert lot_status(api, team.auditor, stock.lot) == "on_hold"  # the second still names it
     api.ok(api.transition(team.approver, f"deviations/{second['number']}", "cancel",
-                          reason="raised in error: the labels were correct"))
+                          reason="raised in error: the labels were correct",
+                          meaning="approved"))
     assert lot_status(api, team.auditor, stock.lot) == "released"
 
     history = api.ok(api.get(team.auditor, f"deviations/{number}/history"))
@@ -98,7 +99,7 @@ def test_naming_more_lots_puts_them_on_hold(api, team, stock):
                      {"lots": [stock.lot], "reason": "again"})
     assert again.status_code == 422 and "lots" in again.get_json()["errors"]
     api.ok(api.transition(team.approver, f"deviations/{number}", "cancel",
-                          reason="duplicate of another deviation"))
+                          reason="duplicate of another deviation", meaning="approved"))
     assert lot_status(api, team.auditor, stock.other_lot) == "released"
     late = api.post(team.reviewer, f"deviations/{number}/lots",
                     {"lots": [stock.other_lot], "reason": "late"})
