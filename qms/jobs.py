@@ -32,20 +32,23 @@ def write_scheduled_checkpoint(app) -> None:
 
 def expire_due_lots(app) -> list[str]:
     """Lots past their expiry date (a calendar day at the site) become expired."""
-    with app.app_context():
-        with state().db.unit_of_work() as session:
-            expired = expire_lots(session, site_today(app.config))
+    expired = _by_site_day(app, expire_lots)
     log.info("lot expiry: %d lot(s) expired %s", len(expired), ", ".join(expired))
     return expired
 
 
 def report_overdue(app) -> list[dict]:
     """CAPA actions and effectiveness checks past due: one audit event each, once."""
-    with app.app_context():
-        with state().db.unit_of_work() as session:
-            reported = report_overdue_capa(session, site_today(app.config))
+    reported = _by_site_day(app, report_overdue_capa)
     log.info("CAPA overdue: %d new overdue item(s)", len(reported))
     return reported
+
+
+def _by_site_day(app, job):
+    """Run ``job(session, today)`` in its own transaction, today being the site's day."""
+    with app.app_context():
+        with state().db.unit_of_work() as session:
+            return job(session, site_today(app.config))
 
 
 def build_scheduler(app) -> BlockingScheduler:

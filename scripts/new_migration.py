@@ -3,16 +3,17 @@
     .venv/bin/python scripts/new_migration.py 0004_materials 0003_record_guards \\
         "Materials, suppliers, lots, batches, genealogy" materials suppliers lots ...
 
-Review the output: add guard rails (qms.migrations.support.make_append_only) for evidence
-tables and grant_app_role for every new table.
+Review the output: name the evidence tables (rows never changed) in APPEND_ONLY; the
+revision grants the application role its privileges on every new table. (0001 is shipped:
+every schema change is a new revision.)
 """
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
 from alembic.autogenerate import produce_migrations, render_python_code
-from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData, create_engine
 
@@ -37,7 +38,7 @@ branch_labels = None
 depends_on = None
 
 TABLES = {tables!r}
-APPEND_ONLY: tuple[str, ...] = ()
+APPEND_ONLY: tuple[str, ...] = {append_only}
 
 
 '''
@@ -78,10 +79,20 @@ def main(revision: str, down: str, title: str, tables: list[str]) -> None:
     downgrade = render_python_code(operations.downgrade_ops, **options)
     ordered = tuple(t.name for t in everything.sorted_tables if t.name in tables)
     target = VERSIONS / f"{revision}.py"
-    target.write_text(HEADER.format(title=title, revision=revision, down=down, tables=ordered)
+    target.write_text(HEADER.format(title=title, revision=revision, down=down, tables=ordered,
+                                    append_only=_kept_append_only(target))
                       + "def upgrade() -> None:\n" + _indent(upgrade) + FOOTER
                       + "\n\ndef downgrade() -> None:\n" + _indent(downgrade))
     print(f"wrote {target}")
+
+
+def _kept_append_only(target: Path) -> str:
+    """A regenerated revision keeps the evidence tables its earlier version named."""
+    if target.exists():
+        match = re.search(r"^APPEND_ONLY: tuple\[str, \.\.\.\] = (.*)$", target.read_text(), re.M)
+        if match:
+            return match.group(1)
+    return "()"
 
 
 def _indent(code: str) -> str:

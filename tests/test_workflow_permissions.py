@@ -145,8 +145,11 @@ def test_every_transition_against_every_role(app, api, db_snapshot, record_type)
                         (transition.action, source, role, response.get_json())
                 else:
                     assert permitted
-                    assert response.get_json()["state"] in (transition.target,
-                                                            *workflow.states)
+                    # the target, unless a consequence moved it on in a further version
+                    # (the last change-control approval makes it approved)
+                    state, version = response.get_json()["state"], response.get_json()["version"]
+                    assert state == transition.target or version > before[1][1] + 1, \
+                        (transition.action, source, role, state)
                 if permitted:
                     assert response.status_code != 403, \
                         (transition.action, source, role, response.get_json())

@@ -11,13 +11,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from qms.capa.models import Capa, CapaAction, CapaSource
-from qms.dates import today as site_today
+from qms.dates import today
 from qms.db import utcnow
 from qms.deviations.models import Deviation
 from qms.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from qms.identity.models import User
 from qms.identity.roles import RoleTable
-from qms.records.service import create_record, revise_record, update_record
+from qms.records.service import create_record, required_reason, revise_record, update_record
 from qms.records.workflow import Transition, Workflow
 
 # an owner is someone who may act on CAPA at all: the GMP roles, not auditors or admins only
@@ -77,18 +77,17 @@ def edit_capa(session: Session, workflow: Workflow, roles: RoleTable, capa: Capa
 
 
 def add_action(session: Session, roles: RoleTable, capa: Capa, actor: User, *,
-               description: str, owner: str, due_on: date, reason: str | None,
-               today: date | None = None) -> CapaAction:
+               description: str, owner: str, due_on: date, reason: str | None) -> CapaAction:
     """Append action n+1 (a new CAPA version, event ``capa.action.added``) while the CAPA is
     open or implementing. The owner must be a person who may act on CAPA; the due date may
     not be in the past."""
     if capa.state not in ACTION_STATES:
         raise Conflict(f"{capa.number} is {capa.state}; actions are added only while "
                        f"{' or '.join(ACTION_STATES)}", extra={"state": capa.state})
-    reason = _required(reason, "reason")
+    reason = required_reason(reason)
     description = _required(description, "description")
     check_owner(session, roles, owner, field="owner")
-    if due_on < (today or site_today()):
+    if due_on < today():
         raise InvalidInput("the due date is in the past", field="due_on")
     action = CapaAction(position=len(capa.actions) + 1, description=description, owner=owner,
                         due_on=due_on, added_by=actor.username)

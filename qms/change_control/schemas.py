@@ -8,7 +8,7 @@ from qms.api.spec import SafeInteger
 from qms.change_control.approvals import RISKS
 from qms.change_control.models import (CHANGE_TYPES, ITEM_KINDS, NUMBER_LENGTH,
                                        VERIFICATION_RESULTS, MAX_ITEMS)
-from qms.records.api import RecordOut
+from qms.records.api import VERSION, RecordOut
 
 TEXT_MAX = 20000
 
@@ -31,11 +31,6 @@ def _text(**options) -> fields.String:
 
 def _reason() -> fields.String:
     return fields.String(required=True, validate=validate.Length(min=1, max=2000))
-
-
-def _version() -> SafeInteger:
-    return SafeInteger(load_default=None, allow_none=True, metadata={
-        "description": "the version the client read; 409 if the record has changed since"})
 
 
 class ImpactedItem(Schema):
@@ -103,12 +98,12 @@ class ChangeControlChanges(Schema):
 
 class ImpactedItemAdd(ImpactedItem):
     reason = _reason()
-    version = _version()
+    version = VERSION
 
 
 class ImpactedItemRemoval(Schema):
     reason = _reason()
-    version = _version()
+    version = VERSION
 
 
 class ImplementationIn(Schema):

@@ -15,7 +15,7 @@ from qms.errors import Conflict, InvalidInput, NotFound
 from qms.identity.models import User
 from qms.materials.models import Material, Supplier
 from qms.records.models import record_type_of
-from qms.records.service import create_record, revise_record, update_record
+from qms.records.service import create_record, required_reason, revise_record, update_record
 from qms.records.workflow import Workflow
 
 # A change control authorises the changes it names from approval until it is declared
@@ -96,12 +96,6 @@ def _require_state(record: ChangeControl, state: str, what: str) -> None:
     if record.state != state:
         raise Conflict(f"{record.number} is {record.state}; {what} only while it is {state}",
                        extra={"state": record.state})
-
-
-def required_reason(reason: str | None) -> str:
-    if reason is None or not reason.strip():
-        raise InvalidInput("a reason is required for this change", field="reason")
-    return reason.strip()
 
 
 def require_items_exist(session: Session, items: Iterable[Mapping[str, str]], *,

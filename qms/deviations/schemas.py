@@ -4,7 +4,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from qms.api.spec import SafeInteger
-from qms.deviations.models import DeviationKind, NamedAs, Severity
+from qms.deviations.models import DeviationKind, NamedAs, Severity, named_lots
 from qms.records.api import REASON, VERSION, RecordOut
 
 KINDS = [k.value for k in DeviationKind]
@@ -44,11 +44,9 @@ class DeviationOut(RecordOut):
     impact_assessment = fields.String()
     capa_required = fields.Boolean(allow_none=True, metadata={
         "description": "null until the investigation decides"})
-    lots = fields.Function(lambda d: sorted(link.lot.number for link in d.lot_links
-                                            if link.named_as == NamedAs.LOT.value),
+    lots = fields.Function(lambda d: named_lots(d)["lots"],
                            metadata={"type": "array", "items": {"type": "string"}})
-    batches = fields.Function(lambda d: sorted(link.lot.number for link in d.lot_links
-                                               if link.named_as == NamedAs.BATCH.value),
+    batches = fields.Function(lambda d: named_lots(d)["batches"],
                               metadata={"type": "array", "items": {"type": "string"}})
     affected_lots = fields.List(fields.Nested(NamedLotOut), metadata={
         "description": "every lot the deviation names (a batch as its output lot)"})

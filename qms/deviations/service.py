@@ -18,7 +18,7 @@ from qms.identity.models import User
 from qms.identity.roles import RoleTable
 from qms.materials.holds import lift_hold, put_on_hold
 from qms.materials.models import Batch, Lot
-from qms.records.service import create_record, revise_record, update_record
+from qms.records.service import create_record, required_reason, revise_record, update_record
 from qms.records.workflow import Transition, Workflow
 
 # the states in which the lots a deviation names may still grow
@@ -45,17 +45,15 @@ def create_deviation(session: Session, workflow: Workflow, actor: User,
 
 
 def raise_deviation(session: Session, actor: User, fields: Mapping[str, Any],
-                    lot_numbers: Sequence[str], *, batch_numbers: Sequence[str] = (),
-                    workflow: Workflow | None = None) -> Deviation:
+                    lot_numbers: Sequence[str], *,
+                    batch_numbers: Sequence[str] = ()) -> Deviation:
     """For other modules (an incoming inspection rejected or accepted with nonconforming
     results): raise a deviation naming these lots, which go on hold. ``fields`` are title,
     description, kind, severity and occurred_on. Flushes, never commits."""
-    if workflow is None:
-        from qms.context import state  # the app's workflows, inside a request or job
+    from qms.context import state  # the app's workflows, inside a request or job
 
-        workflow = state().workflows.get("deviation")
-    return create_deviation(session, workflow, actor, fields, lots=lot_numbers,
-                            batches=batch_numbers)
+    return create_deviation(session, state().workflows.get("deviation"), actor, fields,
+                            lots=lot_numbers, batches=batch_numbers)
 
 
 def resolve_lots(session: Session, lots: Sequence[str],
@@ -93,14 +91,13 @@ def name_lots(session: Session, deviation: Deviation, actor: User, *, lots: Sequ
     if deviation.state not in NAMING_STATES:
         raise Conflict(f"{deviation.number} is {deviation.state}; lots can be named only while "
                        f"{' or '.join(NAMING_STATES)}", extra={"state": deviation.state})
-    if reason is None or not reason.strip():
-        raise InvalidInput("a reason is required for this change", field="reason")
+    reason = required_reason(reason)
     already = {link.lot_id for link in deviation.lot_links}
     new = [(lot, how) for lot, how in resolve_lots(session, lots, batches)
            if lot.id not in already]
     if not new:
         raise InvalidInput("the deviation already names every one of these", field="lots")
-    _name(session, deviation, actor.username, new, reason=reason.strip())
+    _name(session, deviation, actor.username, new, reason=reason)
     return deviation
 
 
@@ -235,12 +232,10 @@ def list_deviations(session: Session, *, state: str | None = None,
                     offset: int = 0) -> list[Deviation]:
     """Deviations, newest first, filtered by state, severity, kind and a named lot number."""
     query = select(Deviation).order_by(Deviation.id.desc()).limit(limit).offset(offset)
-    if state is not None:
-        query = query.where(Deviation.state == state)
-    if severity is not None:
-        query = query.where(Deviation.severity == severity)
-    if kind is not None:
-        query = query.where(Deviation.kind == kind)
+    for column, value in ((Deviation.state, state), (Deviation.severity, severity),
+                          (Deviation.kind, kind)):
+        if value is not None:
+            query = query.where(column == value)
     if lot is not None:
         query = query.where(Deviation.id.in_(
             select(DeviationLot.deviation_id).join(Lot, Lot.id == DeviationLot.lot_id)

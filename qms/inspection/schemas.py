@@ -6,7 +6,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from qms.api.spec import DecimalString, SafeInteger
 from qms.inspection.aql import AQL_SERIES, LEVELS, aql_key
-from qms.inspection.models import STAGES, result_documents, results_of
+from qms.inspection.models import STAGES, USAGE_DECISIONS, result_documents, results_of
 from qms.inspection.results import summary
 from qms.inspection.rules import (ATTRIBUTE, CHARACTERISTIC_TYPES, MAX_CHARACTERISTICS,
                                   MAX_DECIMALS, MAX_SAMPLE_SIZE, characteristic_document)
@@ -240,8 +240,8 @@ class InspectionOut(RecordOut):
     summary = fields.Function(lambda i: SummaryOut().dump(summary(_inspection(i))),
                               metadata={"type": "object"})
     usage_decision = fields.Function(
-        lambda i: {"accepted": "A", "rejected": "R"}.get(i.state), allow_none=True,
-        metadata={"type": "string", "enum": ["A", "R"]})
+        lambda i: USAGE_DECISIONS.get(i.state), allow_none=True,
+        metadata={"type": "string", "enum": list(USAGE_DECISIONS.values())})
     deviation = fields.String(allow_none=True)
 
 

@@ -145,7 +145,7 @@ def _input_problems(lot: Lot | None, entry: Mapping[str, Any], batch: Batch | No
     if lot.state != LotStatus.RELEASED.value:
         return [("lot_number", f"lot {number} is {lot.state}; only released lots can be "
                                "consumed")]
-    if lot.expires_on is not None and lot.expires_on < on:
+    if lot.is_expired_on(on):
         return [("lot_number", f"lot {number} expired on {lot.expires_on.isoformat()}")]
     problems = []
     if entry.get("unit") is not None and entry["unit"] != lot.unit:

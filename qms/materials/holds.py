@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from qms.auditing import SYSTEM_ACTOR
 from qms.errors import Conflict
 from qms.dates import today as site_today
+from qms.materials.hooks import refuse_expired_release
 from qms.materials.models import Lot, LotStatus
 from qms.records.service import revise_record
 
@@ -47,7 +48,7 @@ def lift_hold(session: Session, lot: Lot, actor: str, *, because: str,
     if lot.state != ON_HOLD:
         return
     previous = lot.status_before_hold or QUARANTINE
-    if previous in EXPIRING and _expired_by(lot, today or site_today()):
+    if previous in EXPIRING and lot.is_expired_on(today or site_today()):
         previous = EXPIRED
     revise_record(session, lot, actor, action="unhold", reason=because, state=previous,
                   changes={"status_before_hold": None}, event="lot.hold.lifted")
@@ -67,9 +68,8 @@ def set_lot_status(session: Session, lot: Lot, actor: str, status: str, *, becau
     if current not in DECISION_SOURCES[status]:
         raise Conflict(f"lot {lot.number} is {current}; it cannot become {status}",
                        extra={"lot_status": lot.state})
-    if status == RELEASED and _expired_by(lot, today or site_today()):
-        raise Conflict(f"lot {lot.number} expired on {lot.expires_on.isoformat()}; "
-                       "it cannot be released", extra={"lot_status": lot.state})
+    if status == RELEASED:
+        refuse_expired_release(lot, today or site_today())
     changes = {"status_before_hold": status} if held else {}
     revise_record(session, lot, actor, action=status, reason=because, changes=changes,
                   state=None if held else status, details=details, event="lot.status.decided")
@@ -89,7 +89,3 @@ def expire_lots(session: Session, today: date) -> list[str]:
                       event="lot.status.expired")
         numbers.append(lot.number)
     return numbers
-
-
-def _expired_by(lot: Lot, today: date) -> bool:
-    return lot.expires_on is not None and lot.expires_on < today

@@ -8,6 +8,7 @@ disposition path, and on the receipt path the caller's transaction rolls back.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
@@ -30,12 +31,18 @@ def before_lot_transition(session: Session, lot: "Lot", transition: Transition, 
                           reason: str | None) -> None:
     """The lot workflow's before_transition: no release after the expiry date (the expiry
     job may not have run yet), then every registered disposition check."""
-    if transition.target == "released" and lot.expires_on is not None \
-            and lot.expires_on < today():
-        raise Conflict(f"lot {lot.number} expired on {lot.expires_on.isoformat()}; it cannot "
-                       "be released", extra={"lot_status": lot.state})
+    if transition.target == "released":
+        refuse_expired_release(lot, today())
     for check in list(lot_disposition_checks):
         check(session, lot, transition, actor)
+
+
+def refuse_expired_release(lot: "Lot", day: date) -> None:
+    """409 when the lot is past its expiry date on ``day``: an expired lot is not released,
+    by hand or by a usage decision, even before the expiry job has run."""
+    if lot.is_expired_on(day):
+        raise Conflict(f"lot {lot.number} expired on {lot.expires_on.isoformat()}; it cannot "
+                       "be released", extra={"lot_status": lot.state})
 
 
 def lot_received(session: Session, lot: "Lot", actor: User) -> None:

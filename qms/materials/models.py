@@ -94,6 +94,10 @@ class Lot(VersionedRecord, Base):
     # loaded on access: an outer join would stop SELECT ... FOR UPDATE of a lot (PostgreSQL)
     supplier: Mapped[Supplier | None] = relationship()
 
+    def is_expired_on(self, day: date) -> bool:
+        """Whether the lot is past its expiry date on ``day`` (in date on the day itself)."""
+        return self.expires_on is not None and self.expires_on < day
+
 
 class Batch(VersionedRecord, Base):
     """The production record of a batch; ``lot`` is the lot it produced (same number)."""

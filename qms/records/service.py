@@ -84,7 +84,7 @@ def update_record(session: Session, workflow: Workflow, record: VersionedRecord,
     Refuses unknown or read-only fields and changes that change nothing. Flushes, never
     commits."""
     record_type = record_type_of(workflow.record_type)
-    reason = _required_reason(reason)
+    reason = required_reason(reason)
     if not workflow.is_editable(record.state):
         raise Conflict(f"{record.number} is {record.state}; it can be edited only in "
                        f"{', '.join(sorted(workflow.editable_states)) or 'no state'}")
@@ -119,7 +119,7 @@ def apply_transition(session: Session, security: Security, workflow: Workflow,
     if not security.roles.allows(actor.roles, transition.permission):
         raise NotPermitted(f"{action!r} needs permission {transition.permission!r}")
     _check_expected_version(record, expected_version)
-    reason = _required_reason(reason) if transition.reason_required else _optional_reason(reason)
+    reason = required_reason(reason) if transition.reason_required else _optional_reason(reason)
     record_type = record_type_of(workflow.record_type)
     if record_type.before_transition is not None:
         record_type.before_transition(session, record, transition, actor, reason)
@@ -249,7 +249,9 @@ def authors_of(session: Session, record: VersionedRecord) -> set[str]:
         RecordVersion.action.in_((CREATE, UPDATE)))))
 
 
-def _required_reason(reason: str | None) -> str:
+def required_reason(reason: str | None) -> str:
+    """The stripped reason, or InvalidInput naming ``reason`` (every change after creation
+    needs one)."""
     if reason is None or not reason.strip():
         raise InvalidInput("a reason is required for this change", field="reason")
     return reason.strip()

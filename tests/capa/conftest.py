@@ -1,21 +1,3 @@
-"""Fixtures of the CAPA tests (the same as tests/deviations, from tests.deviations.support)."""
-from __future__ import annotations
-
-import pytest
-
-from tests.deviations.support import RecordsClient, make_stock, make_team
-
-
-@pytest.fixture
-def api(client, auth_headers) -> RecordsClient:
-    return RecordsClient(client, auth_headers)
-
-
-@pytest.fixture
-def team(make_user):
-    return make_team(make_user)
-
-
-@pytest.fixture
-def stock(api, team):
-    return make_stock(api, team)
+"""Fixtures of the CAPA tests (the same as tests/deviations, defined in
+tests.deviations.support)."""
+from tests.deviations.support import api, stock, team  # noqa: F401  (fixtures)

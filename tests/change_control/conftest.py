@@ -3,9 +3,12 @@ small client that walks a change control along its workflow."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from types import SimpleNamespace
 
 import pytest
+
+from tests.deviations.support import audit_events, audit_head
 
 MATERIAL, OTHER_MATERIAL, SUPPLIER = "RM-API-001", "PK-BOT-010", "SUP-ACME"
 
@@ -109,24 +112,11 @@ def changes(client, auth_headers) -> ChangeControls:
 
 @pytest.fixture
 def audit_seq(app):
-    from sqlalchemy import text
-
-    def head() -> int:
-        with app.extensions["qms"].db.engine.connect() as connection:
-            return connection.execute(text("SELECT seq FROM audit_head")).scalar_one()
-    return head
+    """audit_seq() -> the sequence number of the newest audit event."""
+    return partial(audit_head, app)
 
 
 @pytest.fixture
 def audit_since(app):
     """audit_since(seq) -> [(action, actor, entity_id)] of the events after seq."""
-    from sqlalchemy import text
-
-    def events(after: int) -> list[tuple]:
-        with app.extensions["qms"].db.engine.connect() as connection:
-            rows = connection.execute(text(
-                "SELECT action, actor, entity_id FROM audit_events WHERE seq > :seq "
-                "ORDER BY seq"), {"seq": after}).all()
-        return [tuple(row) for row in rows]
-    return events
-
+    return partial(audit_events, app)

@@ -1,12 +1,14 @@
 """Test support shared by tests/deviations and tests/capa: a small HTTP client for controlled
 records, a team of users, and stock (a released lot and a batch) made through the materials
-API, the way a site would."""
+API, the way a site would; the fixtures ``api``, ``team`` and ``stock`` that both conftests
+import."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 import qms.capa.api  # noqa: F401  (registers the record types and routes before any app)
@@ -54,7 +56,13 @@ class RecordsClient:
         return response.get_json()
 
 
-def make_team(make_user) -> SimpleNamespace:
+@pytest.fixture
+def api(client, auth_headers) -> RecordsClient:
+    return RecordsClient(client, auth_headers)
+
+
+@pytest.fixture
+def team(make_user) -> SimpleNamespace:
     return SimpleNamespace(
         production=make_user("pia.production", "production"),
         inspector=make_user("ivan.inspector", "inspector"),
@@ -64,7 +72,8 @@ def make_team(make_user) -> SimpleNamespace:
         auditor=make_user("otto.auditor", "auditor"))
 
 
-def make_stock(api: RecordsClient, team) -> SimpleNamespace:
+@pytest.fixture
+def stock(api: RecordsClient, team) -> SimpleNamespace:
     """A released raw-material lot, a batch that consumed part of it (its output lot in
     quarantine), and a second released lot."""
     qa, approver = team.reviewer, team.approver

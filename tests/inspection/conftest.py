@@ -2,7 +2,6 @@
 steps (plans drafted and approved, lots received, results recorded, decisions signed)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import pytest
@@ -10,6 +9,7 @@ from sqlalchemy import func, select, text
 
 import qms.inspection.api  # noqa: F401  (registers the record types and routes before any app)
 import qms.materials.api  # noqa: F401
+from tests.materials.support import ApiClient, audit_events_after
 
 MATERIAL, PRODUCT, SUPPLIER = "RM-PART", "FG-TAB", "SUP-ACME"
 RECORD_TABLES = ("inspection_plans", "inspections", "inspection_results", "lots",
@@ -38,44 +38,7 @@ def team(make_user):
                            auditor=make_user("otto.auditor", "auditor"))
 
 
-@dataclass
-class InspectionClient:
-    client: object
-    auth_headers: object
-    team: SimpleNamespace
-    _headers: dict = field(default_factory=dict)
-
-    def headers(self, user) -> dict:
-        if user.username not in self._headers:
-            self._headers[user.username] = self.auth_headers(user)
-        return self._headers[user.username]
-
-    def post(self, user, path: str, body=None):
-        return self.client.post(f"/api/v1{path}", json=body if body is not None else {},
-                                headers=self.headers(user))
-
-    def get(self, user, path: str, **query):
-        return self.client.get(f"/api/v1{path}", query_string=query, headers=self.headers(user))
-
-    def patch(self, user, path: str, changes: dict, reason: str | None = "correction"):
-        return self.client.patch(f"/api/v1{path}", json={"changes": changes, "reason": reason},
-                                 headers=self.headers(user))
-
-    @staticmethod
-    def ok(response, status: int = 200) -> dict:
-        assert response.status_code == status, response.get_json()
-        return response.get_json()
-
-    def transition(self, user, path: str, action: str, *, meaning: str | None = None,
-                   reason: str | None = None):
-        body = {"action": action}
-        if reason is not None:
-            body["reason"] = reason
-        if meaning is not None:
-            body["signature"] = {"username": user.username, "password": user.password,
-                                 "meaning": meaning}
-        return self.post(user, f"{path}/transitions", body)
-
+class InspectionClient(ApiClient):
     # plans
     def draft_plan(self, user=None, **fields):
         body = {"material": MATERIAL, "stage": "incoming", "title": "Incoming check of parts",
@@ -121,8 +84,7 @@ class InspectionClient:
 def inspections(client, auth_headers, team) -> InspectionClient:
     """Tokens are issued up front, so that a snapshot taken later sees only the request."""
     api = InspectionClient(client, auth_headers, team)
-    for user in vars(team).values():
-        api.headers(user)
+    api.issue_tokens()
     return api
 
 
@@ -153,12 +115,7 @@ def record_counts(app):
 @pytest.fixture
 def audit_since(app):
     """audit_since(seq) -> [(action, actor, entity_id, reason)] of the events after seq."""
-    def events(after: int) -> list[tuple]:
-        with app.extensions["qms"].db.engine.connect() as connection:
-            return [tuple(row) for row in connection.execute(text(
-                "SELECT action, actor, entity_id, reason FROM audit_events WHERE seq > :seq "
-                "ORDER BY seq"), {"seq": after})]
-    return events
+    return lambda after: audit_events_after(app, after)
 
 
 @pytest.fixture

@@ -3,12 +3,12 @@ the usual steps, and a unit of work for service-level tests."""
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import pytest
 
 import qms.materials.api  # noqa: F401  (registers the record types and routes before any app)
+from tests.materials.support import ApiClient, audit_events_after
 
 
 @pytest.fixture
@@ -22,42 +22,7 @@ def team(make_user):
                            auditor=make_user("otto.auditor", "auditor"))
 
 
-@dataclass
-class MaterialsClient:
-    client: object
-    auth_headers: object
-    team: SimpleNamespace
-    _headers: dict = field(default_factory=dict)
-
-    def headers(self, user) -> dict:
-        if user.username not in self._headers:
-            self._headers[user.username] = self.auth_headers(user)
-        return self._headers[user.username]
-
-    def post(self, user, path: str, body):
-        return self.client.post(f"/api/v1{path}", json=body, headers=self.headers(user))
-
-    def get(self, user, path: str, **query):
-        return self.client.get(f"/api/v1{path}", query_string=query, headers=self.headers(user))
-
-    def patch(self, user, path: str, changes: dict, reason: str | None = "correction"):
-        return self.client.patch(f"/api/v1{path}", json={"changes": changes, "reason": reason},
-                                 headers=self.headers(user))
-
-    def ok(self, response, status: int = 200) -> dict:
-        assert response.status_code == status, response.get_json()
-        return response.get_json()
-
-    def transition(self, user, path: str, action: str, *, meaning: str | None = None,
-                   reason: str | None = None):
-        body = {"action": action}
-        if reason is not None:
-            body["reason"] = reason
-        if meaning is not None:
-            body["signature"] = {"username": user.username, "password": user.password,
-                                 "meaning": meaning}
-        return self.post(user, f"{path}/transitions", body)
-
+class MaterialsClient(ApiClient):
     # the usual steps, each asserting success
     def material(self, code: str = "RM-API", *, kind: str = "raw", unit: str = "kg",
                  shelf_life_days: int | None = 365, **extra) -> dict:
@@ -104,8 +69,7 @@ class MaterialsClient:
 def materials(client, auth_headers, team) -> MaterialsClient:
     """Tokens are issued up front, so that a snapshot taken later sees only the request."""
     api = MaterialsClient(client, auth_headers, team)
-    for user in vars(team).values():
-        api.headers(user)
+    api.issue_tokens()
     return api
 
 
@@ -134,12 +98,5 @@ def uow(app):
 @pytest.fixture
 def audit_events(app):
     """audit_events(after_seq) -> [(action, actor, entity_id, reason)]."""
-    from sqlalchemy import text
-
-    def events(after: int = 0) -> list[tuple]:
-        with app.extensions["qms"].db.engine.connect() as connection:
-            return [tuple(row) for row in connection.execute(text(
-                "SELECT action, actor, entity_id, reason FROM audit_events WHERE seq > :seq "
-                "ORDER BY seq"), {"seq": after})]
-    return events
+    return lambda after=0: audit_events_after(app, after)
 

@@ -91,7 +91,7 @@ def test_the_expiry_job_expires_quarantined_and_released_lots(basics, uow, audit
                         short: "released"}
 
 
-def test_release_after_the_expiry_date_is_refused(basics, uow, db_snapshot, team):
+def test_release_after_the_expiry_date_is_refused(basics, uow):
     m = basics
     number = m.received(release=False, received_on=(date.today() - timedelta(days=5))
                         .isoformat(), expires_on=date.today().isoformat())

@@ -17,7 +17,7 @@ from qms.errors import Conflict, InvalidTransition, SegregationOfDuties
 from qms.identity.authentication import find_user
 from qms.records import models as record_models
 from qms.records.models import RecordVersion
-from qms.records.service import apply_transition, create_record, revise_record
+from qms.records.service import apply_transition, create_record, find_record, revise_record
 from qms.records.workflow import parse_workflows
 
 FIELDS = {"title": "Line clearance", "doc_type": "sop", "summary": "",
@@ -65,8 +65,7 @@ def test_revise_record_versions_and_audits_a_domain_change(qms_state, people):
     with qms_state.db.unit_of_work() as session:
         number = _create(session, qms_state).number
     with qms_state.db.unit_of_work() as session:
-        record = session.scalar(select(record_models.record_type_of("document").model)
-                                .where(text("number = :n")).params(n=number))
+        record = find_record(session, record_models.record_type_of("document"), number)
         head = _head(session)
         revise_record(session, record, "system", action="expire", reason="past its date",
                       state="obsolete", details={"because": "scheduled job"},
@@ -107,8 +106,7 @@ def test_a_transition_rule_refuses_before_anything_is_written(qms_state, people,
         number = _create(session, qms_state).number
     with qms_state.db.session(write=True) as session:
         head = _head(session)
-        record = session.scalar(select(record_models.record_type_of("document").model)
-                                .where(text("number = :n")).params(n=number))
+        record = find_record(session, record_models.record_type_of("document"), number)
         with pytest.raises(InvalidTransition, match="may not submit"):
             apply_transition(session, qms_state.security, qms_state.workflows.get("document"),
                              record, find_user(session, "paul.author"), "submit", None, None)
@@ -123,8 +121,7 @@ def test_a_consequence_runs_after_the_new_version_in_the_same_transaction(
     with qms_state.db.unit_of_work() as session:
         number = _create(session, qms_state).number
     with qms_state.db.unit_of_work() as session:
-        record = session.scalar(select(record_models.record_type_of("document").model)
-                                .where(text("number = :n")).params(n=number))
+        record = find_record(session, record_models.record_type_of("document"), number)
         apply_transition(session, qms_state.security, qms_state.workflows.get("document"),
                          record, find_user(session, "paul.author"), "submit", None, None)
     assert seen == [("in_review", 2, "submit")]
@@ -144,8 +141,7 @@ def test_not_owner_keeps_an_owner_from_signing(qms_state, people, monkeypatch):
         number = record.number
     reviewer = people[2]
     with qms_state.db.session(write=True) as session:
-        record = session.scalar(select(record_models.record_type_of("document").model)
-                                .where(text("number = :n")).params(n=number))
+        record = find_record(session, record_models.record_type_of("document"), number)
         credentials = {"username": reviewer.username, "password": reviewer.password,
                        "meaning": "reviewed"}
         with pytest.raises(SegregationOfDuties, match="owns"):
