@@ -1,6 +1,8 @@
 """`qms serve`: gunicorn running the app factory."""
 from __future__ import annotations
 
+import threading
+
 from gunicorn.app.base import BaseApplication
 
 
@@ -15,8 +17,13 @@ class QMSServer(BaseApplication):
 
     def load(self):
         from qms.app import create_app
+        from qms.materials.genealogy import warm
 
-        return create_app()
+        app = create_app()
+        # the trace index of this worker, read while the worker already serves
+        threading.Thread(target=warm, args=(app.extensions["qms"].db.engine,),
+                         name="genealogy-warm", daemon=True).start()
+        return app
 
 
 def run_gunicorn(host: str, port: int, workers: int) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from audit.trail import connection_of, lock_head
 from qms.db import utcnow
 from qms.errors import Conflict, InvalidInput
 from qms.identity.models import User
@@ -95,6 +96,9 @@ def add_batch_inputs(session: Session, batch: Batch, actor: User,
 
 def _consume(session: Session, batch: Batch, actor: User, inputs: list[Consumption], *,
              reason: str | None) -> None:
+    # entries are numbered under the audit head lock, so ids commit in order: the trace's
+    # in-memory index catches up by reading the ids above the last it holds (genealogy.py)
+    lock_head(connection_of(session))
     now = utcnow()
     for entry in inputs:
         session.add(LotConsumption(batch_id=batch.id, input_lot_id=entry.lot.id,
