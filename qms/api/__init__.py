@@ -25,6 +25,7 @@ def init_api(app: Flask) -> None:
     from qms.change_control import api as change_control_api  # noqa: F401  (routes)
     from qms.deviations import api as deviations_api  # noqa: F401  (routes)
     from qms.documents import api as documents_api  # noqa: F401  (routes)
+    from qms.erp import api as erp_api  # noqa: F401  (routes)
     from qms.inspection import api as inspection_api  # noqa: F401  (routes)
     from qms.materials import api as materials_api  # noqa: F401  (routes)
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
+from qms.erp.outbox import usage_decision_of, write_event
 from qms.errors import Conflict
 from qms.dates import today
 from qms.identity.models import User
@@ -35,6 +36,15 @@ def before_lot_transition(session: Session, lot: "Lot", transition: Transition, 
         refuse_expired_release(lot, today())
     for check in list(lot_disposition_checks):
         check(session, lot, transition, actor)
+
+
+def lot_status_changed(session: Session, lot: "Lot", previous: str, actor: str,
+                       reason: str | None, signature) -> None:
+    """The lot workflow's state_changed: every status change, by hand or as the consequence
+    of a decision elsewhere, is an ERP event in the same transaction."""
+    write_event(session, "lot.status_changed", lot, actor=actor, previous_status=previous,
+                usage_decision=usage_decision_of(lot.state), signature=signature,
+                reason=reason)
 
 
 def refuse_expired_release(lot: "Lot", day: date) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 
 from qms.dates import today
 from qms.db import Base, ExactDecimal, UTCDateTime
-from qms.materials.hooks import before_lot_transition
+from qms.materials.hooks import before_lot_transition, lot_status_changed
 from qms.records.models import RecordType, VersionedRecord, register_record_type
 
 
@@ -225,7 +225,8 @@ LOTS = register_record_type(RecordType(
     content_fields=("material", "origin", "supplier", "supplier_lot", "quantity", "unit",
                     "received_on", "expires_on", "status_before_hold"),
     editable_fields=frozenset({"supplier_lot", "expires_on"}), extra_content=_lot_links,
-    check_content=lot_problems, before_transition=before_lot_transition))
+    check_content=lot_problems, before_transition=before_lot_transition,
+    state_changed=lot_status_changed))
 BATCHES = register_record_type(RecordType(
     name="batch", model=Batch, collection="batches",
     content_fields=("material", "lot", "line", "quantity", "unit", "produced_on"),

@@ -114,6 +114,10 @@ class RecordType:
     after_transition: Callable[..., None] | None = None
     # usernames the record names as owners, for the "not_owner" segregation rule
     owners: Callable[[Any], set[str]] | None = None
+    # called whenever the record's state changes, by a transition or a revision, after the
+    # new version is stored: (session, record, previous state, actor username, reason,
+    # signature or None); e.g. a lot's status change queues an ERP event
+    state_changed: Callable[..., None] | None = None
 
     def problems(self, content: dict[str, Any]) -> dict[str, list[str]]:
         return self.check_content(content) if self.check_content is not None else {}

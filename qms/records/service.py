@@ -135,6 +135,8 @@ def apply_transition(session: Session, security: Security, workflow: Workflow,
         data["signature_id"] = signature.id
     record_event(session, actor=actor.username, action=f"{record_type.name}.record.transitioned",
                  data=data, entity=(record_type.name, record.number), reason=reason)
+    if record_type.state_changed is not None and record.state != before:
+        record_type.state_changed(session, record, before, actor.username, reason, signature)
     if record_type.after_transition is not None:
         record_type.after_transition(session, record, transition, actor, reason)
     return record
@@ -143,13 +145,15 @@ def apply_transition(session: Session, security: Security, workflow: Workflow,
 def revise_record(session: Session, record: VersionedRecord, actor: str, *, action: str,
                   reason: str | None, changes: Mapping[str, Any] | None = None,
                   state: str | None = None, details: Mapping[str, Any] | None = None,
-                  event: str | None = None) -> VersionedRecord:
+                  event: str | None = None, signature=None) -> VersionedRecord:
     """A change the domain makes outside the edit and workflow paths: a child row added (a
     result, a CAPA action, an approval; add and flush it first), fields or a state that
     follow from another record (a lot put on hold by a deviation, expired by the scheduled
     job, released by a usage decision). Versioned and audited like any change, as ``event``
     (default ``<type>.record.revised``, e.g. ``inspection.result.recorded``) with the changed
-    content and ``details``; ``actor`` is a username or ``system``. Flushes, never commits."""
+    content and ``details``; ``actor`` is a username or ``system``; ``signature`` the one that
+    decided it on another record, if any (passed on to ``state_changed``). Flushes, never
+    commits."""
     record_type = record_type_of(record.record_type)
     before = {**_stored_content(session, record), "state": record.state}
     for name, value in (changes or {}).items():
@@ -168,6 +172,8 @@ def revise_record(session: Session, record: VersionedRecord, actor: str, *, acti
                        "before": {n: before.get(n) for n in changed},
                        "after": {n: after[n] for n in changed}, **(details or {})},
                  entity=(record_type.name, record.number), reason=reason)
+    if record_type.state_changed is not None and record.state != before["state"]:
+        record_type.state_changed(session, record, before["state"], actor, reason, signature)
     return record
 
 
