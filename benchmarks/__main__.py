@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from time import perf_counter
 
-from benchmarks import chain, signing, trace, writes
+from benchmarks import chain, erp, signing, trace, writes
 from benchmarks.databases import (POSTGRES_URL_VARIABLE, PostgresScratch, SqliteScratch,
                                   engine_options, postgres_server_url, postgres_unreachable,
                                   postgres_version, run_id)
@@ -83,6 +83,13 @@ def run_sections(args: argparse.Namespace, report: Report, settings: dict,
             scratches = open_scratches(args, options, report, run_id())
             try:
                 trace.run(report, scratches, options, quick=args.quick)
+            finally:
+                for scratch in scratches:
+                    scratch.close()
+        elif section == "erp":
+            scratches = open_scratches(args, options, report, run_id())
+            try:
+                erp.run(report, scratches, options, settings, quick=args.quick)
             finally:
                 for scratch in scratches:
                     scratch.close()

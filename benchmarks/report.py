@@ -23,6 +23,7 @@ SECTION_TITLES = {
     "chain": "chain verification vs. bare sha256 loop",
     "signing": "cost of one signing",
     "trace": "lot trace (genealogy) vs. the recursive CTE alone",
+    "erp": "ERP delivery vs. the same work without the database",
 }
 
 

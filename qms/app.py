@@ -67,8 +67,10 @@ def _build_state(app: Flask, instance: Path) -> AppState:
 def _register_parts(app: Flask) -> None:
     from qms import cli
     from qms.api import init_api
+    from qms.release import init_release
     from qms.web import init_web
 
     init_web(app)  # first: it installs CSRF protection, from which the API is exempt
+    init_release(app)  # loads config/release.toml; its route joins the API blueprint
     init_api(app)
     cli.init_cli(app)

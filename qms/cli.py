@@ -19,9 +19,10 @@ CLI_ACTOR = "system"
 
 def init_cli(app: Flask) -> None:
     from qms.cli_admin import audit_group, db_group, token_group, user_group
+    from qms.erp.cli import erp_group
     from validation.cli import validate
 
-    for group in (db_group, user_group, token_group, audit_group):
+    for group in (db_group, user_group, token_group, audit_group, erp_group):
         app.cli.add_command(group)
     app.cli.add_command(serve)
     app.cli.add_command(jobs)

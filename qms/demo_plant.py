@@ -27,7 +27,7 @@ from qms.identity.models import User
 from qms.inspection.models import INSPECTIONS, Inspection, results_of
 from qms.inspection.plans import create_plan
 from qms.inspection.results import record_results
-from qms.inspection.service import undecided_incoming
+from qms.inspection.service import open_inspection, undecided_incoming
 from qms.materials.batches import produce_batch
 from qms.dates import today
 from qms.materials.models import Batch, Lot
@@ -163,7 +163,9 @@ def _inspect_and_accept(plant: Plant, lot: Lot) -> Inspection:
 
 
 def _granulation(plant: Plant, api_lot: Lot, lactose: Lot) -> Batch:
-    """Production granulates API and lactose; QA releases the granulate for compression."""
+    """Production granulates API and lactose; the granulate passes its final (release)
+    testing, production reviews the batch record and QA releases the batch, which releases
+    the granulate for compression."""
     batch = produce_batch(plant.session, plant.app.workflows, plant.app.numbering,
                           plant.production, {
                               "material": "IM-GRAN", "line": "GRAN1", "quantity": Decimal("80"),
@@ -171,8 +173,29 @@ def _granulation(plant: Plant, api_lot: Lot, lactose: Lot) -> Batch:
                                   {"lot_number": api_lot.number, "quantity": Decimal("20")},
                                   {"lot_number": lactose.number, "quantity": Decimal("60")}]})
     plant.sign("batch", batch, plant.production, "finish")
-    plant.sign("lot", batch.lot, plant.approver, "release", "released")
+    _release_testing(plant, batch)
+    plant.sign("batch", batch, plant.production, "submit_for_release", "reviewed")
+    plant.sign("batch", batch, plant.approver, "release", "released")
     return batch
+
+
+def _release_testing(plant: Plant, batch: Batch) -> None:
+    """The granulate's final inspection under its approved plan (loss on drying within
+    limits), performed by the inspector and accepted by QA."""
+    plan = create_plan(plant.session, plant.workflow("inspection_plan"), plant.reviewer, {
+        "material": "IM-GRAN", "stage": "final", "operation": None,
+        "title": "Release testing of Paracetamol granulate", "sample_size": 1,
+        "inspection_level": None, "aql": None, "characteristics": [
+            {"code": "LOD", "name": "Loss on drying", "type": "numeric", "unit": "%",
+             "lsl": None, "usl": "2.0", "target": None, "decimals": 1}]})
+    plant.sign("inspection_plan", plan, plant.reviewer, "submit")
+    plant.sign("inspection_plan", plan, plant.approver, "approve", "approved")
+    inspection = open_inspection(plant.session, plant.workflow("inspection"), plant.inspector,
+                                 {"stage": "final", "batch_number": batch.number})
+    record_results(plant.session, inspection, plant.inspector,
+                   [{"characteristic": "LOD", "sample": 1, "value": Decimal("1.2")}])
+    plant.sign("inspection", inspection, plant.inspector, "complete", "performed")
+    plant.sign("inspection", inspection, plant.approver, "accept", "approved")
 
 
 def _tableting(plant: Plant, granulate: Batch, foil: Lot) -> Batch:

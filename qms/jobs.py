@@ -7,6 +7,7 @@ are not expired twice; an overdue item is reported once)."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import current_app
@@ -14,6 +15,7 @@ from flask import current_app
 from audit.checkpoints import write_checkpoint
 from qms.capa.jobs import report_overdue_capa
 from qms.context import state
+from qms.erp import delivery
 from qms.materials.holds import expire_lots
 from qms.settings import site_today
 
@@ -51,6 +53,21 @@ def _by_site_day(app, job):
             return job(session, site_today(app.config))
 
 
+def deliver_erp_events(app, channels: list) -> None:
+    """One delivery pass over every channel (skipped while `qms erp deliver` runs)."""
+    with app.app_context():
+        try:
+            with delivery.delivery_lock(Path(app.instance_path)):
+                report = delivery.deliver_pass(state().db, channels,
+                                               delivery.policy_from_settings(app.config))
+        except delivery.DeliveryBusy:
+            log.info("ERP delivery: another process is delivering; skipped")
+            return
+    if report.delivered or report.failed or report.parked:
+        log.info("ERP delivery: delivered %s, failed %s, parked %s", report.delivered,
+                 report.failed, report.parked)
+
+
 def build_scheduler(app) -> BlockingScheduler:
     scheduler = BlockingScheduler(timezone="UTC")
     jobs = ((write_scheduled_checkpoint, "audit-checkpoint", "AUDIT_CHECKPOINT_INTERVAL_MINUTES"),
@@ -59,6 +76,11 @@ def build_scheduler(app) -> BlockingScheduler:
     for job, job_id, interval in jobs:
         scheduler.add_job(job, "interval", minutes=app.config[interval], args=[app],
                           id=job_id, max_instances=1, coalesce=True)
+    channels = delivery.channels_from_settings(app.config, Path(app.instance_path))
+    if channels:  # a short poll: delivery follows a commit within seconds
+        scheduler.add_job(deliver_erp_events, "interval", seconds=app.config["ERP_POLL_SECONDS"],
+                          args=[app, channels], id="erp-delivery", max_instances=1,
+                          coalesce=True)
     return scheduler
 
 

@@ -120,9 +120,15 @@ def validate(settings: Mapping[str, Any]) -> None:
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"APP_TIMEZONE {settings['APP_TIMEZONE']!r} is not an IANA time "
                           "zone name such as 'Europe/Berlin' or 'Asia/Shanghai'") from None
-    for key in ("JOBS_LOT_EXPIRY_INTERVAL_MINUTES", "JOBS_CAPA_OVERDUE_INTERVAL_MINUTES"):
+    for key in ("JOBS_LOT_EXPIRY_INTERVAL_MINUTES", "JOBS_CAPA_OVERDUE_INTERVAL_MINUTES",
+                "ERP_MAX_ATTEMPTS", "ERP_POLL_SECONDS"):
         if settings[key] < 1:
             raise ConfigError(f"{key} must be at least 1")
+    if not 0 < settings["ERP_WEBHOOK_TIMEOUT_SECONDS"] <= 300:
+        raise ConfigError("ERP_WEBHOOK_TIMEOUT_SECONDS must be between 0 and 300")
+    if not 0 < settings["ERP_BACKOFF_BASE_SECONDS"] <= settings["ERP_BACKOFF_CAP_SECONDS"]:
+        raise ConfigError("ERP backoff needs 0 < ERP_BACKOFF_BASE_SECONDS <= "
+                          "ERP_BACKOFF_CAP_SECONDS")
 
 
 def site_today(settings: Mapping[str, Any]) -> date:

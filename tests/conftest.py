@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,3 +189,33 @@ def chain_intact(app):
         assert result.ok, (result.first_bad_seq, result.problem)
         return True
     return check
+
+
+@pytest.fixture
+def uow(app):
+    """uow() -> a context manager giving a write session inside the app, committed at the
+    end (or rolled back on an exception), like one request."""
+    state = app.extensions["qms"]
+
+    @contextmanager
+    def unit():
+        with app.app_context(), state.db.unit_of_work() as session:
+            yield session
+    return unit
+
+
+@pytest.fixture
+def audit_seq(app):
+    """audit_seq() -> the seq of the newest audit event."""
+    def head() -> int:
+        with app.extensions["qms"].db.engine.connect() as connection:
+            return connection.execute(text("SELECT seq FROM audit_head")).scalar_one()
+    return head
+
+
+@pytest.fixture
+def audit_since(app):
+    """audit_since(seq) -> [(action, actor, entity_id, reason)] of the events after seq
+    (tests/records and tests/change_control keep a shorter form of their own)."""
+    from tests.materials.support import audit_events_after
+    return lambda after: audit_events_after(app, after)

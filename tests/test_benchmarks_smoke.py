@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = {"writes": "audited write vs. plain insert",
             "chain": "chain verification vs. bare sha256 loop",
             "signing": "cost of one signing",
-            "trace": "lot trace (genealogy) vs. the recursive CTE alone"}
+            "trace": "lot trace (genealogy) vs. the recursive CTE alone",
+            "erp": "ERP delivery vs. the same work without the database"}
 
 
 @pytest.mark.slow

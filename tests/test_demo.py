@@ -31,11 +31,16 @@ def test_demo_plant_is_created_once_through_the_services(app, db_snapshot):
         assert {s.number: s.state for s in session.scalars(select(Supplier))} == {
             "SUP-HUAXIN": "approved", "SUP-NORDPACK": "pending"}
 
-        plan = session.scalars(select(InspectionPlan)).one()
+        plans = {p.stage: p for p in session.scalars(select(InspectionPlan))}
+        plan = plans["incoming"]
         assert (plan.state, plan.stage, plan.material.number) == ("effective", "incoming",
                                                                   "RM-PARA")
-        inspection = session.scalars(select(Inspection)).one()
+        assert (plans["final"].state, plans["final"].material.number) == ("effective",
+                                                                          "IM-GRAN")
+        inspections = {i.stage: i for i in session.scalars(select(Inspection))}
+        inspection = inspections["incoming"]
         assert inspection.state == "accepted" and inspection.lot.material.number == "RM-PARA"
+        assert inspections["final"].state == "accepted"
         api_lot = inspection.lot
         assert api_lot.state == "released"
 
@@ -49,7 +54,7 @@ def test_demo_plant_is_created_once_through_the_services(app, db_snapshot):
         assert foil == ["on_hold", "released"]
 
         batches = {b.material.number: b.state for b in session.scalars(select(Batch))}
-        assert batches == {"IM-GRAN": "produced", "FG-PARA500": "in_production"}
+        assert batches == {"IM-GRAN": "released", "FG-PARA500": "in_production"}
 
         deviation = session.scalars(select(Deviation)).one()
         assert deviation.state == "in_investigation" and deviation.capa_required is True
@@ -64,7 +69,7 @@ def test_demo_plant_is_created_once_through_the_services(app, db_snapshot):
 
         signers = {(s.signer, s.meaning) for s in session.scalars(select(Signature))}
         assert {("qa.approver", "approved"), ("qa.approver", "released"),
-                ("inspector", "performed")} <= signers
+                ("inspector", "performed"), ("production", "reviewed")} <= signers
         tablet_lot, api_lot_number = lots["FG-PARA500"].number, api_lot.number
 
     # the auditor logs in with the demo password and traces the tablets back to the API lot

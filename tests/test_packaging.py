@@ -45,7 +45,9 @@ def test_wheel_carries_its_data(wheel):
                      "qms/migrations/env.py", "qms/migrations/versions/0001_initial.py",
                      "qms/static/qms.css", "validation/urs.toml",
                      "qms/translations/zh_Hans_CN/LC_MESSAGES/messages.mo",
-                     "audit/verify_export.py"):
+                     "audit/verify_export.py", "qms/bundled/config/release.toml",
+                     "qms/bundled/config/numbering.toml", "qms/release/gates.py",
+                     "qms/erp/b2mml.py", "qms/migrations/versions/0008_erp.py"):
         assert required in names, required
 
 

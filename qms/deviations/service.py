@@ -21,6 +21,9 @@ from qms.materials.models import Batch, Lot
 from qms.records.service import create_record, required_reason, revise_record, update_record
 from qms.records.workflow import Transition, Workflow
 
+# a batch on hold keeps its lot held whatever deviations end (config/workflows.toml)
+BATCH_ON_HOLD = "on_hold"
+
 # the states in which the lots a deviation names may still grow
 NAMING_STATES = ("open", "in_investigation")
 # which fields may be edited in which state, and the permission that edits them
@@ -191,7 +194,8 @@ def lock_named_lots(session: Session, deviation: Deviation) -> list[Lot]:
 
 
 def release_holds(session: Session, deviation: Deviation, actor: str) -> list[str]:
-    """Lift the hold of every lot the finished deviation names and no open deviation does.
+    """Lift the hold of every lot the finished deviation names and no open deviation does,
+    unless the lot is the output of a batch that is itself on hold (its unhold lifts it).
     Returns the lot numbers released from hold."""
     lot_ids = [link.lot_id for link in deviation.lot_links]
     # the lots are locked (already, by before_deviation_transition) before asking who else
@@ -199,6 +203,8 @@ def release_holds(session: Session, deviation: Deviation, actor: str) -> list[st
     lots = lock_named_lots(session, deviation)
     still_held = {link.lot_id for other in open_deviations_naming(session, lot_ids)
                   for link in other.lot_links}
+    still_held.update(session.scalars(select(Batch.lot_id).where(
+        Batch.lot_id.in_(lot_ids), Batch.state == BATCH_ON_HOLD)))
     lifted = []
     for lot in lots:
         if lot.id not in still_held and lot.state == "on_hold":

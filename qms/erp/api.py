@@ -1,13 +1,19 @@
-"""The ERP pull feed over HTTP, for service accounts with the ``erp`` role."""
+"""The ERP pull feed over HTTP, for service accounts with the ``erp`` role, and the delivery
+status for administrators (``erp.manage``)."""
 from __future__ import annotations
 
 from flask import Response, g
+from sqlalchemy import select
 
 from qms.api import api
 from qms.api.spec import endpoint
 from qms.context import commit, db_session
+from qms.erp.delivery import delivery_status, parked_events, requeue
 from qms.erp.feed import acknowledge, read_events
-from qms.erp.schemas import AcksIn, AcksOut, FeedOut, FeedQuery
+from qms.erp.models import ErpDelivery
+from qms.erp.schemas import (AcksIn, AcksOut, DeliveriesOut, DeliveriesQuery, FeedOut,
+                             FeedQuery, RedeliverIn, RedeliverOut)
+from qms.errors import NotFound
 
 
 @endpoint(api, "/erp/events", "GET", summary="Read ERP events after a cursor", tag="erp",
@@ -32,3 +38,28 @@ def erp_acks_view(body):
     count = acknowledge(db_session(), g.api_user.username, body["event_ids"])
     commit()
     return {"acknowledged": count}
+
+
+@endpoint(api, "/erp/deliveries", "GET", summary="Where ERP deliveries stand", tag="erp",
+          permission="erp.manage", query=DeliveriesQuery, response=DeliveriesOut)
+def erp_deliveries_view(query):
+    """Pending, delivered and parked events per channel, and the parked ones (oldest first)
+    with their last error: what an administrator acts on."""
+    session = db_session()
+    return {"channels": delivery_status(session),
+            "parked": parked_events(session, query["channel"], query["limit"])}
+
+
+@endpoint(api, "/erp/deliveries/redeliver", "POST", summary="Queue parked ERP events again",
+          tag="erp", permission="erp.manage", body=RedeliverIn, response=RedeliverOut,
+          errors=(404,))
+def erp_redeliver_view(body):
+    """Every parked event of the channel, or the events named, back in the queue with a
+    fresh attempt count; audited with the reason."""
+    if not db_session().scalar(select(ErpDelivery.channel).where(
+            ErpDelivery.channel == body["channel"]).limit(1)):
+        raise NotFound(f"no deliveries on channel {body['channel']!r}")
+    queued = requeue(db_session(), body["channel"], body["event_ids"], body["reason"],
+                     actor=g.api_user.username)
+    commit()
+    return {"queued": queued}

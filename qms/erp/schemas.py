@@ -49,3 +49,37 @@ class AcksIn(Schema):
 
 class AcksOut(Schema):
     acknowledged = fields.Integer(metadata={"description": "events newly acknowledged"})
+
+
+class DeliveriesQuery(Schema):
+    channel = fields.String(load_default=None, validate=validate.Length(max=80))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=MAX_PAGE))
+
+
+class ParkedOut(Schema):
+    channel = fields.String()
+    sequence = fields.Integer()
+    event_id = fields.String()
+    type = fields.String()
+    lot = fields.String()
+    attempts = fields.Integer()
+    last_error = fields.String(allow_none=True)
+
+
+class DeliveriesOut(Schema):
+    channels = fields.Dict(keys=fields.String(), values=fields.Dict(
+        keys=fields.String(), values=fields.Integer()), metadata={
+        "description": "per channel: pending, delivered, parked"})
+    parked = fields.List(fields.Nested(ParkedOut))
+
+
+class RedeliverIn(Schema):
+    channel = fields.String(required=True, validate=validate.Length(min=1, max=80))
+    event_ids = fields.List(fields.String(validate=validate.Length(equal=36)),
+                            load_default=None, validate=validate.Length(min=1, max=MAX_PAGE),
+                            metadata={"description": "without it: every parked event"})
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class RedeliverOut(Schema):
+    queued = fields.Integer()

@@ -221,6 +221,14 @@ def signatures_of(session: Session, record_type: str, record_id: str) -> list[Si
         .order_by(Signature.id)))
 
 
+def signature_of_current_version(session: Session, record) -> Signature | None:
+    """The signature applied to the record's current version (the decision just signed),
+    if any."""
+    return session.scalar(select(Signature).where(
+        Signature.record_type == record.record_type, Signature.record_id == record.number,
+        Signature.record_version == record.version).order_by(Signature.id.desc()))
+
+
 def manifestation(signature: Signature) -> dict[str, str]:
     """What a person sees (Part 11 §11.50): printed name, username, meaning, and the date
     and time with its UTC offset."""

@@ -12,11 +12,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from qms.erp.outbox import write_event
+from qms.esign.service import signature_of_current_version
 from qms.errors import Conflict, InvalidInput
 from qms.identity.models import User
 from qms.inspection.models import USAGE_DECISIONS, Inspection, Stage
 from qms.inspection.results import summary
-from qms.inspection.service import unaccepted_of_produced_lot, undecided_incoming
+from qms.inspection.service import undecided_incoming
 from qms.dates import today
 from qms.materials.models import Lot
 from qms.records.service import revise_record
@@ -66,45 +68,40 @@ def after_inspection_transition(session: Session, inspection: Inspection,
                                 transition: Transition, actor: User,
                                 reason: str | None) -> None:
     """An incoming usage decision releases (A) or rejects (R) the inspected lot, as a new
-    version of the lot naming the inspection (qms.materials.holds.set_lot_status)."""
+    version of the lot naming the inspection (qms.materials.holds.set_lot_status); every
+    usage decision is an ERP event ``inspection.decided`` about the inspected lot (the
+    batch's lot for a batch inspection), after the lot's own status change."""
     status = LOT_STATUS_BY_DECISION.get(transition.target)
-    if status is None or inspection.stage != Stage.INCOMING.value or inspection.lot is None:
+    if status is None:
         return
     from qms.materials.holds import set_lot_status
 
     code = USAGE_DECISIONS[transition.target]
-    because = f"usage decision {code} of incoming inspection {inspection.number}"
-    set_lot_status(session, inspection.lot, actor.username, status,
-                   because=f"{because}: {reason}" if reason else because,
-                   details={"inspection": inspection.number, "usage_decision": code})
+    signature = signature_of_current_version(session, inspection)
+    if inspection.stage == Stage.INCOMING.value and inspection.lot is not None:
+        because = f"usage decision {code} of incoming inspection {inspection.number}"
+        set_lot_status(session, inspection.lot, actor.username, status,
+                       because=f"{because}: {reason}" if reason else because,
+                       details={"inspection": inspection.number, "usage_decision": code},
+                       signature=signature)
+    lot = inspection.lot or inspection.batch.lot
+    write_event(session, "inspection.decided", lot, actor=actor.username,
+                batch=inspection.batch.number if inspection.batch else None,
+                inspection=inspection.number, usage_decision=code, signature=signature,
+                reason=reason)
 
 
 def refuse_manual_disposition(session: Session, lot: Lot, transition: Transition,
                               actor: User) -> None:
     """The lot_disposition_checks callback: while the lot's incoming inspection awaits its
-    usage decision, that decision disposes of the lot, not a manual release or reject; and
-    a produced lot is released only once every inspection of its batch (in process, final)
-    is accepted or cancelled. Rejecting it stays open: that is the safe direction."""
+    usage decision, that decision disposes of the lot, not a manual release or reject. (A
+    produced lot is released by its batch's release decision, whose gates judge the batch's
+    inspections: qms.release.)"""
     number = undecided_incoming(session, lot.id)
     if number is not None:
         raise Conflict(f"lot {lot.number} is under incoming inspection {number}; its usage "
                        f"decision releases or rejects the lot (cancel the inspection first "
                        f"to {transition.action} it by hand)", extra={"inspection": number})
-    if lot.origin == "produced" and transition.target == "released":
-        _require_batch_inspections_accepted(session, lot)
-
-
-def _require_batch_inspections_accepted(session: Session, lot: Lot) -> None:
-    blocking = unaccepted_of_produced_lot(session, lot.id)
-    if blocking is None:
-        return
-    stage = blocking.stage.replace("_", "-")
-    at = f" at {blocking.operation}" if blocking.operation else ""
-    outcome = ("was rejected" if blocking.state == "rejected"
-               else f"is {blocking.state.replace('_', ' ')}, not accepted")
-    raise Conflict(f"lot {lot.number} cannot be released: {stage} inspection "
-                   f"{blocking.number}{at} of its batch {outcome}",
-                   extra={"inspection": blocking.number, "inspection_state": blocking.state})
 
 
 def raise_inspection_deviation(session: Session, inspection: Inspection, actor: User,

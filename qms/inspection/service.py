@@ -28,7 +28,6 @@ from qms.records.workflow import Workflow
 
 INCOMING, IN_PROCESS, FINAL = Stage.INCOMING.value, Stage.IN_PROCESS.value, Stage.FINAL.value
 # inspection states that do not stand in the way of releasing the batch's lot
-NOT_BLOCKING_STATES = ("accepted", "cancelled")
 
 
 def open_inspection(session: Session, workflow: Workflow, actor: User,
@@ -174,15 +173,6 @@ def undecided_incoming(session: Session, lot_id: int) -> str | None:
     return session.scalar(select(Inspection.number).where(
         Inspection.lot_id == lot_id, Inspection.stage == INCOMING,
         Inspection.state.in_(UNDECIDED_STATES)))
-
-
-def unaccepted_of_produced_lot(session: Session, lot_id: int) -> Inspection | None:
-    """The first inspection of the batch that produced the lot that is not accepted (open,
-    in progress, completed or rejected; a cancelled one does not count)."""
-    return session.scalars(
-        select(Inspection).join(Batch, Inspection.batch_id == Batch.id)
-        .where(Batch.lot_id == lot_id, Inspection.state.not_in(NOT_BLOCKING_STATES))
-        .order_by(Inspection.id)).first()
 
 
 def list_inspections(session: Session, *, state: str | None = None, stage: str | None = None,

@@ -55,12 +55,13 @@ def lift_hold(session: Session, lot: Lot, actor: str, *, because: str,
 
 
 def set_lot_status(session: Session, lot: Lot, actor: str, status: str, *, because: str,
-                   details: Mapping[str, Any] | None = None,
-                   today: date | None = None) -> None:
+                   details: Mapping[str, Any] | None = None, today: date | None = None,
+                   signature=None) -> None:
     """A decision made by another record (an incoming usage decision): ``released`` from
     quarantine, ``rejected`` from quarantine or released. On a held lot the decision becomes
     the status the lot returns to when the hold lifts. Refuses (409) a move the lot's status
-    does not allow, and a release after the expiry date."""
+    does not allow, and a release after the expiry date. ``signature`` is the one that took
+    the decision on the other record (named in the lot's ERP event)."""
     if status not in DECISION_SOURCES:
         raise ValueError(f"set_lot_status decides released or rejected, not {status!r}")
     held = lot.state == ON_HOLD
@@ -72,7 +73,8 @@ def set_lot_status(session: Session, lot: Lot, actor: str, status: str, *, becau
         refuse_expired_release(lot, today or site_today())
     changes = {"status_before_hold": status} if held else {}
     revise_record(session, lot, actor, action=status, reason=because, changes=changes,
-                  state=None if held else status, details=details, event="lot.status.decided")
+                  state=None if held else status, details=details, event="lot.status.decided",
+                  signature=signature)
 
 
 def expire_lots(session: Session, today: date) -> list[str]:

@@ -17,7 +17,9 @@ from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 
 from qms.dates import today
 from qms.db import Base, ExactDecimal, UTCDateTime
-from qms.materials.hooks import before_lot_transition, lot_status_changed
+from qms.materials.hooks import (after_batch_transition, before_batch_transition,
+                                 before_lot_transition, lot_status_changed,
+                                 owners_of_batch)
 from qms.records.models import RecordType, VersionedRecord, register_record_type
 
 
@@ -231,4 +233,5 @@ BATCHES = register_record_type(RecordType(
     name="batch", model=Batch, collection="batches",
     content_fields=("material", "lot", "line", "quantity", "unit", "produced_on"),
     editable_fields=frozenset({"line", "produced_on"}), extra_content=_batch_content,
-    check_content=batch_problems))
+    check_content=batch_problems, before_transition=before_batch_transition,
+    after_transition=after_batch_transition, owners=owners_of_batch))

@@ -206,8 +206,11 @@ class BatchChanges(Schema):
     produced_on = fields.Date()
 
 
+# the batch workflow's states (config/workflows.toml; a test keeps the two in step)
+BATCH_STATES = ["in_production", "produced", "pending_release", "released", "rejected",
+                "on_hold", "cancelled"]
 BatchQuery = Schema.from_dict(_page({
-    "state": fields.String(validate=validate.OneOf(["in_production", "produced", "cancelled"])),
+    "state": fields.String(validate=validate.OneOf(BATCH_STATES)),
     "status": fields.String(validate=validate.OneOf(STATUSES)),
     "material": _code(), "line": _line()}), name="BatchQuery")
 

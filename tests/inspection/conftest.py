@@ -9,7 +9,7 @@ from sqlalchemy import func, select, text
 
 import qms.inspection.api  # noqa: F401  (registers the record types and routes before any app)
 import qms.materials.api  # noqa: F401
-from tests.materials.support import ApiClient, audit_events_after
+from tests.materials.support import ApiClient
 
 MATERIAL, PRODUCT, SUPPLIER = "RM-PART", "FG-TAB", "SUP-ACME"
 RECORD_TABLES = ("inspection_plans", "inspections", "inspection_results", "lots",
@@ -112,16 +112,4 @@ def record_counts(app):
     return counts
 
 
-@pytest.fixture
-def audit_since(app):
-    """audit_since(seq) -> [(action, actor, entity_id, reason)] of the events after seq."""
-    return lambda after: audit_events_after(app, after)
-
-
-@pytest.fixture
-def audit_seq(app):
-    def head() -> int:
-        with app.extensions["qms"].db.engine.connect() as connection:
-            return connection.execute(text("SELECT seq FROM audit_head")).scalar_one()
-    return head
 

@@ -2,7 +2,6 @@
 the usual steps, and a unit of work for service-level tests."""
 from __future__ import annotations
 
-from contextlib import contextmanager
 from types import SimpleNamespace
 
 import pytest
@@ -60,6 +59,38 @@ class MaterialsClient(ApiClient):
                 "inputs": inputs, **extra}
         return self.post(self.team.production, "/batches", body)
 
+    def release_batch(self, number: str) -> dict:
+        """Take a finished batch through its release gates: an accepted final inspection
+        (under an effective final plan of the material, made once), production's reviewed
+        signature, QA's release. Returns the released lot."""
+        team, batch = self.team, self.ok(self.get(self.team.auditor, f"/batches/{number}"))
+        self._final_plan(batch["material"])
+        inspection = self.ok(self.post(team.inspector, "/inspections",
+                                       {"stage": "final", "batch_number": number}), 201)
+        path = f"/inspections/{inspection['number']}"
+        self.ok(self.post(team.inspector, f"{path}/results",
+                          {"results": [{"characteristic": "VIS", "passed": True}]}), 201)
+        self.ok(self.transition(team.inspector, path, "complete", meaning="performed"))
+        self.ok(self.transition(team.approver, path, "accept", meaning="approved"))
+        self.ok(self.transition(team.production, f"/batches/{number}", "submit_for_release",
+                                meaning="reviewed"))
+        self.ok(self.transition(team.approver, f"/batches/{number}", "release",
+                                meaning="released"))
+        return self.ok(self.get(team.auditor, f"/lots/{number}"))
+
+    def _final_plan(self, material: str) -> None:
+        plans = self.ok(self.get(self.team.auditor, "/inspection-plans", material=material,
+                                 stage="final", state="effective"))
+        if plans:
+            return
+        plan = self.ok(self.post(self.team.reviewer, "/inspection-plans", {
+            "material": material, "stage": "final", "title": "Release testing",
+            "sample_size": 1, "characteristics": [
+                {"code": "VIS", "name": "Visual", "type": "attribute"}]}), 201)["number"]
+        self.ok(self.transition(self.team.reviewer, f"/inspection-plans/{plan}", "submit"))
+        self.ok(self.transition(self.team.approver, f"/inspection-plans/{plan}", "approve",
+                                meaning="approved"))
+
     def trace(self, number: str, direction: str) -> dict:
         return self.ok(self.get(self.team.auditor, f"/lots/{number}/trace",
                                 direction=direction))
@@ -82,17 +113,6 @@ def basics(materials):
     return materials
 
 
-@pytest.fixture
-def uow(app):
-    """uow() -> a context manager giving a write session inside the app, committed at the
-    end (or rolled back on an exception), like one request."""
-    state = app.extensions["qms"]
-
-    @contextmanager
-    def unit():
-        with app.app_context(), state.db.unit_of_work() as session:
-            yield session
-    return unit
 
 
 @pytest.fixture

@@ -41,7 +41,9 @@ def test_receive_release_produce_and_trace(basics, team, audit_events, chain_int
     assert (output["origin"], output["status"], output["supplier"]) == \
         ("produced", "quarantine", None)
     m.ok(m.transition(team.production, f"/batches/{number}", "finish"))
-    m.release(number)
+    refused = m.transition(team.approver, f"/lots/{number}", "release", meaning="released")
+    assert refused.status_code == 409 and refused.get_json()["batch"] == number
+    assert m.release_batch(number)["status"] == "released"
 
     tablets = m.ok(m.produce("FG-TAB", [{"lot_number": number, "quantity": "79"},
                                         {"lot_number": blister, "quantity": "1000",

@@ -101,12 +101,6 @@ def audit_since(app):
 
 
 
-@pytest.fixture
-def audit_seq(app):
-    def head() -> int:
-        with app.extensions["qms"].db.engine.connect() as connection:
-            return connection.execute(text("SELECT seq FROM audit_head")).scalar_one()
-    return head
 
 
 @pytest.fixture
