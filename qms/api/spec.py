@@ -44,8 +44,9 @@ OPERATIONS: list[Operation] = []
 
 # C0 controls except tab, line feed and carriage return, and lone surrogates: PostgreSQL text
 # cannot hold NUL, UTF-8 (the database, the audit trail's canonical JSON) cannot hold a lone
-# surrogate, and the other controls have no business in a GMP record
-UNFIT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+# surrogate, XML (the B2MML messages to the ERP) cannot hold U+FFFE and U+FFFF, and the other
+# controls have no business in a GMP record
+UNFIT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 # a body full of bad values must not buy an answer many times its size
 MAX_REPORTED_PROBLEMS = 20
 

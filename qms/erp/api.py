@@ -7,9 +7,9 @@ from sqlalchemy import select
 
 from qms.api import api
 from qms.api.spec import endpoint
-from qms.context import commit, db_session
+from qms.context import commit, db_session, state
 from qms.erp.delivery import delivery_status, parked_events, requeue
-from qms.erp.feed import acknowledge, read_events
+from qms.erp.feed import acknowledge, read_events, record_read
 from qms.erp.models import ErpDelivery
 from qms.erp.schemas import (AcksIn, AcksOut, DeliveriesOut, DeliveriesQuery, FeedOut,
                              FeedQuery, RedeliverIn, RedeliverOut)
@@ -22,12 +22,14 @@ def erp_events_view(query):
     """Events in order (``sequence``), at most ``limit``, after the cursor ``after``; with no
     cursor, from your first unacknowledged event. Keep ``next_cursor`` for the next read;
     acknowledge what you have processed. A read that returns events is audited."""
-    payloads, cursor = read_events(db_session(), g.api_user.username, query["after"],
-                                   query["limit"])
-    commit()
+    consumer = g.api_user.username
+    page = read_events(db_session(), consumer, query["after"], query["limit"])
+    if page.payloads:  # a GET's session only reads: the audit event gets a writer of its own
+        with state().db.unit_of_work() as session:
+            record_read(session, consumer, page)
     # the stored payloads are the events' delivered JSON, sent as they are
-    return Response(f'{{"events":[{",".join(payloads)}],"next_cursor":"{cursor}"}}',
-                    mimetype="application/json")
+    return Response(f'{{"events":[{",".join(page.payloads)}],'
+                    f'"next_cursor":"{page.next_cursor}"}}', mimetype="application/json")
 
 
 @endpoint(api, "/erp/acks", "POST", summary="Acknowledge ERP events", tag="erp",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import random
 import re
@@ -33,6 +34,9 @@ from qms.erp import webhook
 from qms.erp.b2mml import sync_material_lot
 from qms.erp.models import ErpDelivery, ErpEvent
 from qms.errors import InvalidInput
+from qms.records.service import required_reason
+
+log = logging.getLogger("qms.erp")
 
 PENDING, DELIVERED, PARKED = "pending", "delivered", "parked"
 FILE_CHANNEL = "file"
@@ -40,6 +44,7 @@ WEBHOOK_PREFIX = "webhook:"
 CHANNEL_NAME = re.compile(r"[A-Za-z0-9_-]{1,60}")
 # undelivered rows looked at per channel and pass: a larger backlog is worked off in passes
 PASS_SIZE = 500
+FILE_MODE = 0o644  # dropped files: the QMS account writes, everyone on the host reads
 RECORD_EVERY = 50
 DOWN_AFTER_FAILURES = 3
 ERROR_CHARS = 500
@@ -81,6 +86,7 @@ class PassReport:
     delivered: dict[str, int] = field(default_factory=dict)
     failed: dict[str, int] = field(default_factory=dict)
     parked: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)  # passes that broke off (logged)
 
     def count(self, bucket: dict[str, int], channel: str) -> None:
         bucket[channel] = bucket.get(channel, 0) + 1
@@ -116,6 +122,9 @@ def _write_atomically(folder: Path, name: str, content: bytes) -> None:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(content)
             handle.flush()
+            # mkstemp makes the file private; the consumer (middleware, an SFTP or SMB
+            # share) is usually another account
+            os.fchmod(handle.fileno(), FILE_MODE)
             os.fsync(handle.fileno())
         os.replace(temporary, folder / name)
     except BaseException:
@@ -154,8 +163,16 @@ def channels_from_settings(settings: Mapping[str, Any], instance: Path) -> list[
             raise ValueError(f"erp.webhooks entry {number}: name {name!r} must be unique, "
                              "letters, digits, - and _")
         names.add(name)
-        webhook.sign(entry["secret"], "check", 0, b"")  # a malformed secret fails here
-        channels.append(webhook_channel(name, entry["url"], entry["secret"],
+        secrets = entry["secret"] if isinstance(entry["secret"], list) else [entry["secret"]]
+        if not secrets:
+            raise ValueError(f"erp.webhooks entry {number}: no secret")
+        for secret in secrets:  # a malformed secret fails here, at start
+            try:
+                webhook.sign(secret, "check", 0, b"")
+            except (ValueError, TypeError):
+                raise ValueError(f"erp.webhooks entry {number}: a secret is whsec_ and "
+                                 "base64 (`qms erp new-secret`)") from None
+        channels.append(webhook_channel(name, entry["url"], secrets,
                                         settings["ERP_WEBHOOK_TIMEOUT_SECONDS"]))
     return channels
 
@@ -174,14 +191,23 @@ def deliver_pass(db: Database, channels: Iterable[Channel], policy: RetryPolicy,
     rng = rng or random.Random()
     report = PassReport()
     for channel in channels:
-        with db.unit_of_work() as session:
-            queue_new_events(session, channel.name)
-        with db.reading() as session:
-            due = due_events(session, channel.name, now())
-        for outcomes in _send(channel, due):
-            with db.unit_of_work() as session:
-                record_outcomes(session, channel.name, outcomes, policy, rng, now(), report)
+        try:
+            _channel_pass(db, channel, policy, rng, now, report)
+        except Exception:  # noqa: BLE001 (the next channel still gets its pass)
+            log.exception("ERP delivery pass on %s failed", channel.name)
+            report.count(report.errors, channel.name)
     return report
+
+
+def _channel_pass(db: Database, channel: Channel, policy: RetryPolicy, rng: random.Random,
+                  now: Callable[[], datetime], report: PassReport) -> None:
+    with db.unit_of_work() as session:
+        queue_new_events(session, channel.name)
+    with db.reading() as session:
+        due = due_events(session, channel.name, now())
+    for outcomes in _send(channel, due):
+        with db.unit_of_work() as session:
+            record_outcomes(session, channel.name, outcomes, policy, rng, now(), report)
 
 
 def _send(channel: Channel, due: list[Pending]):
@@ -195,7 +221,7 @@ def _send(channel: Channel, due: list[Pending]):
     for event in due:
         if event.lot in failed_lots:
             continue
-        attempt = channel.send(event)
+        attempt = _attempt(channel, event)
         outcomes.append((event, attempt))
         if attempt.delivered:
             failures_in_a_row = 0
@@ -209,6 +235,16 @@ def _send(channel: Channel, due: list[Pending]):
             outcomes = []
     if outcomes:
         yield outcomes
+
+
+def _attempt(channel: Channel, event: Pending) -> Attempt:
+    """One send; an exception from it (an event the B2MML mapping refuses, a bug) is a
+    failed attempt like any other, retried and then parked, never a stop of delivery."""
+    try:
+        return channel.send(event)
+    except Exception as exc:  # noqa: BLE001 (any failure of one send is that send's outcome)
+        log.exception("ERP delivery of event %s on %s failed", event.event_id, channel.name)
+        return Attempt(False, f"{type(exc).__name__}: {exc}")
 
 
 def queue_new_events(session: Session, channel: str) -> int:
@@ -229,9 +265,13 @@ def due_events(session: Session, channel: str, moment: datetime) -> list[Pending
         select(ErpDelivery.event_seq, ErpDelivery.state, ErpDelivery.attempts,
                ErpDelivery.next_attempt_at, ErpEvent.event_id, ErpEvent.lot, ErpEvent.payload)
         .join(ErpEvent, ErpEvent.seq == ErpDelivery.event_seq)
-        .where(ErpDelivery.channel == channel, ErpDelivery.state != DELIVERED)
+        .where(ErpDelivery.channel == channel, ErpDelivery.state == PENDING)
         .order_by(ErpDelivery.event_seq).limit(PASS_SIZE)).all()
-    waiting_lots: set[str] = set()
+    # parked events are not in the window (hundreds of them would hide every newer lot);
+    # they only hold back the later events of their own lots
+    waiting_lots: set[str] = set(session.scalars(
+        select(ErpEvent.lot).join(ErpDelivery, ErpEvent.seq == ErpDelivery.event_seq)
+        .where(ErpDelivery.channel == channel, ErpDelivery.state == PARKED).distinct()))
     due = []
     for row in rows:
         ready = row.state == PENDING and (row.next_attempt_at is None
@@ -248,8 +288,15 @@ def record_outcomes(session: Session, channel: str, outcomes: list[tuple[Pending
                     policy: RetryPolicy, rng: random.Random, moment: datetime,
                     report: PassReport) -> None:
     """Each outcome on its row, with one audit event per attempt."""
+    # every row is locked (PostgreSQL), in seq order, before the first audit event takes the
+    # head lock: a requeue locks its rows in the same order, so neither waits on the other
+    # while holding what the other needs
+    rows = {row.event_seq: row for row in session.scalars(
+        select(ErpDelivery).where(ErpDelivery.channel == channel, ErpDelivery.event_seq.in_(
+            [event.seq for event, _ in outcomes]))
+        .order_by(ErpDelivery.event_seq).with_for_update())}
     for event, attempt in outcomes:
-        row = session.get(ErpDelivery, (channel, event.seq))
+        row = rows.get(event.seq)
         if row is None or row.state == DELIVERED:
             continue  # recorded meanwhile by another pass: keep the first outcome
         row.attempts += 1
@@ -274,7 +321,6 @@ def record_outcomes(session: Session, channel: str, outcomes: list[tuple[Pending
                 data["next_attempt_at"] = row.next_attempt_at.isoformat()
                 action = "erp.message.failed"
                 report.count(report.failed, channel)
-        session.flush()
         record_event(session, actor=SYSTEM_ACTOR, action=action, data=data,
                      entity=("lot", event.lot))
 
@@ -287,7 +333,7 @@ def deliver_until_idle(db: Database, channels: list[Channel], policy: RetryPolic
     total = PassReport()
     while True:
         report = deliver_pass(db, channels, policy, rng=rng, now=now)
-        for bucket in ("delivered", "failed", "parked"):
+        for bucket in ("delivered", "failed", "parked", "errors"):
             for channel, count in getattr(report, bucket).items():
                 getattr(total, bucket)[channel] = getattr(total, bucket).get(channel, 0) + count
         if not report.total_delivered:
@@ -334,7 +380,10 @@ def requeue(session: Session, channel: str, event_ids: list[str] | None, reason:
         if unknown:
             raise InvalidInput(f"no such event: {', '.join(unknown)}", field="event_ids")
         query = query.where(ErpEvent.event_id.in_(event_ids))
-    rows = session.execute(query.order_by(ErpDelivery.event_seq)).all()
+    reason = required_reason(reason)
+    # locked in seq order before the first audit event, as record_outcomes does
+    rows = session.execute(query.order_by(ErpDelivery.event_seq)
+                           .with_for_update(of=ErpDelivery)).all()
     for row, event_id, lot in rows:
         row.state, row.attempts, row.next_attempt_at = PENDING, 0, None
         session.flush()

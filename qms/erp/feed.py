@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
@@ -44,19 +45,33 @@ def decode_cursor(cursor: str) -> int:
     return int(number)
 
 
-def read_events(session: Session, consumer: str, cursor: str | None, limit: int
-                ) -> tuple[list[str], str]:
-    """(event payloads in seq order, the next cursor). A read that returns events is a
-    delivery attempt and audited; an empty poll is not (it would flood the trail)."""
+@dataclass(frozen=True)
+class Page:
+    payloads: list[str]
+    next_cursor: str
+    first: int | None = None  # the seqs of the first and last event, when there are events
+    last: int | None = None
+
+
+def read_events(session: Session, consumer: str, cursor: str | None, limit: int) -> Page:
+    """The events after the cursor (or the consumer's acknowledged prefix), in seq order.
+    Reads only."""
     after = decode_cursor(cursor) if cursor else _acknowledged_prefix(session, consumer)
     rows = session.execute(select(ErpEvent.seq, ErpEvent.payload).where(ErpEvent.seq > after)
                            .order_by(ErpEvent.seq).limit(limit)).all()
     if not rows:
-        return [], encode_cursor(after)
-    record_event(session, actor=consumer, action="erp.feed.read",
-                 data={"first_sequence": rows[0].seq, "last_sequence": rows[-1].seq,
-                       "events": len(rows)})
-    return [row.payload for row in rows], encode_cursor(rows[-1].seq)
+        return Page([], encode_cursor(after))
+    return Page([row.payload for row in rows], encode_cursor(rows[-1].seq), rows[0].seq,
+                rows[-1].seq)
+
+
+def record_read(session: Session, consumer: str, page: Page) -> None:
+    """A read that returned events is a delivery attempt, audited; an empty poll is not (an
+    event per poll would bury the trail)."""
+    if page.payloads:
+        record_event(session, actor=consumer, action="erp.feed.read",
+                     data={"first_sequence": page.first, "last_sequence": page.last,
+                           "events": len(page.payloads)})
 
 
 def _acknowledged_prefix(session: Session, consumer: str) -> int:

@@ -63,6 +63,11 @@ def sign(secret: str, event_id: str, timestamp: int, body: bytes) -> str:
 def check_url(url: str) -> str:
     """``url`` itself when it is an absolute http(s) URL with a host; ValueError otherwise,
     so that file:, ftp:, data: and the like are never opened."""
+    if isinstance(url, str) and "@" in urlsplit(url).netloc:
+        # not echoed: the URL carries a password, which must reach neither logs nor the
+        # audit trail (and urllib would not send it anyway)
+        raise ValueError("a webhook URL must not carry a user name or password; the "
+                         "signing secret authenticates QMS")
     if not isinstance(url, str) or not url.isascii() or URL_FORBIDDEN.search(url):
         raise ValueError(f"webhook URL {url!r} is not a plain ASCII URL")
     parts = urlsplit(url)

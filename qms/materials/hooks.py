@@ -75,10 +75,11 @@ def owners_of_batch(batch: "Batch") -> set[str]:
 def lot_status_changed(session: Session, lot: "Lot", previous: str, actor: str,
                        reason: str | None, signature) -> None:
     """The lot workflow's state_changed: every status change, by hand or as the consequence
-    of a decision elsewhere, is an ERP event in the same transaction."""
+    of a decision elsewhere, is an ERP event in the same transaction. A hold ending is no
+    usage decision, even when the lot goes back to released or rejected."""
+    decision = None if previous == "on_hold" else usage_decision_of(lot.state)
     write_event(session, "lot.status_changed", lot, actor=actor, previous_status=previous,
-                usage_decision=usage_decision_of(lot.state), signature=signature,
-                reason=reason)
+                usage_decision=decision, signature=signature, reason=reason)
 
 
 def refuse_expired_release(lot: "Lot", day: date) -> None:

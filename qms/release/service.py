@@ -28,6 +28,7 @@ from qms.inspection.models import INSPECTIONS, Inspection, InspectionResult
 from qms.materials.holds import (DECISION_SOURCES, ON_HOLD, QUARANTINE, REJECTED, RELEASED,
                                  lift_hold, put_on_hold, set_lot_status)
 from qms.materials.models import Batch, Lot, LotConsumption
+from qms.records.models import RecordVersion
 from qms.records.workflow import Transition
 from qms.release.config import ReleaseRules
 from qms.release.facts import release_facts
@@ -122,6 +123,18 @@ def batch_decision_final(session: Session, batch: Batch, actor: User,
     write_event(session, f"batch.{batch.state}", batch.lot, actor=actor.username,
                 batch=batch.number, usage_decision=usage_decision_of(batch.state),
                 signature=signature_of_current_version(session, batch), reason=reason)
+
+
+# the batch record's own production steps: whoever took one of them made the batch
+PRODUCTION_STEPS = ("create", "update", "consume", "finish")
+
+
+def production_people(batch: Batch) -> set[str]:
+    """Whoever created the batch, edited it, recorded consumed lots or finished it: the
+    batch's owners for ``not_owner``, so none of them releases it."""
+    return set(object_session(batch).scalars(select(RecordVersion.changed_by).where(
+        RecordVersion.record_type == batch.record_type, RecordVersion.record_id == batch.number,
+        RecordVersion.action.in_(PRODUCTION_STEPS))))
 
 
 def inspection_people(batch: Batch) -> set[str]:

@@ -84,6 +84,9 @@ def test_document_with_unfit_text_is_refused(client, author, db_snapshot, field,
 @pytest.mark.parametrize("body, field", [
     ({"changes": {"summary": "Wet clean."}, "reason": "typo" + BELL}, "reason"),
     ({"changes": {"summary": "Wet clean."}, "reason": SURROGATE}, "reason"),
+    # noncharacters XML cannot hold (the B2MML messages to the ERP carry reasons)
+    ({"changes": {"summary": "Wet clean."}, "reason": "recall \uffff"}, "reason"),
+    ({"changes": {"summary": "Wet \ufffe clean."}, "reason": "typo"}, "changes.summary"),
     ({"changes": {"title": "SOP" + NUL}, "reason": "typo"}, "changes.title"),
     ({"changes": {"summary": "Wet clean."}, "reason": "typo", "version": HUGE}, "version"),
     ({"changes": {"summary": "Wet clean."}, "reason": "typo", "version": -HUGE}, "version"),

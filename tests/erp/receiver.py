@@ -65,6 +65,7 @@ class Receiver:
         self.clock = clock
         self.hang_limit = hang_limit
         self.error_body = "receiver error (simulated)"
+        self.accept_delay = 0.0  # seconds between recording a delivery and answering it
         self.deliveries: list[Delivery] = []
         self.rejections: list[Rejection] = []
         self._lock = threading.Lock()
@@ -146,6 +147,7 @@ class Receiver:
         with self._lock:
             duplicate = any(d.event_id == event_id for d in self.deliveries)
             self.deliveries.append(Delivery(event_id, stamp, headers, body, payload, duplicate))
+        time.sleep(self.accept_delay)
         return 204, ""
 
     def _reject(self, headers: dict[str, str], body: bytes, refused: Refused) -> tuple[int, str]:

@@ -4,8 +4,13 @@ everything in the end; a process that dies between sending and recording sends a
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
+import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -14,9 +19,13 @@ from sqlalchemy import select
 from qms.db import utcnow
 from qms.erp import delivery
 from qms.erp.models import ErpDelivery, ErpEvent
+from qms.erp.outbox import write_event
+from qms.errors import InvalidInput
+from qms.materials.models import Lot
 from tests.erp.test_b2mml import SCHEMAS
 from tests.materials.support import audit_events_after
 
+ROOT = Path(__file__).resolve().parents[2]
 FAST = delivery.RetryPolicy(max_attempts=4, base_seconds=0.01, cap_seconds=0.02)
 
 
@@ -218,3 +227,110 @@ def test_an_administrator_sees_parked_events_and_queues_them_again(app, plant, r
     assert delivery.deliver_pass(db, [channel], FAST).delivered == {"webhook:sap": 1}
     requeued = [e for e in audit_events_after(app) if e[0] == "erp.message.requeued"]
     assert requeued == [("erp.message.requeued", "ada.admin", lot, "receiver fixed")]
+
+
+def test_a_delivery_process_killed_with_sigkill_resends_on_restart(app, app_config, plant,
+                                                                   receiver, tmp_path):
+    """A real `qms erp deliver` process killed (SIGKILL) in the middle of a pass: whatever
+    it sent but had not recorded is sent again by the next run; every event arrives."""
+    with app.extensions["qms"].db.unit_of_work() as session:
+        lot = session.scalar(select(Lot).where(Lot.number == plant.received("RM-API")))
+        for _ in range(119):
+            write_event(session, "lot.status_changed", lot, actor="system")
+    expected = [e["event_id"] for e in _events(app)]
+    config = tmp_path / "site.toml"
+    config.write_text(f'[erp]\nwebhooks = [{{name = "sap", url = "{receiver.url}", '
+                      f'secret = "{receiver.secret}"}}]\n', encoding="utf-8")
+    env = {"PATH": os.environ["PATH"], "QMS_CONFIG": str(config),
+           "QMS_INSTANCE_PATH": app_config["INSTANCE_PATH"],
+           "QMS_DATABASE_URL": app_config["DATABASE_URL"], "QMS_APP_SECRET_KEY": "k" * 40}
+    command = [sys.executable, "-m", "qms", "erp", "deliver"]
+    receiver.accept_delay = 0.02  # a batch of 50 sends takes about a second
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while len(receiver.received) < 70:  # into the second batch: sent, not yet recorded
+        assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
+        time.sleep(0.01)
+    process.kill()
+    process.wait()
+    receiver.accept_delay = 0.0
+    rerun = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True,
+                           timeout=120)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert receiver.unique_ids() == expected  # every event, in order, once after dedup
+    assert len(receiver.received) > len(expected)  # the unrecorded ones went again
+
+
+def test_a_send_that_raises_is_a_failed_attempt_and_the_other_channels_go_on(app, plant,
+                                                                            tmp_path):
+    plant.received("RM-API")
+    db = app.extensions["qms"].db
+
+    def broken(event):
+        raise ValueError("text that XML cannot hold")
+    report = delivery.deliver_pass(db, [delivery.Channel("webhook:broken", broken),
+                                        delivery.file_drop(tmp_path / "drop")], FAST)
+    assert report.failed == {"webhook:broken": 1} and report.delivered == {"file": 1}
+    with db.reading() as session:
+        row = session.get(ErpDelivery, ("webhook:broken", 1))
+        assert (row.state, row.attempts) == ("pending", 1)
+        assert row.last_error == "ValueError: text that XML cannot hold"
+
+
+def test_parked_events_do_not_hide_the_events_of_newer_lots(app, plant, monkeypatch):
+    monkeypatch.setattr(delivery, "PASS_SIZE", 2)
+    old = [plant.received("RM-API") for _ in range(3)]
+    db = app.extensions["qms"].db
+    outcome = {"ok": False}
+    channel = delivery.Channel("webhook:test", lambda event: delivery.Attempt(
+        outcome["ok"], None if outcome["ok"] else "down"))
+    once = delivery.RetryPolicy(max_attempts=1, base_seconds=1, cap_seconds=1)
+    delivery.deliver_until_idle(db, [channel], once)
+    delivery.deliver_until_idle(db, [channel], once)
+    with db.reading() as session:
+        assert {p["lot"] for p in delivery.parked_events(session)} == set(old)
+    new = plant.received("RM-API")
+    outcome["ok"] = True
+    assert delivery.deliver_until_idle(db, [channel], once).delivered == {"webhook:test": 1}
+    with db.reading() as session:
+        assert session.scalar(select(ErpEvent.lot).join(
+            ErpDelivery, ErpDelivery.event_seq == ErpEvent.seq).where(
+            ErpDelivery.state == "delivered")) == new
+
+
+def test_dropped_files_are_readable_by_the_consuming_account(app, plant, tmp_path):
+    plant.received("RM-API")
+    folder = tmp_path / "drop"
+    delivery.deliver_pass(app.extensions["qms"].db, [delivery.file_drop(folder)], FAST)
+    assert {path.stat().st_mode & 0o777 for path in folder.iterdir()} == {0o644}
+
+
+def test_two_secrets_while_rotating_sign_every_request_twice(app, plant, receiver, tmp_path):
+    plant.received("RM-API")
+    settings = {"ERP_FILE_DROP_FOLDER": "", "ERP_WEBHOOK_TIMEOUT_SECONDS": 5,
+                "ERP_WEBHOOKS": [{"name": "sap", "url": receiver.url,
+                                  "secret": [receiver.secret, "whsec_" + "B" * 44]}]}
+    channels = delivery.channels_from_settings(settings, tmp_path)
+    delivery.deliver_pass(app.extensions["qms"].db, channels, FAST)
+    (event_id, _), = receiver.received
+    assert len(receiver.deliveries[0].headers["webhook-signature"].split()) == 2
+
+
+def test_a_webhook_url_with_a_password_is_refused_without_repeating_it(tmp_path):
+    settings = {"ERP_FILE_DROP_FOLDER": "", "ERP_WEBHOOK_TIMEOUT_SECONDS": 5,
+                "ERP_WEBHOOKS": [{"name": "sap", "url": "https://feed:hunter2@erp.example/x",
+                                  "secret": "whsec_" + "A" * 44}]}
+    with pytest.raises(ValueError) as refused:
+        delivery.channels_from_settings(settings, tmp_path)
+    assert "user name or password" in str(refused.value) and "hunter2" not in str(refused.value)
+
+
+def test_a_requeue_needs_a_real_reason(app, plant):
+    plant.received("RM-API")
+    with app.extensions["qms"].db.unit_of_work() as session:
+        delivery.queue_new_events(session, "file")
+    with pytest.raises(InvalidInput) as refused:
+        with app.extensions["qms"].db.unit_of_work() as session:
+            delivery.requeue(session, "file", None, "   ")
+    assert list(refused.value.errors) == ["reason"]

@@ -48,3 +48,14 @@ def test_the_documented_example_validates_and_a_broken_event_does_not():
                    {k: v for k, v in example.items() if k != "event_id"},
                    {**example, "occurred_at": "2026-12-07 14:00:00"}):
         assert list(validator.iter_errors(broken)), broken
+
+
+def test_a_hold_and_its_end_carry_no_usage_decision(app, plant):
+    lot = plant.lot()
+    plant.close_deviation(plant.deviation(lots=[lot]))
+    with app.extensions["qms"].db.engine.connect() as connection:
+        events = [json.loads(p) for p in connection.scalars(
+            select(ErpEvent.payload).where(ErpEvent.lot == lot).order_by(ErpEvent.seq))]
+    assert [(e["previous_status"], e["status"], e["usage_decision"]) for e in events] == [
+        ("quarantine", "released", "A"), ("released", "on_hold", None),
+        ("on_hold", "released", None)]

@@ -52,6 +52,28 @@ def test_whoever_opened_recorded_or_performed_an_inspection_does_not_release(
     assert plant.ok(plant.release(batch))["state"] == "released"
 
 
+@pytest.mark.parametrize("step", ["inputs", "finish"])
+def test_whoever_recorded_inputs_or_finished_the_batch_does_not_release_it(
+        plant, make_user, record_counts, audit_since, audit_seq, step):
+    worker = make_user("wes.worker", "production", "qa_approver")
+    batch = plant.produce([(plant.lot(), "10")])
+    plant.inspection(batch, "in_process", operation=OPERATION)
+    if step == "inputs":
+        plant.ok(plant.post(worker, f"/batches/{batch}/inputs",
+                            {"inputs": [{"lot_number": plant.lot(), "quantity": "1"}],
+                             "reason": "top-up"}))
+        plant.finish(batch)
+    else:
+        plant.ok(plant.batch_action(worker, batch, "finish"))
+    plant.inspection(batch, "final")
+    plant.submit(batch)
+    assert plant.check(batch)["ready"] is True
+    detail = refused_for_segregation(plant, worker, batch, record_counts, audit_since,
+                                     audit_seq)
+    assert "wes.worker" in detail
+    assert plant.ok(plant.release(batch))["state"] == "released"
+
+
 def test_whoever_reviewed_the_batch_does_not_release_it(plant, make_user, record_counts,
                                                         audit_since, audit_seq):
     supervisor = make_user("sam.supervisor", "production", "qa_approver")
