@@ -32,9 +32,12 @@ CREATE, UPDATE = "create", "update"
 def find_record(session: Session, record_type: RecordType, number: str, *,
                 for_update: bool = False) -> VersionedRecord:
     """The record with this number, or NotFound. ``for_update`` locks the row (PostgreSQL)
-    so concurrent writers of one record queue; SQLite writers already hold the database."""
+    so concurrent writers of one record queue; SQLite writers already hold the database.
+    Only the record's own row: a joined relationship (a batch's lot) would otherwise be
+    locked with it, ahead of the id order in which lots are locked everywhere else."""
     query = select(record_type.model).where(record_type.model.number == number)
-    record = session.scalar(query.with_for_update() if for_update else query)
+    record = session.scalar(query.with_for_update(of=record_type.model) if for_update
+                            else query)
     if record is None:
         raise NotFound(f"no {record_type.name} {number!r}")
     return record

@@ -109,14 +109,10 @@ def test_each_decision_queues_its_erp_events_in_the_deciding_transaction(app, pl
     assert chain_intact()
 
 
-def test_a_release_locks_its_input_lots_before_the_audit_head(plant, backend, app):
-    """While another transaction holds a consumed lot (as a deviation naming it does), the
-    release waits for that lot without holding the audit head, so the other transaction can
-    still take the head and neither deadlocks; the gates then judge the lot as it is."""
-    if backend != "postgresql":
-        pytest.skip("row locks are PostgreSQL's; SQLite writers hold the whole database")
-    lot = plant.lot()
-    batch = plant.ready_batch(inputs=[(lot, "10")])
+def _release_while_another_holds(plant, app, lot: str, batch: str, then: str,
+                                 params: dict) -> list:
+    """Hold ``lot`` in another transaction, start the release (it waits for the lot), then
+    run ``then`` in that transaction with a lock timeout: it must not wait on the release."""
     engine = app.extensions["qms"].db.engine
     responses = []
     with engine.connect() as other:
@@ -125,11 +121,39 @@ def test_a_release_locks_its_input_lots_before_the_audit_head(plant, backend, ap
         release.start()
         _wait_for_a_lock_wait(engine)
         other.execute(text("SET LOCAL lock_timeout = '5s'"))
-        other.execute(text("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE"))
+        other.execute(text(then), params)
         other.rollback()
         release.join(30)
+    return responses
+
+
+def test_a_release_locks_its_input_lots_before_the_audit_head(plant, backend, app):
+    """While another transaction holds a consumed lot (as a deviation naming it does), the
+    release waits for that lot without holding the audit head, so the other transaction can
+    still take the head and neither deadlocks; the gates then judge the lot as it is."""
+    if backend != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite writers hold the whole database")
+    lot = plant.lot()
+    batch = plant.ready_batch(inputs=[(lot, "10")])
+    responses = _release_while_another_holds(
+        plant, app, lot, batch, "SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE", {})
     assert len(responses) == 1 and responses[0].status_code == 200, responses[0].get_json()
     assert plant.status(batch) == "released"
+
+
+def test_a_release_waiting_for_an_input_lot_holds_no_lock_on_its_own_lot(plant, backend,
+                                                                        app):
+    """Lots are locked in id order everywhere: the release, waiting for a consumed lot that
+    another transaction holds, must not already hold the batch's own (higher-id) lot, which
+    that transaction may lock next (a deviation naming both) - that would be a deadlock."""
+    if backend != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite writers hold the whole database")
+    lot = plant.lot()
+    batch = plant.ready_batch(inputs=[(lot, "10")])
+    responses = _release_while_another_holds(
+        plant, app, lot, batch, "SELECT id FROM lots WHERE number = :n FOR UPDATE",
+        {"n": batch})
+    assert len(responses) == 1 and responses[0].status_code == 200, responses[0].get_json()
 
 
 def _wait_for_a_lock_wait(engine, seconds: float = 10) -> None:
