@@ -8,10 +8,12 @@ from flask import Response, g
 from qms.api import api
 from qms.api.spec import endpoint
 from qms.context import commit, db_session, state
-from qms.materials.batches import add_batch_inputs, list_batches, produce_batch
+from qms.materials.batches import (add_batch_inputs, list_batches, produce_batch,
+                                   reverse_batch_input)
 from qms.materials.models import BATCHES, LOTS, MATERIALS, SUPPLIERS
-from qms.materials.schemas import (BatchChanges, BatchCreate, BatchInputsRequest, BatchOut,
-                                   BatchQuery, LotChanges, LotOut, LotQuery, LotReceive,
+from qms.materials.schemas import (BatchChanges, BatchCreate, BatchInputReversal,
+                                   BatchInputsRequest, BatchOut, BatchQuery, LotChanges,
+                                   LotOut, LotQuery, LotReceive,
                                    MaterialChanges, MaterialCreate, MaterialOut, MaterialQuery,
                                    SupplierChanges, SupplierCreate, SupplierOut, SupplierQuery,
                                    TraceOut, TraceQuery)
@@ -127,6 +129,23 @@ def add_batch_inputs_view(number: str, body):
     session, user = db_session(), g.api_user
     batch = find_record(session, BATCHES, number, for_update=True)
     add_batch_inputs(session, batch, user, body["inputs"], reason=body["reason"])
+    document = record_document(batch, BatchOut, user)
+    commit()
+    return document
+
+
+@endpoint(api, "/batches/<number>/inputs/reversals", "POST",
+          summary="Reverse a consumption booked in error", tag="batches",
+          permission="batch.manage", body=BatchInputReversal, response=BatchOut,
+          errors=(404, 409))
+def reverse_batch_input_view(number: str, body):
+    """A reversing entry (negative quantity, reason required) beside the original, which
+    stays; only in production or produced (409 after submission for release). The lot's
+    quantity left grows back; the trace keeps both entries (a recall errs on inclusion)."""
+    session, user = db_session(), g.api_user
+    batch = find_record(session, BATCHES, number, for_update=True)
+    reverse_batch_input(session, batch, user, body["lot_number"], body["quantity"],
+                        body["reason"])
     document = record_document(batch, BatchOut, user)
     commit()
     return document

@@ -30,11 +30,13 @@ from qms.materials.numbering import NumberingRules, next_number
 from qms.materials.service import (expiry, lot_exists, material_by_code, require_active,
                                    require_in_date, require_unit)
 from qms.materials.trace import Direction, reachable_ids
-from qms.records.service import create_record, revise_record
+from qms.records.service import create_record, required_reason, revise_record
 from qms.records.workflow import WorkflowRegistry
 
 PRODUCIBLE_KINDS = (MaterialKind.INTERMEDIATE.value, MaterialKind.FINISHED.value)
 IN_PRODUCTION = "in_production"
+# a booking error is corrected before production signs the batch record as reviewed
+REVERSIBLE_STATES = (IN_PRODUCTION, "produced")
 
 
 @dataclass(frozen=True)
@@ -94,8 +96,37 @@ def add_batch_inputs(session: Session, batch: Batch, actor: User,
     return batch
 
 
+def reverse_batch_input(session: Session, batch: Batch, actor: User, lot_number: str,
+                        quantity: Decimal, reason: str | None) -> Batch:
+    """Correct a consumption booked in error: a reversing entry (negative quantity) with a
+    mandatory reason, beside the original, which stays (nothing in the genealogy is deleted
+    or edited). Only before the release decision (in production or produced; 409 after);
+    at most the quantity of the lot the batch consumed net (422 naming the field)."""
+    if batch.state not in REVERSIBLE_STATES:
+        raise Conflict(f"batch {batch.number} is {batch.state}; consumption is corrected only "
+                       "before review for release (return the batch to production first)",
+                       extra={"state": batch.state})
+    reason = required_reason(reason)
+    lot = _locked_lots(session, [lot_number]).get(lot_number)
+    if lot is None:
+        raise InvalidInput(f"no lot {lot_number!r}", field="lot_number")
+    entries = list(session.scalars(select(LotConsumption.quantity).where(
+        LotConsumption.batch_id == batch.id, LotConsumption.input_lot_id == lot.id)))
+    if not entries:
+        raise InvalidInput(f"lot {lot_number} is not an input of batch {batch.number}",
+                           field="lot_number")
+    consumed = sum(entries, Decimal(0))
+    if quantity > consumed:
+        raise InvalidInput(f"batch {batch.number} consumed {consumed} {lot.unit} of lot "
+                           f"{lot_number}; no more can be reversed", field="quantity")
+    _consume(session, batch, actor, [Consumption(lot, -quantity)], reason=reason,
+             action="reverse", event="batch.lot.consumption_reversed")
+    return batch
+
+
 def _consume(session: Session, batch: Batch, actor: User, inputs: list[Consumption], *,
-             reason: str | None) -> None:
+             reason: str | None, action: str = "consume",
+             event: str = "batch.lot.consumed") -> None:
     # entries are numbered under the audit head lock, so ids commit in order: the trace's
     # in-memory index catches up by reading the ids above the last it holds (genealogy.py)
     lock_head(connection_of(session))
@@ -109,8 +140,8 @@ def _consume(session: Session, batch: Batch, actor: User, inputs: list[Consumpti
     consumed = [{"lot": entry.lot.number, "quantity": str(entry.quantity),
                  "unit": entry.lot.unit} for entry in inputs]
     reason = reason or f"{len(inputs)} input lot(s) consumed in production"
-    revise_record(session, batch, actor.username, action="consume", reason=reason,
-                  details={"consumed": consumed}, event="batch.lot.consumed")
+    revise_record(session, batch, actor.username, action=action, reason=reason,
+                  details={"consumed": consumed}, event=event)
 
 
 def checked_inputs(session: Session, batch: Batch | None,

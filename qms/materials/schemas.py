@@ -201,6 +201,13 @@ class BatchInputsRequest(Schema):
                            validate=validate.Length(max=2000))
 
 
+class BatchInputReversal(Schema):
+    lot_number = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    quantity = DecimalString(required=True, positive=True, metadata={
+        "description": "how much of the consumption to reverse (at most what was consumed)"})
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
 class BatchChanges(Schema):
     line = _line()
     produced_on = fields.Date()

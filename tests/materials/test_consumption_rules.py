@@ -128,3 +128,47 @@ def test_inputs_are_added_only_in_production_and_never_in_a_cycle(app, basics, s
     assert [(v["version"], v["action"]) for v in history["versions"]] == [
         (1, "create"), (2, "consume"), (3, "consume")]
     assert history["versions"][2]["reason"] == "1 input lot(s) consumed in production"
+
+
+def test_a_consumption_booked_in_error_is_reversed_with_a_reason(app, basics, stock, team,
+                                                                  db_snapshot, chain_intact):
+    m = basics
+    batch = m.ok(m.produce("IM-GRAN", [{"lot_number": stock["a"], "quantity": "60"}]),
+                 201)["number"]
+    path = f"/batches/{batch}/inputs/reversals"
+    before = db_snapshot()
+    for body, field in (({"lot_number": stock["a"], "quantity": "60.001", "reason": "x"},
+                         "quantity"),
+                        ({"lot_number": stock["b"], "quantity": "1", "reason": "x"},
+                         "lot_number"),
+                        ({"lot_number": "NOPE", "quantity": "1", "reason": "x"}, "lot_number"),
+                        ({"lot_number": stock["a"], "quantity": "1", "reason": "  "}, "reason"),
+                        ({"lot_number": stock["a"], "quantity": "-1", "reason": "x"},
+                         "quantity"),
+                        ({"lot_number": stock["a"], "quantity": 1, "reason": "x"}, "quantity")):
+        refused = m.post(team.production, path, body)
+        assert refused.status_code == 422, body
+        assert field in refused.get_json()["errors"], (body, refused.get_json())
+    assert db_snapshot() == before
+
+    corrected = m.ok(m.post(team.production, path, {
+        "lot_number": stock["a"], "quantity": "20", "reason": "scale misread: 40 kg used"}))
+    assert corrected["inputs"] == [{"lot": stock["a"], "quantity": "60", "unit": "kg"},
+                                   {"lot": stock["a"], "quantity": "-20", "unit": "kg"}]
+    history = m.ok(m.get(team.auditor, f"/batches/{batch}/history"))["versions"]
+    assert (history[-1]["action"], history[-1]["reason"]) == ("reverse",
+                                                              "scale misread: 40 kg used")
+    # the 20 kg are back: another batch may consume them, not more
+    other = m.ok(m.produce("IM-GRAN", [{"lot_number": stock["a"], "quantity": "60"}],
+                           line="L2"), 201)
+    assert other["inputs"][0]["quantity"] == "60"
+    trace = m.trace(stock["a"], "forward")
+    assert sorted(e["quantity"] for e in trace["edges"] if e["to"] == batch) == ["-20", "60"]
+    m.ok(m.transition(team.production, f"/batches/{batch}", "finish"))
+    m.ok(m.post(team.production, path, {"lot_number": stock["a"], "quantity": "40",
+                                        "reason": "wrong lot scanned"}))
+    m.release_batch(batch)
+    late = m.post(team.production, path, {"lot_number": stock["a"], "quantity": "1",
+                                          "reason": "x"})
+    assert late.status_code == 409
+    assert chain_intact()
