@@ -13,12 +13,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from qms.errors import Conflict, InvalidInput, NotFound
+from qms.errors import Conflict
 from qms.identity.models import User
 from qms.inspection.models import INSPECTION_PLANS, InspectionPlan
 from qms.materials.models import Material
 from qms.materials.service import material_by_code, require_active
-from qms.records.service import create_record, find_record, revise_record
+from qms.records.service import create_record, find_named, find_record, revise_record
 from qms.records.workflow import Transition, Workflow
 
 EFFECTIVE, SUPERSEDED = "effective", "superseded"
@@ -61,12 +61,9 @@ def new_revision(session: Session, workflow: Workflow, actor: User, plan: Inspec
 def find_plan(session: Session, number: str, *, field: str | None = None) -> InspectionPlan:
     """The plan with this number: NotFound, or InvalidInput naming ``field`` when the number
     came in a request body."""
-    try:
+    if field is None:
         return find_record(session, INSPECTION_PLANS, number)
-    except NotFound:
-        if field is None:
-            raise
-        raise InvalidInput(f"no inspection plan {number!r}", field=field) from None
+    return find_named(session, INSPECTION_PLANS, number, field=field, noun="inspection plan")
 
 
 def effective_plan(session: Session, material_id: int, stage: str,

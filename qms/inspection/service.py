@@ -23,7 +23,7 @@ from qms.inspection.models import (INSPECTIONS, UNDECIDED_STATES, Inspection, In
 from qms.inspection.plans import EFFECTIVE, effective_plan, find_plan
 from qms.inspection.rules import lot_size_of
 from qms.materials.models import BATCHES, LOTS, Batch, Lot, Material
-from qms.records.service import create_record
+from qms.records.service import create_record, find_named
 from qms.records.workflow import Workflow
 
 INCOMING, IN_PROCESS, FINAL = Stage.INCOMING.value, Stage.IN_PROCESS.value, Stage.FINAL.value
@@ -82,22 +82,13 @@ def _inspected(session: Session, request: Mapping[str, Any]) -> tuple[Lot | None
     if lot_number is not None and batch_number is not None:
         raise InvalidInput("name a lot_number or a batch_number, not both", field="batch_number")
     if lot_number is not None:
-        return _find(session, LOTS, lot_number, "lot_number"), None
+        return find_named(session, LOTS, lot_number, field="lot_number",
+                          for_update=True), None
     if batch_number is not None:
-        return None, _find(session, BATCHES, batch_number, "batch_number")
+        return None, find_named(session, BATCHES, batch_number, field="batch_number",
+                                for_update=True)
     raise InvalidInput("name the lot_number (incoming) or the batch_number (in process, final)",
                        field="lot_number")
-
-
-def _find(session: Session, record_type, number: str, field: str):
-    """The lot or batch, its row locked (PostgreSQL) against a concurrent disposition;
-    an unknown number in a request is bad input."""
-    model = record_type.model
-    found = session.scalar(select(model).where(model.number == number)
-                           .with_for_update(of=model))
-    if found is None:
-        raise InvalidInput(f"no {record_type.name} {number!r}", field=field)
-    return found
 
 
 def _plan(session: Session, request: Mapping[str, Any], material: Material) -> InspectionPlan:

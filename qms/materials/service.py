@@ -12,14 +12,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from qms.errors import Conflict, InvalidInput, NotFound
+from qms.errors import Conflict, InvalidInput
 from qms.dates import today
 from qms.identity.models import User
 from qms.materials.hooks import lot_received
 from qms.materials.models import (LOTS, MATERIALS, SUPPLIERS, Lot, LotOrigin, Material,
                                   MaterialKind, Supplier)
 from qms.materials.numbering import NumberingRules, next_number
-from qms.records.service import create_record, find_record
+from qms.records.service import create_record, find_named
 from qms.records.workflow import WorkflowRegistry
 
 # material and supplier codes: they become URL path segments and parts of lot numbers
@@ -56,17 +56,11 @@ def _code(value: Any, field: str) -> str:
 def material_by_code(session: Session, code: str, *, field: str = "material") -> Material:
     """The material, locked against a concurrent deactivation (PostgreSQL); 422 naming
     ``field`` when there is none: an unknown code in a request is bad input."""
-    try:
-        return find_record(session, MATERIALS, code, for_update=True)
-    except NotFound:
-        raise InvalidInput(f"no material {code!r}", field=field) from None
+    return find_named(session, MATERIALS, code, field=field, for_update=True)
 
 
 def supplier_by_code(session: Session, code: str, *, field: str = "supplier") -> Supplier:
-    try:
-        return find_record(session, SUPPLIERS, code, for_update=True)
-    except NotFound:
-        raise InvalidInput(f"no supplier {code!r}", field=field) from None
+    return find_named(session, SUPPLIERS, code, field=field, for_update=True)
 
 
 def require_active(material: Material) -> None:

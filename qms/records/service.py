@@ -43,6 +43,16 @@ def find_record(session: Session, record_type: RecordType, number: str, *,
     return record
 
 
+def find_named(session: Session, record_type: RecordType, number: str, *, field: str,
+               for_update: bool = False, noun: str | None = None) -> VersionedRecord:
+    """``find_record`` for a number that came in a request body: an unknown number there is
+    bad input (422 naming ``field``: "no <noun> '<number>'"), not a missing resource."""
+    try:
+        return find_record(session, record_type, number, for_update=for_update)
+    except NotFound:
+        raise InvalidInput(f"no {noun or record_type.name} {number!r}", field=field) from None
+
+
 def create_record(session: Session, workflow: Workflow, actor: User,
                   fields: Mapping[str, Any], *, number: str | None = None) -> VersionedRecord:
     """Create a record of the workflow's type in its initial state, version 1, numbered
