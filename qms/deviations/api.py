@@ -11,8 +11,9 @@ from qms.api.spec import endpoint
 from qms.context import commit, db_session, state
 from qms.deviations.models import DEVIATIONS, Deviation
 from qms.deviations.schemas import (DeviationCreate, DeviationEdit, DeviationOut,
-                                    DeviationQuery, NameLotsRequest)
-from qms.deviations.service import create_deviation, edit_deviation, list_deviations, name_lots
+                                    DeviationQuery, NameLotsRequest, RemoveLotRequest)
+from qms.deviations.service import (create_deviation, edit_deviation, list_deviations,
+                                    name_lots, remove_lot)
 from qms.identity.models import User
 from qms.records.api import record_document, record_routes
 from qms.records.service import find_record
@@ -79,3 +80,19 @@ def name_deviation_lots_view(number: str, body):
 
 
 record_routes(DEVIATIONS, DeviationOut)
+
+
+@endpoint(api, "/deviations/<number>/lots/removals", "POST",
+          summary="Remove a lot named by mistake", tag=TAG, permission="deviation.close",
+          body=RemoveLotRequest, response=DeviationOut, errors=(404, 409))
+def remove_deviation_lot_view(number: str, body):
+    """QA (who closes deviations) removes a lot or batch the deviation named by mistake,
+    with a reason, while it is open or in investigation; the removal is kept beside the
+    naming, and the lot's hold ends unless another open deviation names it or its batch is
+    on hold."""
+    session, user = db_session(), g.api_user
+    deviation = find_record(session, DEVIATIONS, number, for_update=True)
+    remove_lot(session, deviation, user, body["lot_number"], body["reason"])
+    document = deviation_document(deviation, user)
+    commit()
+    return document

@@ -72,15 +72,29 @@ class Deviation(VersionedRecord, Base):
         viewonly=True, order_by="Capa.number")
 
     @property
+    def named_links(self) -> list[DeviationLot]:
+        """The links to the lots the deviation names now (not removed)."""
+        return [link for link in self.lot_links if link.removal is None]
+
+    @property
     def affected_lots(self) -> list[dict[str, str]]:
         """Each lot named, how, and its current status (for the API)."""
         return [{"number": link.lot.number, "named_as": link.named_as, "status": link.lot.state}
-                for link in self.lot_links]
+                for link in self.named_links]
+
+    @property
+    def removed_lots(self) -> list[dict]:
+        """Each lot named by mistake and removed, by whom, when and why (for the API)."""
+        return [{"number": link.lot.number, "named_as": link.named_as,
+                 "removed_by": link.removal.removed_by, "removed_at": link.removal.removed_at,
+                 "reason": link.removal.reason}
+                for link in self.lot_links if link.removal is not None]
 
 
 class DeviationLot(Base):
     """One lot a deviation names. Rows are only ever added: a deviation that named a lot
-    keeps naming it in its history, and the hold ends when the deviation ends."""
+    keeps naming it in its history, and the hold ends when the deviation ends, or when the
+    lot is removed as named by mistake (a DeviationLotRemoval beside the row)."""
 
     __tablename__ = "deviation_lots"
     __table_args__ = (
@@ -99,6 +113,20 @@ class DeviationLot(Base):
 
     deviation: Mapped[Deviation] = relationship(back_populates="lot_links")
     lot: Mapped[Lot] = relationship(lazy="joined", innerjoin=True)
+    removal: Mapped[DeviationLotRemoval | None] = relationship(lazy="selectin")
+
+
+class DeviationLotRemoval(Base):
+    """A lot removed from a deviation that named it by mistake: who, when, why. Append-only,
+    like the link it ends."""
+
+    __tablename__ = "deviation_lot_removals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    link_id: Mapped[int] = mapped_column(ForeignKey("deviation_lots.id"), unique=True)
+    removed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    removed_by: Mapped[str] = mapped_column(String(150))
+    reason: Mapped[str] = mapped_column(Text)
 
 
 CONTENT_FIELDS = ("title", "description", "kind", "severity", "occurred_on", "investigation",
@@ -112,9 +140,9 @@ INVESTIGATION_FIELDS = frozenset({"investigation", "root_cause", "impact_assessm
 
 def named_lots(deviation: Deviation) -> dict[str, list[str]]:
     """The lot and batch numbers the deviation names, sorted: part of its signed content."""
-    return {"lots": sorted(link.lot.number for link in deviation.lot_links
+    return {"lots": sorted(link.lot.number for link in deviation.named_links
                            if link.named_as == NamedAs.LOT.value),
-            "batches": sorted(link.lot.number for link in deviation.lot_links
+            "batches": sorted(link.lot.number for link in deviation.named_links
                               if link.named_as == NamedAs.BATCH.value)}
 
 

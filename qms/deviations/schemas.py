@@ -33,6 +33,14 @@ class LinkedCapaOut(Schema):
     state = fields.String()
 
 
+class RemovedLotOut(Schema):
+    number = fields.String()
+    named_as = fields.String(metadata={"enum": ["lot", "batch"]})
+    removed_by = fields.String()
+    removed_at = fields.DateTime()
+    reason = fields.String()
+
+
 class DeviationOut(RecordOut):
     title = fields.String()
     description = fields.String()
@@ -50,6 +58,8 @@ class DeviationOut(RecordOut):
                               metadata={"type": "array", "items": {"type": "string"}})
     affected_lots = fields.List(fields.Nested(NamedLotOut), metadata={
         "description": "every lot the deviation names (a batch as its output lot)"})
+    removed_lots = fields.List(fields.Nested(RemovedLotOut), metadata={
+        "description": "lots it named by mistake and no longer names"})
     capas = fields.List(fields.Nested(LinkedCapaOut), metadata={
         "description": "CAPAs raised with this deviation as their source (not part of its "
                        "signed content)"})
@@ -83,6 +93,12 @@ class DeviationEdit(Schema):
     changes = fields.Nested(DeviationChanges, required=True)
     reason = REASON
     version = VERSION
+
+
+class RemoveLotRequest(Schema):
+    lot_number = fields.String(required=True, validate=validate.Length(min=1, max=40),
+                               metadata={"description": "the lot or batch number"})
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
 
 
 class NameLotsRequest(Schema):

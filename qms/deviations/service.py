@@ -7,12 +7,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
 from qms.capa.models import Capa, CapaSource
 from qms.deviations.models import (DESCRIPTION_FIELDS, FINISHED_STATES, INVESTIGATION_FIELDS,
-                                   OPEN_STATES, Deviation, DeviationLot, NamedAs)
+                                   OPEN_STATES, Deviation, DeviationLot,
+                                   DeviationLotRemoval, NamedAs)
 from qms.errors import Conflict, InvalidInput, NotPermitted
 from qms.identity.models import User
 from qms.identity.roles import RoleTable
@@ -95,9 +96,15 @@ def name_lots(session: Session, deviation: Deviation, actor: User, *, lots: Sequ
         raise Conflict(f"{deviation.number} is {deviation.state}; lots can be named only while "
                        f"{' or '.join(NAMING_STATES)}", extra={"state": deviation.state})
     reason = required_reason(reason)
+    removed = {link.lot_id: link.lot.number for link in deviation.lot_links
+               if link.removal is not None}
+    wanted = resolve_lots(session, lots, batches)
+    again = sorted(removed[lot.id] for lot, _ in wanted if lot.id in removed)
+    if again:
+        raise InvalidInput(f"{', '.join(again)} was removed from {deviation.number} as named "
+                           "by mistake; raise a new deviation for it", field="lots")
     already = {link.lot_id for link in deviation.lot_links}
-    new = [(lot, how) for lot, how in resolve_lots(session, lots, batches)
-           if lot.id not in already]
+    new = [(lot, how) for lot, how in wanted if lot.id not in already]
     if not new:
         raise InvalidInput("the deviation already names every one of these", field="lots")
     _name(session, deviation, actor.username, new, reason=reason)
@@ -116,6 +123,43 @@ def _name(session: Session, deviation: Deviation, actor: str,
                                      for lot, how in named]})
     for lot, _ in named:
         put_on_hold(session, lot, actor, because=f"named by deviation {deviation.number}")
+
+
+def remove_lot(session: Session, deviation: Deviation, actor: User, lot_number: str,
+               reason: str | None) -> Deviation:
+    """A lot (or batch) named by mistake leaves the deviation while it is open or in
+    investigation: the link stays with a removal beside it (who, when, why), the deviation
+    gets a new version without it, and the lot's hold ends unless another open deviation
+    names it or its batch is on hold. Unknown or not named -> 422 naming lot_number."""
+    if deviation.state not in NAMING_STATES:
+        raise Conflict(f"{deviation.number} is {deviation.state}; lots can be removed only "
+                       f"while {' or '.join(NAMING_STATES)}", extra={"state": deviation.state})
+    reason = required_reason(reason)
+    link = next((link for link in deviation.named_links if link.lot.number == lot_number),
+                None)
+    if link is None:
+        raise InvalidInput(f"{deviation.number} does not name {lot_number!r}",
+                           field="lot_number")
+    lot = session.scalars(select(Lot).where(Lot.id == link.lot_id).with_for_update(of=Lot)
+                          ).one()
+    link.removal = DeviationLotRemoval(removed_by=actor.username, reason=reason)
+    session.flush()
+    revise_record(session, deviation, actor.username, action="remove_lot", reason=reason,
+                  event="deviation.lot.removed",
+                  details={"removed": {"number": lot.number, "named_as": link.named_as}})
+    if lot.state == "on_hold" and lot.id not in _held_otherwise(session, [lot.id]):
+        lift_hold(session, lot, actor.username,
+                  because=f"removed from deviation {deviation.number}: {reason}")
+    return deviation
+
+
+def _held_otherwise(session: Session, lot_ids: list[int]) -> set[int]:
+    """Of these lots, those an open deviation names or whose batch is on hold."""
+    held = {link.lot_id for other in open_deviations_naming(session, lot_ids)
+            for link in other.named_links}
+    held.update(session.scalars(select(Batch.lot_id).where(
+        Batch.lot_id.in_(lot_ids), Batch.state == BATCH_ON_HOLD)))
+    return held
 
 
 def edit_deviation(session: Session, workflow: Workflow, roles: RoleTable,
@@ -186,7 +230,7 @@ def lock_named_lots(session: Session, deviation: Deviation) -> list[Lot]:
     a lot and writes an audit event locks the lot first and the audit head second; ending a
     deviation must too, so its lots are locked before the transition's event, not only
     when release_holds lifts the holds after it."""
-    lot_ids = [link.lot_id for link in deviation.lot_links]
+    lot_ids = [link.lot_id for link in deviation.named_links]
     if not lot_ids:
         return []
     return list(session.scalars(select(Lot).where(Lot.id.in_(lot_ids)).order_by(Lot.id)
@@ -197,14 +241,11 @@ def release_holds(session: Session, deviation: Deviation, actor: str) -> list[st
     """Lift the hold of every lot the finished deviation names and no open deviation does,
     unless the lot is the output of a batch that is itself on hold (its unhold lifts it).
     Returns the lot numbers released from hold."""
-    lot_ids = [link.lot_id for link in deviation.lot_links]
+    lot_ids = [link.lot_id for link in deviation.named_links]
     # the lots are locked (already, by before_deviation_transition) before asking who else
     # names them, so that two deviations ending at once cannot each leave the lot to the other
     lots = lock_named_lots(session, deviation)
-    still_held = {link.lot_id for other in open_deviations_naming(session, lot_ids)
-                  for link in other.lot_links}
-    still_held.update(session.scalars(select(Batch.lot_id).where(
-        Batch.lot_id.in_(lot_ids), Batch.state == BATCH_ON_HOLD)))
+    still_held = _held_otherwise(session, lot_ids)
     lifted = []
     for lot in lots:
         if lot.id not in still_held and lot.state == "on_hold":
@@ -220,7 +261,9 @@ def open_deviations_naming(session: Session, lot_ids: Iterable[int]) -> list[Dev
     ids = set(lot_ids)
     if not ids:
         return []
-    named = select(DeviationLot.deviation_id).where(DeviationLot.lot_id.in_(ids))
+    named = select(DeviationLot.deviation_id).where(
+        DeviationLot.lot_id.in_(ids),
+        ~exists().where(DeviationLotRemoval.link_id == DeviationLot.id))
     return list(session.scalars(select(Deviation).where(
         Deviation.id.in_(named), Deviation.state.in_(OPEN_STATES)).order_by(Deviation.number)))
 

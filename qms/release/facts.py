@@ -9,11 +9,11 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from flask import current_app, has_app_context
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from qms.dates import today as site_today
-from qms.deviations.models import OPEN_STATES, Deviation, DeviationLot
+from qms.deviations.models import OPEN_STATES, Deviation, DeviationLot, DeviationLotRemoval
 from qms.deviations.service import linked_capas
 from qms.esign.service import signatures_of, verify_stored_signature
 from qms.inspection.models import Inspection, InspectionPlan
@@ -120,10 +120,12 @@ def _lot_ids(session: Session, numbers: set[str]) -> dict[str, int]:
 
 def _deviations(session: Session, lots: dict[str, int]) -> list[DeviationFact]:
     """Every deviation naming one of ``lots`` (number -> id), by number, with the lots it
-    names among them and its CAPAs that are not cancelled."""
+    names among them (not those removed as named by mistake) and its CAPAs that are not
+    cancelled."""
     number_of = {lot_id: number for number, lot_id in lots.items()}
-    links = session.execute(select(DeviationLot.deviation_id, DeviationLot.lot_id)
-                            .where(DeviationLot.lot_id.in_(list(number_of)))).all()
+    links = session.execute(select(DeviationLot.deviation_id, DeviationLot.lot_id).where(
+        DeviationLot.lot_id.in_(list(number_of)),
+        ~exists().where(DeviationLotRemoval.link_id == DeviationLot.id))).all()
     names = defaultdict(list)
     for deviation_id, lot_id in links:
         names[deviation_id].append(number_of[lot_id])

@@ -145,6 +145,16 @@ def test_no_open_deviations(plant, db_snapshot):
     released(plant, batch)
 
 
+def test_a_batch_removed_from_a_deviation_no_longer_blocks(plant, db_snapshot):
+    batch = plant.ready_batch()
+    deviation = plant.deviation(batches=[batch])
+    blocked(plant, batch, ["no_open_deviations", "lot_releasable"], db_snapshot)
+    plant.ok(plant.post(plant.team.decider, f"/deviations/{deviation}/lots/removals",
+                        {"lot_number": batch, "reason": "named the wrong batch"}))
+    assert plant.status(batch) == "quarantine"
+    released(plant, batch)
+
+
 def test_deviation_capas(plant, db_snapshot):
     batch = plant.ready_batch()
     deviation = plant.deviation(batches=[batch])
