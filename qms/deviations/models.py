@@ -11,7 +11,7 @@ import enum
 from datetime import date, datetime
 
 from sqlalchemy import (Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String,
-                        Text, UniqueConstraint)
+                        Text, UniqueConstraint, exists)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 import qms.capa.models  # noqa: F401  (maps Capa, which Deviation.capas names)
@@ -127,6 +127,12 @@ class DeviationLotRemoval(Base):
     removed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     removed_by: Mapped[str] = mapped_column(String(150))
     reason: Mapped[str] = mapped_column(Text)
+
+
+def named_now():
+    """SQL condition on DeviationLot rows: the link has not been removed (the lot is still
+    named), for queries over links rather than loaded deviations (``named_links``)."""
+    return ~exists().where(DeviationLotRemoval.link_id == DeviationLot.id)
 
 
 CONTENT_FIELDS = ("title", "description", "kind", "severity", "occurred_on", "investigation",

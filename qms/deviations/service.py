@@ -7,17 +7,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from qms.capa.models import Capa, CapaSource
 from qms.deviations.models import (DESCRIPTION_FIELDS, FINISHED_STATES, INVESTIGATION_FIELDS,
                                    OPEN_STATES, Deviation, DeviationLot,
-                                   DeviationLotRemoval, NamedAs)
+                                   DeviationLotRemoval, NamedAs, named_now)
 from qms.errors import Conflict, InvalidInput, NotPermitted
 from qms.identity.models import User
 from qms.identity.roles import RoleTable
-from qms.materials.holds import lift_hold, put_on_hold
+from qms.materials.holds import lift_hold, lock_lots, put_on_hold
 from qms.materials.models import Batch, Lot
 from qms.records.service import create_record, required_reason, revise_record, update_record
 from qms.records.workflow import Transition, Workflow
@@ -140,8 +140,7 @@ def remove_lot(session: Session, deviation: Deviation, actor: User, lot_number: 
     if link is None:
         raise InvalidInput(f"{deviation.number} does not name {lot_number!r}",
                            field="lot_number")
-    lot = session.scalars(select(Lot).where(Lot.id == link.lot_id).with_for_update(of=Lot)
-                          ).one()
+    lot, = lock_lots(session, [link.lot_id])
     link.removal = DeviationLotRemoval(removed_by=actor.username, reason=reason)
     session.flush()
     revise_record(session, deviation, actor.username, action="remove_lot", reason=reason,
@@ -230,11 +229,7 @@ def lock_named_lots(session: Session, deviation: Deviation) -> list[Lot]:
     a lot and writes an audit event locks the lot first and the audit head second; ending a
     deviation must too, so its lots are locked before the transition's event, not only
     when release_holds lifts the holds after it."""
-    lot_ids = [link.lot_id for link in deviation.named_links]
-    if not lot_ids:
-        return []
-    return list(session.scalars(select(Lot).where(Lot.id.in_(lot_ids)).order_by(Lot.id)
-                                .with_for_update(of=Lot)))
+    return lock_lots(session, [link.lot_id for link in deviation.named_links])
 
 
 def release_holds(session: Session, deviation: Deviation, actor: str) -> list[str]:
@@ -261,9 +256,7 @@ def open_deviations_naming(session: Session, lot_ids: Iterable[int]) -> list[Dev
     ids = set(lot_ids)
     if not ids:
         return []
-    named = select(DeviationLot.deviation_id).where(
-        DeviationLot.lot_id.in_(ids),
-        ~exists().where(DeviationLotRemoval.link_id == DeviationLot.id))
+    named = select(DeviationLot.deviation_id).where(DeviationLot.lot_id.in_(ids), named_now())
     return list(session.scalars(select(Deviation).where(
         Deviation.id.in_(named), Deviation.state.in_(OPEN_STATES)).order_by(Deviation.number)))
 

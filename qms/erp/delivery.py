@@ -32,13 +32,12 @@ from qms.auditing import SYSTEM_ACTOR, record_event
 from qms.db import Database, utcnow
 from qms.erp import webhook
 from qms.erp.b2mml import sync_material_lot
-from qms.erp.models import ErpDelivery, ErpEvent
+from qms.erp.models import DELIVERED, PARKED, PENDING, ErpDelivery, ErpEvent
 from qms.errors import InvalidInput
 from qms.records.service import required_reason
 
 log = logging.getLogger("qms.erp")
 
-PENDING, DELIVERED, PARKED = "pending", "delivered", "parked"
 FILE_CHANNEL = "file"
 WEBHOOK_PREFIX = "webhook:"
 CHANNEL_NAME = re.compile(r"[A-Za-z0-9_-]{1,60}")
@@ -57,7 +56,6 @@ class Pending:
     event_id: str
     lot: str
     payload: str
-    attempts: int
 
 
 @dataclass(frozen=True)
@@ -94,6 +92,12 @@ class PassReport:
     @property
     def total_delivered(self) -> int:
         return sum(self.delivered.values())
+
+    def add(self, other: PassReport) -> None:
+        for bucket in ("delivered", "failed", "parked", "errors"):
+            mine = getattr(self, bucket)
+            for channel, count in getattr(other, bucket).items():
+                mine[channel] = mine.get(channel, 0) + count
 
 
 # ---- channels ----------------------------------------------------------------------------
@@ -262,8 +266,8 @@ def due_events(session: Session, channel: str, moment: datetime) -> list[Pending
     """The undelivered events to send now, in ``seq`` order, none of them behind an earlier
     undelivered event of its lot."""
     rows = session.execute(
-        select(ErpDelivery.event_seq, ErpDelivery.state, ErpDelivery.attempts,
-               ErpDelivery.next_attempt_at, ErpEvent.event_id, ErpEvent.lot, ErpEvent.payload)
+        select(ErpDelivery.event_seq, ErpDelivery.next_attempt_at, ErpEvent.event_id,
+               ErpEvent.lot, ErpEvent.payload)
         .join(ErpEvent, ErpEvent.seq == ErpDelivery.event_seq)
         .where(ErpDelivery.channel == channel, ErpDelivery.state == PENDING)
         .order_by(ErpDelivery.event_seq).limit(PASS_SIZE)).all()
@@ -274,13 +278,10 @@ def due_events(session: Session, channel: str, moment: datetime) -> list[Pending
         .where(ErpDelivery.channel == channel, ErpDelivery.state == PARKED).distinct()))
     due = []
     for row in rows:
-        ready = row.state == PENDING and (row.next_attempt_at is None
-                                          or row.next_attempt_at <= moment)
-        if not ready:
-            waiting_lots.add(row.lot)  # later events of this lot wait for this one
+        if row.next_attempt_at is not None and row.next_attempt_at > moment:
+            waiting_lots.add(row.lot)  # later events of this lot wait for this retry
         elif row.lot not in waiting_lots:
-            due.append(Pending(row.event_seq, row.event_id, row.lot, row.payload,
-                               row.attempts))
+            due.append(Pending(row.event_seq, row.event_id, row.lot, row.payload))
     return due
 
 
@@ -333,9 +334,7 @@ def deliver_until_idle(db: Database, channels: list[Channel], policy: RetryPolic
     total = PassReport()
     while True:
         report = deliver_pass(db, channels, policy, rng=rng, now=now)
-        for bucket in ("delivered", "failed", "parked", "errors"):
-            for channel, count in getattr(report, bucket).items():
-                getattr(total, bucket)[channel] = getattr(total, bucket).get(channel, 0) + count
+        total.add(report)
         if not report.total_delivered:
             return total
 
@@ -386,7 +385,6 @@ def requeue(session: Session, channel: str, event_ids: list[str] | None, reason:
                            .with_for_update(of=ErpDelivery)).all()
     for row, event_id, lot in rows:
         row.state, row.attempts, row.next_attempt_at = PENDING, 0, None
-        session.flush()
         record_event(session, actor=actor, action="erp.message.requeued",
                      data={"channel": channel, "event_id": event_id,
                            "sequence": row.event_seq}, entity=("lot", lot), reason=reason)

@@ -18,10 +18,9 @@ from sqlalchemy.orm import Session
 
 from qms.auditing import record_event
 from qms.db import utcnow
-from qms.erp.models import ErpDelivery, ErpEvent
+from qms.erp.models import DELIVERED, ErpDelivery, ErpEvent
 from qms.errors import InvalidInput
 
-DELIVERED = "delivered"
 CURSOR_PREFIX = "v1:"
 
 

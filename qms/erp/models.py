@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from qms.db import Base, UTCDateTime
 
 EVENT_TYPES = ("batch.released", "batch.rejected", "lot.status_changed", "inspection.decided")
-DELIVERY_STATES = ("pending", "delivered", "parked")
+PENDING, DELIVERED, PARKED = "pending", "delivered", "parked"
 
 
 class ErpEvent(Base):

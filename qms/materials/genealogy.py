@@ -14,9 +14,9 @@ entry ids), built on first use in one ordered read; entries appended since go to
 overflow map until it outgrows a share of the arrays and the direction is read again. About
 10 bytes per entry and direction, 8 per lot id.
 
-Beside the shape, the index keeps what ``trace`` rendered before (each lot's answer text
-with the versions it was rendered from; each entry's text, entries never change), bounded,
-oldest out first. Everything is per database: if the audit chain of the database behind the
+Beside the shape, the index keeps what ``trace`` rendered before (each lot's answer text,
+dropped when the audit trail shows the lot or its material changed; each entry's text,
+entries never change), bounded, oldest out first. Everything is per database: if the audit chain of the database behind the
 engine no longer runs through the head seen last (another database, or a restore to an
 earlier state), it is all dropped.
 """

@@ -54,6 +54,18 @@ def lift_hold(session: Session, lot: Lot, actor: str, *, because: str,
                   changes={"status_before_hold": None}, event="lot.hold.lifted")
 
 
+def lock_lots(session: Session, lot_ids) -> list[Lot]:
+    """The lots with these ids, locked (PostgreSQL) in id order and read afresh: the one
+    order in which every path locks several lots (before the audit head), so that no two
+    writers deadlock."""
+    ids = set(lot_ids)
+    if not ids:
+        return []
+    return list(session.scalars(select(Lot).where(Lot.id.in_(ids)).order_by(Lot.id)
+                                .with_for_update(of=Lot)
+                                .execution_options(populate_existing=True)))
+
+
 def set_lot_status(session: Session, lot: Lot, actor: str, status: str, *, because: str,
                    details: Mapping[str, Any] | None = None, today: date | None = None,
                    signature=None) -> None:

@@ -9,11 +9,11 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from flask import current_app, has_app_context
-from sqlalchemy import exists, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qms.dates import today as site_today
-from qms.deviations.models import OPEN_STATES, Deviation, DeviationLot, DeviationLotRemoval
+from qms.deviations.models import OPEN_STATES, Deviation, DeviationLot, named_now
 from qms.deviations.service import linked_capas
 from qms.esign.service import signatures_of, verify_stored_signature
 from qms.inspection.models import Inspection, InspectionPlan
@@ -124,8 +124,7 @@ def _deviations(session: Session, lots: dict[str, int]) -> list[DeviationFact]:
     cancelled."""
     number_of = {lot_id: number for number, lot_id in lots.items()}
     links = session.execute(select(DeviationLot.deviation_id, DeviationLot.lot_id).where(
-        DeviationLot.lot_id.in_(list(number_of)),
-        ~exists().where(DeviationLotRemoval.link_id == DeviationLot.id))).all()
+        DeviationLot.lot_id.in_(list(number_of)), named_now())).all()
     names = defaultdict(list)
     for deviation_id, lot_id in links:
         names[deviation_id].append(number_of[lot_id])

@@ -26,7 +26,7 @@ from qms.esign.models import Signature
 from qms.identity.models import User
 from qms.inspection.models import INSPECTIONS, Inspection, InspectionResult
 from qms.materials.holds import (DECISION_SOURCES, ON_HOLD, QUARANTINE, REJECTED, RELEASED,
-                                 lift_hold, put_on_hold, set_lot_status)
+                                 lift_hold, lock_lots, put_on_hold, set_lot_status)
 from qms.materials.models import Batch, Lot, LotConsumption
 from qms.records.models import RecordVersion
 from qms.records.workflow import Transition
@@ -93,7 +93,7 @@ def check_batch_transition(session: Session, batch: Batch, transition: Transitio
     """The batch's before_transition (registered by qms.release.hooks): lock the lots the
     transition may change, then refuse a release whose gates do not all pass."""
     if _changes_lot(transition):
-        lock_lots(session, batch, inputs=transition.target == RELEASED)
+        lock_batch_lots(session, batch, inputs=transition.target == RELEASED)
     if transition.target == RELEASED:
         require_gates(session, batch, release_rules())
 
@@ -159,16 +159,14 @@ def _changes_lot(transition: Transition) -> bool:
     return transition.target in (RELEASED, REJECTED, ON_HOLD) or ON_HOLD in transition.sources
 
 
-def lock_lots(session: Session, batch: Batch, *, inputs: bool) -> list[Lot]:
+def lock_batch_lots(session: Session, batch: Batch, *, inputs: bool) -> list[Lot]:
     """Lock (PostgreSQL) the batch's lot and, with ``inputs``, every lot it consumed, in id
     order, and read them afresh: the gates judge them as they are under the lock."""
     ids = {batch.lot_id}
     if inputs:
         ids.update(session.scalars(select(LotConsumption.input_lot_id)
                                    .where(LotConsumption.batch_id == batch.id)))
-    return list(session.scalars(select(Lot).where(Lot.id.in_(ids)).order_by(Lot.id)
-                                .with_for_update(of=Lot)
-                                .execution_options(populate_existing=True)))
+    return lock_lots(session, ids)
 
 
 def _decide_lot(session: Session, batch: Batch, status: str, actor: User,

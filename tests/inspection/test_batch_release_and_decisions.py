@@ -4,12 +4,12 @@ lot lock before the audit head lock (no deadlock with paths that lock the lot fi
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from sqlalchemy import text
 
 from tests.inspection.conftest import PRODUCT, SUPPLIER, attribute
+from tests.materials.support import wait_for_a_lock_wait
 
 
 def _fixed_plan(api, stage: str, operation: str | None = None) -> dict:
@@ -113,7 +113,7 @@ def test_a_usage_decision_locks_the_lot_before_the_audit_head(master_data, team,
         decision = threading.Thread(target=lambda: responses.append(api.transition(
             team.approver, f"/inspections/{number}", "accept", meaning="approved")))
         decision.start()
-        _wait_for_a_lock_wait(engine)
+        wait_for_a_lock_wait(engine, "the usage decision")
         other.execute(text("SET LOCAL lock_timeout = '5s'"))
         other.execute(text("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE"))
         other.rollback()
@@ -121,19 +121,6 @@ def test_a_usage_decision_locks_the_lot_before_the_audit_head(master_data, team,
     assert len(responses) == 1 and responses[0].status_code == 200, responses[0].get_json()
     assert api.ok(api.get(team.auditor, f"/lots/{lot}"))["status"] == "released"
 
-
-def _wait_for_a_lock_wait(engine, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    with engine.connect() as watcher:
-        while time.monotonic() < deadline:
-            waiting = watcher.scalar(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND datname = current_database()"))
-            watcher.rollback()
-            if waiting:
-                return
-            time.sleep(0.05)
-    raise AssertionError("the usage decision never waited for the lot")
 
 
 def test_a_lot_of_three_billion_pieces(master_data, team, chain_intact):

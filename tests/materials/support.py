@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
+import time
+
 from sqlalchemy import text
 
 
@@ -60,3 +62,19 @@ def audit_events_after(app, seq: int = 0) -> list[tuple]:
         return [tuple(row) for row in connection.execute(text(
             "SELECT action, actor, entity_id, reason FROM audit_events WHERE seq > :seq "
             "ORDER BY seq"), {"seq": seq})]
+
+
+def wait_for_a_lock_wait(engine, waiter: str, seconds: float = 10) -> None:
+    """Return once some session of the test database waits for a row lock (PostgreSQL);
+    fail naming ``waiter`` when none does within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    with engine.connect() as watcher:
+        while time.monotonic() < deadline:
+            waiting = watcher.scalar(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()"))
+            watcher.rollback()
+            if waiting:
+                return
+            time.sleep(0.05)
+    raise AssertionError(f"{waiter} never waited for the lot")

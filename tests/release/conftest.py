@@ -94,6 +94,11 @@ class ReleaseClient(ApiClient):
         return self.batch_action(user or self.team.approver, batch, "release",
                                  meaning="released")
 
+    def reverse(self, batch: str, lot: str, quantity: str, reason: str) -> dict:
+        """A consumption booked in error reversed through the API (batch.manage)."""
+        return self.ok(self.post(self.team.production, f"/batches/{batch}/inputs/reversals",
+                                 {"lot_number": lot, "quantity": quantity, "reason": reason}))
+
     def return_to_production(self, batch: str) -> dict:
         return self.ok(self.batch_action(self.team.approver, batch, "return",
                                          reason="genealogy corrected; review again"))
@@ -182,8 +187,7 @@ def plant(client, auth_headers, team) -> ReleaseClient:
 def legacy_entry(uow):
     """legacy_entry(batch, lot, quantity, reason) writes a consumption entry by the materials
     module's own write path (a new batch version, audited) but without the consumption
-    rules: a record migrated from paper, or a reversing entry (negative), which the API does
-    not offer yet."""
+    rules: a record migrated from paper, which the API does not take."""
     from decimal import Decimal
 
     from qms.identity.models import User

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import pytest
 from sqlalchemy import select, text
 
 from qms.erp.models import ErpEvent
 from tests.release.conftest import OPERATION
+from tests.materials.support import wait_for_a_lock_wait
 
 
 def test_from_production_to_release(plant, app, audit_since, audit_seq, chain_intact):
@@ -119,7 +119,7 @@ def _release_while_another_holds(plant, app, lot: str, batch: str, then: str,
         other.execute(text("SELECT id FROM lots WHERE number = :n FOR UPDATE"), {"n": lot})
         release = threading.Thread(target=lambda: responses.append(plant.release(batch)))
         release.start()
-        _wait_for_a_lock_wait(engine)
+        wait_for_a_lock_wait(engine, "the release")
         other.execute(text("SET LOCAL lock_timeout = '5s'"))
         other.execute(text(then), params)
         other.rollback()
@@ -155,16 +155,3 @@ def test_a_release_waiting_for_an_input_lot_holds_no_lock_on_its_own_lot(plant, 
         {"n": batch})
     assert len(responses) == 1 and responses[0].status_code == 200, responses[0].get_json()
 
-
-def _wait_for_a_lock_wait(engine, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    with engine.connect() as watcher:
-        while time.monotonic() < deadline:
-            waiting = watcher.scalar(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND datname = current_database()"))
-            watcher.rollback()
-            if waiting:
-                return
-            time.sleep(0.05)
-    raise AssertionError("the release never waited for the lot")

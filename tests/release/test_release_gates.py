@@ -82,7 +82,7 @@ def test_inputs_released(plant, db_snapshot, legacy_entry):
     detail = blocked(plant, batch, ["inputs_released"], db_snapshot)["inputs_released"]
     assert f"{quarantined} was quarantine when 5 was consumed" in detail
     plant.return_to_production(batch)
-    legacy_entry(batch, quarantined, "-5", "reversed: the lot was never released")
+    plant.reverse(batch, quarantined, "5", "reversed: the lot was never released")
     assert plant.gate(batch, "inputs_released")["passed"]
     plant.submit(batch)
     released(plant, batch)
@@ -102,7 +102,7 @@ def test_inputs_in_date(plant, db_snapshot, legacy_entry, monkeypatch):
     detail = blocked(plant, batch, ["inputs_in_date"], db_snapshot)["inputs_in_date"]
     assert f"{short} expired on {expires} and was consumed on " in detail
     plant.return_to_production(batch)
-    legacy_entry(batch, short, "-5", "reversed: the lot had expired")
+    plant.reverse(batch, short, "5", "reversed: the lot had expired")
     plant.submit(batch)
     released(plant, batch)
 
