@@ -1,10 +1,11 @@
 """Per-user Ed25519 signing keys, stored only wrapped under a password-derived key.
 
 The wrapping key is scrypt(password, salt) and the private key is sealed with AES-256-GCM,
-so the server cannot sign for a user who did not type the password. A password change
-re-wraps the same key; an admin reset retires the key (its public key stays for verifying old
-signatures) and creates a new one, because the old key cannot be unwrapped without the old
-password.
+so the server cannot sign for a user who did not type the password. A key is only ever sealed
+under a password of the user's own: it is created when they set their first own password, a
+change of their own password re-wraps it, and an admin reset retires it (its public key stays
+for verifying old signatures) without creating a new one under the temporary password
+(qms.identity.authentication.change_password creates the next).
 """
 from __future__ import annotations
 

@@ -104,27 +104,43 @@ def password_change_due(security: Security, user: User) -> bool:
 
 def change_password(session: Session, security: Security, user: User,
                     old_password: str, new_password: str) -> None:
-    """Set a new password the user chose (old one already verified by the caller), re-wrap
-    the signing key under it, remember it in the history. Flushes, never commits."""
+    """Set a new password the user chose (old one already verified by the caller), remember
+    it in the history, and give the signing key to this password alone: the key sealed under
+    the user's previous own password is re-sealed; when the old password was temporary (an
+    administrator knew it) a new key is created and any key sealed under the temporary one
+    is retired, so no key ever opens with a password someone else knew. Flushes, never
+    commits."""
     problems = security.policy.problems(new_password, user.username)
     if problems:
         raise InvalidInput("; ".join(problems), field="new_password")
     if _recently_used(session, security, user, new_password):
         raise InvalidInput(f"must differ from the last {security.policy.history} passwords",
                            field="new_password")
+    key_change = _key_for_new_password(session, security, user, old_password, new_password)
+    set_password(session, security, user, new_password, temporary=False)
+    revoked = revoke_all_tokens(session, user)
+    record_event(session, actor=user.username, action="identity.password.changed",
+                 data={**key_change, "tokens_revoked": revoked}, entity=user_entity(user))
+
+
+def _key_for_new_password(session: Session, security: Security, user: User,
+                          old_password: str, new_password: str) -> dict[str, str | None]:
+    """Re-seal the user's key under ``new_password``, or retire and replace it when it was
+    sealed under a temporary password (rows from before keys waited for the user's own
+    password). Returns the audit event's key fields."""
     key = keys.active_key(session, user.id, for_update=True)
-    if key is not None:
+    if key is not None and not user.password_temporary:
         try:
             keys.rewrap(key, old_password, new_password)
         except keys.KeyUnwrapError:
             raise Conflict("the signing key does not open with this password; ask an "
                            "administrator to reset the password") from None
-    set_password(session, security, user, new_password, temporary=False)
-    revoked = revoke_all_tokens(session, user)
-    record_event(session, actor=user.username, action="identity.password.changed",
-                 data={"signing_key_rewrapped": key.key_id if key else None,
-                       "tokens_revoked": revoked},
-                 entity=user_entity(user))
+        return {"signing_key_rewrapped": key.key_id}
+    if key is not None:
+        keys.retire(key, "sealed under a temporary password")
+    created = keys.create_signing_key(session, user.id, new_password, security.key_wrap_log_n)
+    return {"signing_key_created": created.key_id,
+            "signing_key_retired": key.key_id if key else None}
 
 
 def set_password(session: Session, security: Security, user: User, password: str,

@@ -25,9 +25,13 @@ RESERVED_USERNAMES = {"system", "anonymous"}
 def create_user(session: Session, security: Security, *, actor: str, username: str,
                 full_name: str, roles: list[str], password: str | None,
                 service: bool = False, temporary: bool = True) -> User:
-    """Create a user with a password (temporary unless the operator chose it for them, as
-    for the first admin through QMS_ADMIN_PASSWORD) and a signing key wrapped under it, or a
-    service account without password (token access only)."""
+    """Create a person with a password, or a service account without one (token access only).
+
+    A temporary password (the default: an administrator chose it) gives the user no signing
+    key: the key is born when they set their own password (``change_password``), so nobody
+    who knew the temporary one can ever open it. ``temporary=False`` means the password is
+    the user's own (the first admin through QMS_ADMIN_PASSWORD, the demo users, test
+    factories): the key is created at once, sealed under it. Flushes, never commits."""
     _check_new_user(session, security, username, full_name, roles, password, service)
     user = User(username=username, full_name=full_name.strip(), is_service=service,
                 created_by=actor, password_temporary=not service,
@@ -37,7 +41,9 @@ def create_user(session: Session, security: Security, *, actor: str, username: s
     key_id = None
     if not service:
         set_password(session, security, user, password, temporary=temporary)
-        key_id = keys.create_signing_key(session, user.id, password, security.key_wrap_log_n).key_id
+        if not temporary:
+            key_id = keys.create_signing_key(session, user.id, password,
+                                             security.key_wrap_log_n).key_id
     record_event(session, actor=actor, action="identity.user.created",
                  data={"username": username, "full_name": user.full_name, "roles": user.roles,
                        "service_account": service, "signing_key": key_id,
@@ -97,8 +103,9 @@ def deactivate_user(session: Session, *, actor: str, user: User, reason: str) ->
 
 def reset_password(session: Session, security: Security, *, actor: str, user: User,
                    temporary_password: str, reason: str) -> None:
-    """Admin reset: temporary password, unlock, and a new signing key. The old key cannot
-    be unwrapped without the old password, so it is retired (its public key is kept)."""
+    """Admin reset: temporary password, unlock, tokens revoked, signing key retired (its
+    public key is kept for verifying old signatures). No new key is made here: the next one
+    is born when the user sets their own password, never under one the administrator knows."""
     problems = security.policy.problems(temporary_password, user.username)
     if problems:
         raise InvalidInput("; ".join(problems), field="password")
@@ -108,12 +115,10 @@ def reset_password(session: Session, security: Security, *, actor: str, user: Us
     old = keys.active_key(session, user.id, for_update=True)
     if old is not None:
         keys.retire(old, "password reset by administrator")
-    new = keys.create_signing_key(session, user.id, temporary_password, security.key_wrap_log_n)
     # whoever knew the old password may hold tokens: they die with it
     revoked = revoke_all_tokens(session, user)
     record_event(session, actor=actor, action="identity.password.reset",
-                 data={"retired_key": old.key_id if old else None, "new_key": new.key_id,
-                       "tokens_revoked": revoked},
+                 data={"retired_key": old.key_id if old else None, "tokens_revoked": revoked},
                  entity=user_entity(user), reason=reason)
 
 

@@ -113,11 +113,14 @@ def test_admin_reset_retires_the_key_and_keeps_its_public_half(app, client, make
     with state.db.unit_of_work() as session:
         reset_password(session, state.security, actor="system", user=find_user(session, "amy"),
                        temporary_password="temporary-pass-123", reason="forgotten")
-    auditor = make_user("ann", "auditor")
-    listed = client.get("/api/v1/users/amy/keys", headers=auth_headers(auditor)).get_json()["keys"]
-    assert [k["key_id"] for k in listed][0] == old_key_id
-    assert listed[0]["retired_at"] is not None and listed[1]["retired_at"] is None
-    assert all(len(k["public_key_b64"]) == 44 for k in listed)
+    headers = auth_headers(make_user("ann", "auditor"))
+    listed = client.get("/api/v1/users/amy/keys", headers=headers).get_json()["keys"]
+    assert [k["key_id"] for k in listed] == [old_key_id]  # no key under the temporary password
+    assert listed[0]["retired_at"] is not None and len(listed[0]["public_key_b64"]) == 44
+    assert change(client, "amy", "temporary-pass-123", NEW).status_code == 204
+    listed = client.get("/api/v1/users/amy/keys", headers=headers).get_json()["keys"]
+    assert listed[0]["key_id"] == old_key_id and listed[0]["retired_at"] is not None
+    assert listed[1]["retired_at"] is None and len(listed) == 2
 
 
 def test_passwords_are_argon2id(app, make_user):
