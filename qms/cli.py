@@ -1,11 +1,14 @@
 """The `qms` command (also `flask --app qms`). Each command is one unit of work: it commits
-once at the end, or not at all. Events from the command line are attributed to `system`
-(the operator of the server), with the reason the operator gives."""
+once at the end, or not at all. Administrative commands (users, tokens, requeues) run as an
+authenticated administrator, who is the actor of their audit events (``administer``);
+`system` is the actor only of `qms init` (the first account, the first checkpoint), the
+scheduler and on-demand checkpoints."""
 from __future__ import annotations
 
 import os
 import secrets
 import sys
+from typing import Callable, TypeVar
 
 import click
 from flask import Flask, current_app
@@ -15,6 +18,8 @@ from qms.errors import DomainError
 from qms.settings import instance_path, write_secret_key
 
 CLI_ACTOR = "system"
+OPERATOR_ENV, OPERATOR_PASSWORD_ENV = "QMS_OPERATOR", "QMS_OPERATOR_PASSWORD"
+Result = TypeVar("Result")
 
 
 def init_cli(app: Flask) -> None:
@@ -97,3 +102,39 @@ def fail(message: str) -> None:
     """Print a clear message and exit non-zero; nothing was committed."""
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
+
+
+def fail_with(error: DomainError) -> None:
+    """``fail`` with a domain error's detail and the fields it names."""
+    fail(error.detail if not error.errors else f"{error.detail} {error.errors}")
+
+
+def operator_credentials() -> tuple[str, str]:
+    """The administrator running the command: QMS_OPERATOR and QMS_OPERATOR_PASSWORD when
+    set (scripts), else prompted for, the password without echo."""
+    username = os.environ.get(OPERATOR_ENV) or click.prompt("Administrator username")
+    password = os.environ.get(OPERATOR_PASSWORD_ENV) or click.prompt(
+        f"Password of {username}", hide_input=True)
+    return username, password
+
+
+def administer(permission: str, action: Callable[..., Result]) -> Result:
+    """Authenticate the operator (who must hold ``permission``), then run
+    ``action(session, operator)`` in the same transaction, committed once at the end; the
+    operator is the actor of every event the action writes. A refused operator's failure
+    count and audit event are committed, then the command exits non-zero; a domain error of
+    the action exits non-zero with nothing written."""
+    from qms.context import state
+    from qms.identity.authentication import check_administrator
+
+    username, password = operator_credentials()  # before the transaction: no lock held
+    app_state = state()
+    try:
+        with app_state.db.unit_of_work() as session:
+            check = check_administrator(session, app_state.security, username, password,
+                                        permission=permission)
+            if check.ok:
+                return action(session, check.user)
+    except DomainError as error:
+        fail_with(error)
+    fail(f"administrator {username!r} refused: {check.error.detail}")

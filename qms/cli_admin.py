@@ -1,4 +1,7 @@
-"""Administration commands: database, users, service tokens, audit trail."""
+"""Administration commands: database, users, service tokens, audit trail.
+
+Commands that change users or tokens authenticate the operator first (``qms.cli.administer``,
+permission ``user.manage``) and name them as the actor; listings only read."""
 from __future__ import annotations
 
 import sys
@@ -8,7 +11,7 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
-from qms.cli import CLI_ACTOR, fail
+from qms.cli import CLI_ACTOR, administer, fail, fail_with
 from qms.context import state
 from qms.errors import DomainError
 from qms.identity import tokens, users
@@ -19,6 +22,7 @@ db_group = AppGroup("db", help="Database schema.")
 user_group = AppGroup("user", help="User accounts.")
 token_group = AppGroup("token", help="API tokens for service accounts.")
 audit_group = AppGroup("audit", help="The audit trail.")
+USER_MANAGE = "user.manage"
 
 
 @db_group.command("upgrade")
@@ -43,7 +47,7 @@ def _unit_of_work(action):
         with state().db.unit_of_work() as session:
             return action(session)
     except DomainError as error:
-        fail(error.detail if not error.errors else f"{error.detail} {error.errors}")
+        fail_with(error)
 
 
 def _existing_user(session, username: str):
@@ -64,8 +68,8 @@ def user_create(username, full_name, roles, password_stdin, service) -> None:
     if not service and not password_stdin:
         fail("--password-stdin is required for a person's account")
     password = _read_password_line() if password_stdin else None
-    _unit_of_work(lambda s: users.create_user(
-        s, state().security, actor=CLI_ACTOR, username=username, full_name=full_name,
+    administer(USER_MANAGE, lambda s, operator: users.create_user(
+        s, state().security, actor=operator.username, username=username, full_name=full_name,
         roles=list(roles), password=password, service=service))
     click.echo(f"created {'service account' if service else 'user'} {username}")
 
@@ -75,8 +79,8 @@ def user_create(username, full_name, roles, password_stdin, service) -> None:
 @click.option("--reason", required=True)
 def user_deactivate(username, reason) -> None:
     """Deactivate (never delete) a user; the username stays reserved."""
-    _unit_of_work(lambda s: users.deactivate_user(
-        s, actor=CLI_ACTOR, user=_existing_user(s, username), reason=reason))
+    administer(USER_MANAGE, lambda s, operator: users.deactivate_user(
+        s, actor=operator.username, user=_existing_user(s, username), reason=reason))
     click.echo(f"deactivated {username}")
 
 
@@ -85,10 +89,11 @@ def user_deactivate(username, reason) -> None:
 @click.option("--reason", required=True)
 @click.option("--password-stdin", is_flag=True, required=True)
 def user_reset_password(username, reason, password_stdin) -> None:
-    """Set a temporary password, unlock, and rotate the user's signing key."""
+    """Set a temporary password, unlock, and retire the user's signing key (the next is
+    created when they set their own password)."""
     password = _read_password_line()
-    _unit_of_work(lambda s: users.reset_password(
-        s, state().security, actor=CLI_ACTOR, user=_existing_user(s, username),
+    administer(USER_MANAGE, lambda s, operator: users.reset_password(
+        s, state().security, actor=operator.username, user=_existing_user(s, username),
         temporary_password=password, reason=reason))
     click.echo(f"password of {username} reset; it must be changed at next login")
 
@@ -97,8 +102,8 @@ def user_reset_password(username, reason, password_stdin) -> None:
 @click.argument("username")
 @click.option("--reason", required=True)
 def user_unlock(username, reason) -> None:
-    _unit_of_work(lambda s: users.unlock_user(
-        s, actor=CLI_ACTOR, user=_existing_user(s, username), reason=reason))
+    administer(USER_MANAGE, lambda s, operator: users.unlock_user(
+        s, actor=operator.username, user=_existing_user(s, username), reason=reason))
     click.echo(f"unlocked {username}")
 
 
@@ -107,8 +112,8 @@ def user_unlock(username, reason) -> None:
 @click.option("--role", "roles", multiple=True, required=True)
 @click.option("--reason", required=True)
 def user_set_roles(username, roles, reason) -> None:
-    _unit_of_work(lambda s: users.set_roles(
-        s, state().security, actor=CLI_ACTOR, user=_existing_user(s, username),
+    administer(USER_MANAGE, lambda s, operator: users.set_roles(
+        s, state().security, actor=operator.username, user=_existing_user(s, username),
         roles=list(roles), reason=reason))
     click.echo(f"roles of {username}: {', '.join(sorted(set(roles)))}")
 
@@ -132,14 +137,14 @@ def token_create(username, name, days) -> None:
     """Issue a token for a service account and print it once."""
     lifetime = timedelta(days=days or state().security.service_token_days)
 
-    def issue(session):
+    def issue(session, operator):
         user = _existing_user(session, username)
         if not user.is_service:
             fail(f"{username} is not a service account; people get tokens from "
                  "POST /api/v1/auth/tokens")
-        return tokens.issue_token(session, actor=CLI_ACTOR, user=user, lifetime=lifetime,
-                                  kind="service", name=name)
-    secret, row = _unit_of_work(issue)
+        return tokens.issue_token(session, actor=operator.username, user=user,
+                                  lifetime=lifetime, kind="service", name=name)
+    secret, row = administer(USER_MANAGE, issue)
     click.echo(secret)
     click.echo(f"token {row.id} expires {row.expires_at.isoformat()}", err=True)
 
@@ -160,12 +165,12 @@ def token_list(username) -> None:
 @click.option("--reason", required=True)
 def token_revoke(token_id, reason) -> None:
     """Revoke a token at once (e.g. a leaked ERP credential)."""
-    def revoke(session):
+    def revoke(session, operator):
         token = session.get(ApiToken, token_id)
         if token is None:
             fail(f"no token {token_id}")
-        tokens.revoke_token(session, actor=CLI_ACTOR, token=token, reason=reason)
-    _unit_of_work(revoke)
+        tokens.revoke_token(session, actor=operator.username, token=token, reason=reason)
+    administer(USER_MANAGE, revoke)
     click.echo(f"revoked token {token_id}")
 
 

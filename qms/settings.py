@@ -19,8 +19,8 @@ from qms.bundled import bundled_path
 
 ENV_PREFIX = "QMS_"
 # environment variables of the automation contract that are not settings
-NON_SETTING_ENV = {"QMS_CONFIG", "QMS_INSTANCE_PATH", "QMS_ADMIN_PASSWORD",
-                   "QMS_TEST_POSTGRES_URL", "QMS_BENCH_POSTGRES_URL"}
+NON_SETTING_ENV = {"QMS_CONFIG", "QMS_INSTANCE_PATH", "QMS_ADMIN_PASSWORD", "QMS_OPERATOR",
+                   "QMS_OPERATOR_PASSWORD", "QMS_TEST_POSTGRES_URL", "QMS_BENCH_POSTGRES_URL"}
 
 
 class ConfigError(ValueError):

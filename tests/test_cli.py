@@ -18,7 +18,8 @@ ADMIN_PASSWORD = "initial operator passphrase"
 def qms(database_url, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("QMS_")}
     env.update(QMS_INSTANCE_PATH=str(tmp_path / "instance"), QMS_DATABASE_URL=database_url,
-               QMS_ADMIN_PASSWORD=ADMIN_PASSWORD, QMS_SECURITY_ARGON2_MEMORY_KIB="8192",
+               QMS_ADMIN_PASSWORD=ADMIN_PASSWORD, QMS_OPERATOR="admin",
+               QMS_OPERATOR_PASSWORD=ADMIN_PASSWORD, QMS_SECURITY_ARGON2_MEMORY_KIB="8192",
                QMS_SECURITY_KEY_WRAP_SCRYPT_LOG_N="10")
 
     def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:

@@ -8,9 +8,8 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from qms.cli import fail
+from qms.cli import administer, fail
 from qms.context import state
-from qms.errors import DomainError
 from qms.erp import delivery, webhook
 
 erp_group = AppGroup("erp", help="ERP export: delivery of release decisions and lot statuses.")
@@ -62,15 +61,13 @@ def status() -> None:
               "Without it, every parked event of the channel.")
 @click.option("--reason", required=True, help="Why (recorded in the audit trail).")
 def redeliver(channel: str, event_ids: tuple[str, ...], reason: str) -> None:
-    """Put parked events back in the queue with a fresh attempt count."""
+    """Put parked events back in the queue with a fresh attempt count, as the authenticated
+    administrator (permission erp.manage)."""
     known = {c.name for c in configured_channels()}
     if channel not in known:
         fail(f"no configured channel {channel!r}; configured: {', '.join(sorted(known)) or 'none'}")
-    try:
-        with state().db.unit_of_work() as session:
-            count = delivery.requeue(session, channel, list(event_ids) or None, reason)
-    except DomainError as error:
-        fail(error.detail)
+    count = administer("erp.manage", lambda session, operator: delivery.requeue(
+        session, channel, list(event_ids) or None, reason, actor=operator.username))
     click.echo(f"{count} event(s) queued again on {channel}")
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from qms.auditing import record_event
 from qms.db import utcnow
 from qms.errors import (AccountLocked, AuthenticationFailed, Conflict, DomainError,
-                        InvalidInput)
+                        InvalidInput, NotPermitted, PasswordChangeRequired)
 from qms.esign import keys
 from qms.identity.models import ApiToken, PasswordHistory, User
 from qms.identity.security import Security
@@ -69,6 +69,33 @@ def check_credentials(session: Session, security: Security, username: str, passw
         return CredentialCheck(user, _count_failure(session, security, user, purpose))
     user.failed_attempts = 0
     return CredentialCheck(user)
+
+
+def check_administrator(session: Session, security: Security, username: str, password: str,
+                        *, permission: str) -> CredentialCheck:
+    """Authenticate the operator of an administrative command (``qms user ...``, ``qms token
+    ...``, ``qms erp redeliver``), who becomes the audit actor of what the command does.
+
+    The password goes through ``check_credentials`` like a login, so failures count toward
+    lockout and are audited, and a locked or deactivated account is refused. An operator
+    whose password is temporary or expired, or who lacks ``permission``, is refused too,
+    with an ``identity.login.refused`` event. Flushes, never commits: the caller commits the
+    outcome, then refuses."""
+    check = check_credentials(session, security, username, password, purpose="administration")
+    if not check.ok:
+        return check
+    user = check.user
+    if password_change_due(security, user):
+        why, error = "password change required", PasswordChangeRequired(
+            "the password is temporary or expired; change it first (web or "
+            "POST /api/v1/auth/password)")
+    elif not security.roles.allows(user.roles, permission):
+        why, error = f"lacks {permission}", NotPermitted(f"permission {permission!r} is required")
+    else:
+        return check
+    record_event(session, actor=user.username, action="identity.login.refused",
+                 data={"purpose": "administration", "why": why}, entity=user_entity(user))
+    return CredentialCheck(user, error)
 
 
 def _account_refusal(user: User) -> tuple[str, DomainError] | None:

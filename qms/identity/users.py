@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from qms.auditing import record_event
 from qms.db import utcnow
-from qms.errors import Conflict, InvalidInput
+from qms.errors import Conflict, InvalidInput, SegregationOfDuties
 from qms.esign import keys
 from qms.identity.authentication import (find_user, revoke_all_tokens, set_password,
                                          user_entity)
@@ -80,8 +80,19 @@ def _check_roles(security: Security, roles: list[str]) -> None:
             raise InvalidInput(str(error), field="roles") from None
 
 
+def refuse_own_account(actor: str, user: User) -> None:
+    """Administrators change other people's accounts, never their own: one who could set
+    their own roles could give themselves a signing role (DESIGN.md: admins sign nothing),
+    and one who resets their own password skips the check of the old one."""
+    if actor == user.username:
+        raise SegregationOfDuties("administrators do not administer their own account; "
+                                  "another administrator must do it")
+
+
 def set_roles(session: Session, security: Security, *, actor: str, user: User,
               roles: list[str], reason: str) -> None:
+    """Replace the user's roles; audited with before and after. Flushes, never commits."""
+    refuse_own_account(actor, user)
     _check_roles(security, roles)
     before = user.roles
     user.role_rows = [UserRole(role=r) for r in sorted(set(roles))]
@@ -92,6 +103,7 @@ def set_roles(session: Session, security: Security, *, actor: str, user: User,
 
 def deactivate_user(session: Session, *, actor: str, user: User, reason: str) -> None:
     """The account can no longer log in, use tokens or sign; the row and name stay."""
+    refuse_own_account(actor, user)
     if not user.active:
         raise Conflict(f"user {user.username} is already deactivated")
     user.active = False
@@ -106,6 +118,7 @@ def reset_password(session: Session, security: Security, *, actor: str, user: Us
     """Admin reset: temporary password, unlock, tokens revoked, signing key retired (its
     public key is kept for verifying old signatures). No new key is made here: the next one
     is born when the user sets their own password, never under one the administrator knows."""
+    refuse_own_account(actor, user)
     problems = security.policy.problems(temporary_password, user.username)
     if problems:
         raise InvalidInput("; ".join(problems), field="password")

@@ -6,10 +6,14 @@ from pathlib import Path
 
 from qms.erp import delivery
 from qms.jobs import build_scheduler, deliver_erp_events
+from tests.conftest import PASSWORD
+from tests.materials.support import audit_events_after
+
+OPERATOR = {"QMS_OPERATOR": "ada.admin", "QMS_OPERATOR_PASSWORD": PASSWORD}
 
 
-def _cli(app, *args):
-    return app.test_cli_runner().invoke(args=["erp", *args])
+def _cli(app, *args, env=None):
+    return app.test_cli_runner().invoke(args=["erp", *args], env=env)
 
 
 def test_deliver_needs_a_channel_and_then_delivers(app, plant, tmp_path):
@@ -38,7 +42,9 @@ def test_one_delivering_process_at_a_time(app, plant, tmp_path):
     assert len(list((tmp_path / "drop").glob("*.json"))) == 1
 
 
-def test_parked_events_are_listed_and_queued_again_with_a_reason(app, plant, tmp_path):
+def test_parked_events_are_listed_and_queued_again_with_a_reason(app, plant, tmp_path,
+                                                                make_user):
+    make_user("ada.admin", "admin")
     lot = plant.received("RM-API")
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
@@ -48,11 +54,18 @@ def test_parked_events_are_listed_and_queued_again_with_a_reason(app, plant, tmp
     assert "1 parked" in status and lot in status
     assert _cli(app, "redeliver", "--channel", "webhook:nope", "--reason", "x").exit_code == 1
     assert _cli(app, "redeliver", "--channel", "file").exit_code == 2  # --reason required
-    unknown = _cli(app, "redeliver", "--channel", "file", "--event", "0" * 36, "--reason", "x")
+    unknown = _cli(app, "redeliver", "--channel", "file", "--event", "0" * 36, "--reason", "x",
+                   env=OPERATOR)
     assert unknown.exit_code == 1 and "no such event" in unknown.output
     blocker.unlink()
-    again = _cli(app, "redeliver", "--channel", "file", "--reason", "share remounted")
+    anonymous = _cli(app, "redeliver", "--channel", "file", "--reason", "share remounted",
+                     env={"QMS_OPERATOR": "paul.production", "QMS_OPERATOR_PASSWORD": PASSWORD})
+    assert anonymous.exit_code == 1 and "'erp.manage' is required" in anonymous.output
+    again = _cli(app, "redeliver", "--channel", "file", "--reason", "share remounted",
+                 env=OPERATOR)
     assert again.exit_code == 0 and "1 event(s) queued again on file" in again.output
+    requeued = [e for e in audit_events_after(app) if e[0] == "erp.message.requeued"]
+    assert requeued == [("erp.message.requeued", "ada.admin", lot, "share remounted")]
     assert _cli(app, "deliver").exit_code == 0
     assert [p.name.endswith(".json") for p in (blocker / "drop").glob("*.json")] == [True]
 
