@@ -5,6 +5,7 @@ Usernames are unique forever: a deactivated user keeps the name. Flushes, never 
 from __future__ import annotations
 
 import re
+import secrets
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,6 +18,7 @@ from qms.identity.authentication import (find_user, revoke_all_tokens, set_passw
                                          user_entity)
 from qms.identity.models import User, UserRole
 from qms.identity.security import Security
+from qms.records.service import required_reason
 
 USERNAME_PATTERN = re.compile(r"^[a-z][a-z0-9._-]{1,62}$")
 RESERVED_USERNAMES = {"system", "anonymous"}
@@ -93,6 +95,7 @@ def set_roles(session: Session, security: Security, *, actor: str, user: User,
               roles: list[str], reason: str) -> None:
     """Replace the user's roles; audited with before and after. Flushes, never commits."""
     refuse_own_account(actor, user)
+    reason = required_reason(reason)
     _check_roles(security, roles)
     before = user.roles
     user.role_rows = [UserRole(role=r) for r in sorted(set(roles))]
@@ -104,6 +107,7 @@ def set_roles(session: Session, security: Security, *, actor: str, user: User,
 def deactivate_user(session: Session, *, actor: str, user: User, reason: str) -> None:
     """The account can no longer log in, use tokens or sign; the row and name stay."""
     refuse_own_account(actor, user)
+    reason = required_reason(reason)
     if not user.active:
         raise Conflict(f"user {user.username} is already deactivated")
     user.active = False
@@ -114,11 +118,16 @@ def deactivate_user(session: Session, *, actor: str, user: User, reason: str) ->
 
 
 def reset_password(session: Session, security: Security, *, actor: str, user: User,
-                   temporary_password: str, reason: str) -> None:
+                   temporary_password: str, reason: str) -> str | None:
     """Admin reset: temporary password, unlock, tokens revoked, signing key retired (its
     public key is kept for verifying old signatures). No new key is made here: the next one
-    is born when the user sets their own password, never under one the administrator knows."""
+    is born when the user sets their own password, never under one the administrator knows.
+    Returns the retired key's id. Flushes, never commits."""
     refuse_own_account(actor, user)
+    reason = required_reason(reason)
+    if user.is_service or not user.active:
+        raise Conflict(f"{user.username} is a service account or deactivated; it has no "
+                       "password to reset")
     problems = security.policy.problems(temporary_password, user.username)
     if problems:
         raise InvalidInput("; ".join(problems), field="password")
@@ -133,14 +142,26 @@ def reset_password(session: Session, security: Security, *, actor: str, user: Us
     record_event(session, actor=actor, action="identity.password.reset",
                  data={"retired_key": old.key_id if old else None, "tokens_revoked": revoked},
                  entity=user_entity(user), reason=reason)
+    return old.key_id if old else None
 
 
 def unlock_user(session: Session, *, actor: str, user: User, reason: str) -> None:
+    """Clear the lock and the failure count; audited with the reason. Flushes, never commits."""
+    reason = required_reason(reason)
     if not user.locked:
         raise Conflict(f"user {user.username} is not locked")
     user.failed_attempts, user.locked_at = 0, None
     record_event(session, actor=actor, action="identity.user.unlocked", data={},
                  entity=user_entity(user), reason=reason)
+
+
+def generate_temporary_password(security: Security, username: str) -> str:
+    """A random temporary password (120 bits) that meets the password policy, for the users
+    API: the administrator never picks one they might reuse, and sees it only once."""
+    while True:
+        password = secrets.token_urlsafe(15)
+        if not security.policy.problems(password, username):
+            return password
 
 
 def list_users(session: Session) -> list[User]:
