@@ -112,9 +112,13 @@ def fail_with(error: DomainError) -> None:
 def operator_credentials() -> tuple[str, str]:
     """The administrator running the command: QMS_OPERATOR and QMS_OPERATOR_PASSWORD when
     set (scripts), else prompted for, the password without echo."""
-    username = os.environ.get(OPERATOR_ENV) or click.prompt("Administrator username")
-    password = os.environ.get(OPERATOR_PASSWORD_ENV) or click.prompt(
-        f"Password of {username}", hide_input=True)
+    try:
+        username = os.environ.get(OPERATOR_ENV) or click.prompt("Administrator username")
+        password = os.environ.get(OPERATOR_PASSWORD_ENV) or click.prompt(
+            f"Password of {username}", hide_input=True)
+    except click.Abort:  # end of input: a script without the variables, or Ctrl-C
+        fail(f"an administrator must authenticate: set {OPERATOR_ENV} and "
+             f"{OPERATOR_PASSWORD_ENV}, or answer the prompts")
     return username, password
 
 
