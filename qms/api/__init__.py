@@ -55,8 +55,10 @@ def authenticate_bearer() -> None:
 
 @api.errorhandler(DomainError)
 def domain_error(error: DomainError):
-    return problem(error.status, error.title, error.detail, code=error.code,
-                   errors=error.errors, **error.extra)
+    response = problem(error.status, error.title, error.detail, code=error.code,
+                       errors=error.errors, **error.extra)
+    response.headers.update(error.headers)
+    return response
 
 
 @api.errorhandler(IntegrityError)

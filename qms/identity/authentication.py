@@ -77,22 +77,28 @@ def check_credentials(session: Session, security: Security, username: str, passw
     """Verify username + password for ``purpose`` ("login", "token", "signature",
     "password_change"). The password is hashed before the user's row is locked; the lock is
     taken only to record the outcome, on counters read afresh under it, so parallel failures
-    all count. Failures are counted and audited; at the threshold the account is locked with
+    all count. A client address or username over its rate limit of failures is refused
+    first (TooManyAttempts, 429), with nothing hashed or written. Failures are counted and
+    audited; at the threshold the account is locked with
     an urgent audit event; a lockout past its configured time ends here. Flushes, never
     commits."""
+    security.throttle.check(username)  # before hashing: a throttled guess costs nothing
     verdict = verify_password(session, security, username, password)
     user = find_user(session, username, for_update=True)
     if user is None or user.is_service or user.password_hash is None:
+        security.throttle.count_failure(username)
         record_event(session, actor=ANONYMOUS, action="identity.login.failed",
                      data={"username": username[:150], "purpose": purpose, "why": "unknown user"})
         return CredentialCheck(None, AuthenticationFailed("invalid username or password"))
     _end_lockout_if_over(session, security, user)
     refusal = _account_refusal(security, user)
     if refusal:
+        security.throttle.count_failure(username)
         record_event(session, actor=user.username, action="identity.login.refused",
                      data={"purpose": purpose, "why": refusal[0]}, entity=user_entity(user))
         return CredentialCheck(user, refusal[1])
     if not _password_matches(security, user, password, verdict):
+        security.throttle.count_failure(username)
         return CredentialCheck(user, _count_failure(session, security, user, purpose))
     user.failed_attempts = 0
     return CredentialCheck(user)

@@ -7,6 +7,7 @@ from passlib.context import CryptContext
 
 from qms.identity.passwords import PasswordPolicy, dummy_hash, make_hasher
 from qms.identity.roles import RoleTable
+from qms.identity.throttle import AttemptThrottle
 
 
 @dataclass
@@ -17,6 +18,7 @@ class Security:
     key_wrap_log_n: int
     token_hours: int
     service_token_days: int
+    throttle: AttemptThrottle
     _dummy: str = field(default="", repr=False)
 
     @classmethod
@@ -24,7 +26,8 @@ class Security:
         return cls(policy=PasswordPolicy.from_settings(settings), hasher=make_hasher(settings),
                    roles=roles, key_wrap_log_n=settings["SECURITY_KEY_WRAP_SCRYPT_LOG_N"],
                    token_hours=settings["SECURITY_API_TOKEN_HOURS"],
-                   service_token_days=settings["SECURITY_SERVICE_TOKEN_DAYS"])
+                   service_token_days=settings["SECURITY_SERVICE_TOKEN_DAYS"],
+                   throttle=AttemptThrottle.from_settings(settings))
 
     def dummy_hash(self) -> str:
         if not self._dummy:

@@ -1,0 +1,28 @@
+"""Signing attempts share the rate limit on failed credential checks (issue 9, point 11):
+past it a signature is refused with 429 before the password is hashed or anything written."""
+from __future__ import annotations
+
+import pytest
+
+from qms.errors import SignatureRefused, TooManyAttempts
+from qms.esign.service import must_commit_before_raise
+from tests.esign.test_signatures import _refusal, _refusal_events
+
+
+@pytest.fixture
+def app_config(app_config):
+    return {**app_config, "RATELIMIT_FAILURES_PER_USERNAME": "2 per hour"}
+
+
+def test_wrong_signing_passwords_are_throttled_per_username(app, review_target, db_snapshot):
+    first, second = (_refusal(app, review_target.number, "rick.reviewer", "wrong password here")
+                     for _ in range(2))
+    assert isinstance(first, SignatureRefused) and isinstance(second, SignatureRefused)
+    before = db_snapshot()
+    third = _refusal(app, review_target.number, "rick.reviewer",
+                     review_target.reviewer.password)
+    assert isinstance(third, TooManyAttempts) and third.status == 429
+    assert third.headers["Retry-After"].isdigit()
+    assert not must_commit_before_raise(third)  # a throttled attempt writes nothing
+    assert db_snapshot() == before
+    assert len(_refusal_events(app, review_target.number)) == 2
