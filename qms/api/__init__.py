@@ -7,10 +7,10 @@ from werkzeug.exceptions import HTTPException
 
 from audit.canonical import CanonicalError
 from qms.api.problems import problem
-from qms.context import db_session, state
+from qms.context import SAFE_METHODS, db_session, state
 from qms.errors import Conflict, DomainError, InvalidInput, PasswordChangeRequired
 from qms.identity.authentication import password_change_due
-from qms.identity.tokens import resolve_token
+from qms.identity.tokens import needs_touch, resolve_token, touch
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -43,14 +43,30 @@ def authenticate_bearer() -> None:
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         return
-    token = resolve_token(db_session(), header.removeprefix("Bearer ").strip())
+    security = state().security
+    token = resolve_token(db_session(), header.removeprefix("Bearer ").strip(),
+                          idle_limit=security.token_idle)
     if token is None:
         return
     g.api_user, g.api_token = token.user, token
+    record_token_use(token)
     if password_change_due(state().security, token.user) and \
             request.endpoint not in PASSWORD_CHANGE_ALLOWED:
         raise PasswordChangeRequired("the password is temporary or expired; change it with "
                                      "POST /api/v1/auth/password")
+
+
+def record_token_use(token) -> None:
+    """Restart the token's idle clock. A write request records it in its own transaction
+    (which already holds the writer); a read records it in a short writer of its own, at most
+    once a minute per token, so reads stay reads."""
+    if not needs_touch(token):
+        return
+    if request.method not in SAFE_METHODS:
+        touch(db_session(), token.id)
+        return
+    with state().db.unit_of_work() as writer:
+        touch(writer, token.id)
 
 
 @api.errorhandler(DomainError)
