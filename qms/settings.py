@@ -150,6 +150,8 @@ def _validate_rate_limits(settings: Mapping[str, Any]) -> None:
         storage_from_string(settings["RATELIMIT_STORAGE_URI"])
     except Exception as error:  # unknown scheme, or its client library missing
         raise ConfigError(f"RATELIMIT_STORAGE_URI: {error}") from None
+    if not 1 <= settings["RATELIMIT_UNKNOWN_USER_AUDIT_MINUTES"] <= 24 * 60:
+        raise ConfigError("RATELIMIT_UNKNOWN_USER_AUDIT_MINUTES must be between 1 and 1440")
     if settings["SERVER_PROXY_HOPS"] < 0:
         raise ConfigError("SERVER_PROXY_HOPS must be 0 or more")
 

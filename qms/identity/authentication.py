@@ -87,8 +87,7 @@ def check_credentials(session: Session, security: Security, username: str, passw
     user = find_user(session, username, for_update=True)
     if user is None or user.is_service or user.password_hash is None:
         security.throttle.count_failure(username)
-        record_event(session, actor=ANONYMOUS, action="identity.login.failed",
-                     data={"username": username[:150], "purpose": purpose, "why": "unknown user"})
+        _audit_unknown_user(session, security, username, purpose)
         return CredentialCheck(None, AuthenticationFailed("invalid username or password"))
     _end_lockout_if_over(session, security, user)
     refusal = _account_refusal(security, user)
@@ -102,6 +101,28 @@ def check_credentials(session: Session, security: Security, username: str, passw
         return CredentialCheck(user, _count_failure(session, security, user, purpose))
     user.failed_attempts = 0
     return CredentialCheck(user)
+
+
+def _audit_unknown_user(session: Session, security: Security, username: str,
+                        purpose: str) -> None:
+    """Failures at names that do not exist are audited in summary, not one event each (a
+    guesser would otherwise write the trail full): per client address and interval, the
+    first failure writes an event, and so do the 10th, the 100th, ...; each names the
+    attempted username and how many such failures the client made in the interval so far."""
+    tally = security.throttle.tally_unknown_user()
+    if not _is_power_of_ten(tally.count):
+        return
+    record_event(session, actor=ANONYMOUS, action="identity.login.failed",
+                 data={"username": username[:150], "purpose": purpose, "why": "unknown user",
+                       "client": tally.client,
+                       "interval_start": utc_timestamp(tally.interval_start),
+                       "failures_in_interval": tally.count})
+
+
+def _is_power_of_ten(count: int) -> bool:
+    while count % 10 == 0:
+        count //= 10
+    return count == 1
 
 
 def _password_matches(security: Security, user: User, password: str,

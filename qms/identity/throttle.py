@@ -16,11 +16,12 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from flask import has_request_context, request
 from limits import RateLimitItem, parse_many
-from limits.storage import storage_from_string
+from limits.storage import Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from qms.errors import TooManyAttempts
@@ -29,20 +30,42 @@ from qms.errors import TooManyAttempts
 LOCAL_CLIENT = "local"
 
 
+@dataclass(frozen=True)
+class Tally:
+    """Unknown-user failures of one client address in the current interval, this one
+    included."""
+    client: str
+    interval_start: datetime
+    count: int
+
+
 @dataclass
 class AttemptThrottle:
     enabled: bool
     per_address: list[RateLimitItem]
     per_username: list[RateLimitItem]
     window: MovingWindowRateLimiter
+    storage: Storage
+    unknown_user_interval: timedelta
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> AttemptThrottle:
+        storage = storage_from_string(settings["RATELIMIT_STORAGE_URI"])
         return cls(enabled=settings["RATELIMIT_ENABLED"],
                    per_address=parse_many(settings["RATELIMIT_FAILURES_PER_ADDRESS"]),
                    per_username=parse_many(settings["RATELIMIT_FAILURES_PER_USERNAME"]),
-                   window=MovingWindowRateLimiter(
-                       storage_from_string(settings["RATELIMIT_STORAGE_URI"])))
+                   window=MovingWindowRateLimiter(storage), storage=storage,
+                   unknown_user_interval=timedelta(
+                       minutes=settings["RATELIMIT_UNKNOWN_USER_AUDIT_MINUTES"]))
+
+    def tally_unknown_user(self) -> Tally:
+        """Count one failure at an unknown username for the caller's address in the current
+        fixed interval (aligned to the epoch, so every worker agrees on its bounds)."""
+        seconds = int(self.unknown_user_interval.total_seconds())
+        index = int(time.time()) // seconds
+        client = client_address()
+        count = self.storage.incr(f"qms/unknown-user/{client}/{index}", seconds)
+        return Tally(client, datetime.fromtimestamp(index * seconds, timezone.utc), count)
 
     def check(self, username: str) -> None:
         """Raise TooManyAttempts (429) when the caller's address or ``username`` has no

@@ -90,3 +90,24 @@ def test_disabled_rate_limits_count_nothing(app_config):
 def test_bad_rate_limit_settings_refuse_to_start(app_config, key, value):
     with pytest.raises(ConfigError, match=key):
         create_app({**app_config, key: value})
+
+
+def unknown_user_events(app):
+    return [e for e in events(app, "identity.login.failed") if e.actor == "anonymous"]
+
+
+def test_unknown_user_failures_are_audited_in_summary_per_client(app_config):
+    app = create_app({**app_config, "RATELIMIT_FAILURES_PER_ADDRESS": "100 per hour"})
+    client = app.test_client()
+    try:
+        for n in range(12):
+            assert token_request(client, f"ghost{n}", "wrong password 1").status_code == 401
+        token_request(client, "phantom", "wrong password 1", address="192.0.2.99")
+        summary = unknown_user_events(app)
+    finally:
+        app.extensions["qms"].db.dispose()
+    assert [(e.data["client"], e.data["failures_in_interval"], e.data["username"])
+            for e in summary] == [("192.0.2.1", 1, "ghost0"), ("192.0.2.1", 10, "ghost9"),
+                                  ("192.0.2.99", 1, "phantom")]
+    assert all(e.data["why"] == "unknown user" and e.data["interval_start"].endswith("Z")
+               for e in summary)
