@@ -10,6 +10,7 @@ from qms.api.problems import problem
 from qms.context import SAFE_METHODS, db_session, state
 from qms.errors import Conflict, DomainError, InvalidInput, PasswordChangeRequired
 from qms.identity.authentication import password_change_due
+from qms.esign.service import verify_ahead
 from qms.identity.tokens import needs_touch, resolve_token, touch
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -37,15 +38,51 @@ def init_api(app: Flask) -> None:
         csrf.exempt(api)
 
 
+def bearer_secret() -> str | None:
+    header = request.headers.get("Authorization", "")
+    return header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None
+
+
+@api.before_request
+def sign_ahead() -> None:
+    """A request carrying a signature gets its slow work (argon2, scrypt) done first, on a
+    reader, before anything opens the request's writer (qms.esign.service.verify_ahead).
+    Registered before authenticate_bearer, whose token lookup opens that writer. Only for
+    the token holder's own signature: nobody else can sign, and no stranger gets hashing
+    done for free."""
+    credentials = signature_credentials()
+    secret = bearer_secret()
+    if credentials is None or secret is None:
+        return
+    app_state = state()
+    with app_state.db.reading() as reader:
+        token = resolve_token(reader, secret, idle_limit=app_state.security.token_idle)
+        if token is not None and token.user.username == credentials[0]:
+            verify_ahead(reader, app_state.security, *credentials)
+
+
+def signature_credentials() -> tuple[str, str] | None:
+    """(username, password) of a write request's ``signature`` member, if it has one."""
+    if request.method in SAFE_METHODS:
+        return None
+    body = request.get_json(silent=True)
+    signature = body.get("signature") if isinstance(body, dict) else None
+    if not isinstance(signature, dict):
+        return None
+    username, password = signature.get("username"), signature.get("password")
+    if not (isinstance(username, str) and isinstance(password, str) and username and password):
+        return None
+    return username, password
+
+
 @api.before_request
 def authenticate_bearer() -> None:
     g.api_user = None
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
+    secret = bearer_secret()
+    if secret is None:
         return
     security = state().security
-    token = resolve_token(db_session(), header.removeprefix("Bearer ").strip(),
-                          idle_limit=security.token_idle)
+    token = resolve_token(db_session(), secret, idle_limit=security.token_idle)
     if token is None:
         return
     g.api_user, g.api_token = token.user, token
