@@ -50,9 +50,9 @@ def sign_ahead() -> None:
     Registered before authenticate_bearer, whose token lookup opens that writer. Only for
     the token holder's own signature: nobody else can sign, and no stranger gets hashing
     done for free."""
-    credentials = signature_credentials()
     secret = bearer_secret()
-    if credentials is None or secret is None:
+    credentials = signature_credentials() if secret is not None else None
+    if credentials is None:
         return
     app_state = state()
     with app_state.db.reading() as reader:
@@ -65,7 +65,10 @@ def signature_credentials() -> tuple[str, str] | None:
     """(username, password) of a write request's ``signature`` member, if it has one."""
     if request.method in SAFE_METHODS:
         return None
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # too deeply nested: the endpoint refuses it with a 422
+        return None
     signature = body.get("signature") if isinstance(body, dict) else None
     if not isinstance(signature, dict):
         return None

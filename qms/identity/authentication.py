@@ -75,14 +75,18 @@ def verify_password(session: Session, security: Security, username: str,
 def check_credentials(session: Session, security: Security, username: str, password: str,
                       *, purpose: str, verdict: PasswordVerdict | None = None) -> CredentialCheck:
     """Verify username + password for ``purpose`` ("login", "token", "signature",
-    "password_change"). The password is hashed before the user's row is locked; the lock is
-    taken only to record the outcome, on counters read afresh under it, so parallel failures
-    all count. A client address or username over its rate limit of failures is refused
-    first (TooManyAttempts, 429), with nothing hashed or written. Failures are counted and
-    audited; at the threshold the account is locked with
-    an urgent audit event; a lockout past its configured time ends here. ``verdict`` is
-    verify_password's answer for this very username and password when the caller hashed
-    ahead, before its transaction began. Flushes, never commits."""
+    "password_change"). Flushes, never commits.
+
+    - A client address or username over its rate limit of failures is refused first
+      (TooManyAttempts, 429), with nothing hashed or written.
+    - The password is hashed before the user's row is locked (always, even for an unknown,
+      locked or deactivated account, so the answer's timing tells nothing); the lock is
+      taken only to record the outcome, on counters read afresh, so parallel failures all
+      count. ``verdict`` is verify_password's answer for this very username and password
+      when the caller hashed ahead, before its transaction began.
+    - Failures are counted and audited; at the threshold the account is locked with an
+      urgent audit event; a lockout past its configured time ends here.
+    """
     security.throttle.check(username)  # before hashing: a throttled guess costs nothing
     verdict = verdict or verify_password(session, security, username, password)
     user = find_user(session, username, for_update=True)

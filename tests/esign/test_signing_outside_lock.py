@@ -107,3 +107,15 @@ def test_a_wrong_signing_password_is_still_counted(app, client, review_target, a
                            headers=headers)
     assert response.status_code == 403
     assert failed_attempts(app, review_target.reviewer.username) == 1
+
+
+def test_looking_ahead_for_a_signature_leaves_bad_bodies_to_the_endpoint(
+        client, review_target, auth_headers):
+    headers = auth_headers(review_target.reviewer)
+    nested = client.post(f"/api/v1/documents/{review_target.number}/transitions",
+                         headers=headers, content_type="application/json",
+                         data="[" * 100_000 + "]" * 100_000)
+    assert nested.status_code == 422 and nested.get_json()["errors"].keys() == {"_body"}
+    odd = client.post(f"/api/v1/documents/{review_target.number}/transitions",
+                      headers=headers, json={"action": "review", "signature": ["not", "a", "map"]})
+    assert odd.status_code == 422
