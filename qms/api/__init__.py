@@ -7,6 +7,7 @@ from werkzeug.exceptions import HTTPException
 
 from audit.canonical import CanonicalError
 from qms.api.problems import problem
+from qms.api.spec import text_problem
 from qms.context import SAFE_METHODS, db_session, state
 from qms.errors import Conflict, DomainError, InvalidInput, PasswordChangeRequired
 from qms.identity.authentication import password_change_due
@@ -75,6 +76,8 @@ def signature_credentials() -> tuple[str, str] | None:
     username, password = signature.get("username"), signature.get("password")
     if not (isinstance(username, str) and isinstance(password, str) and username and password):
         return None
+    if text_problem(username) or text_problem(password):
+        return None  # e.g. a lone surrogate, which cannot even be hashed: the endpoint's 422
     return username, password
 
 

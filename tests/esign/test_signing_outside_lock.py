@@ -119,3 +119,10 @@ def test_looking_ahead_for_a_signature_leaves_bad_bodies_to_the_endpoint(
     odd = client.post(f"/api/v1/documents/{review_target.number}/transitions",
                       headers=headers, json={"action": "review", "signature": ["not", "a", "map"]})
     assert odd.status_code == 422
+    surrogate = client.post(
+        f"/api/v1/documents/{review_target.number}/transitions", headers=headers,
+        content_type="application/json",
+        data='{"action": "review", "signature": {"username": "rick.reviewer", '
+             '"password": "\\ud800 not hashable", "meaning": "reviewed"}}')
+    assert surrogate.status_code == 422
+    assert surrogate.get_json()["errors"].keys() == {"signature.password"}
