@@ -26,3 +26,20 @@ def test_wrong_signing_passwords_are_throttled_per_username(app, review_target, 
     assert not must_commit_before_raise(third)  # a throttled attempt writes nothing
     assert db_snapshot() == before
     assert len(_refusal_events(app, review_target.number)) == 2
+
+
+def test_a_throttled_signature_over_the_api_is_429_with_retry_after(app, client, review_target,
+                                                                   auth_headers, db_snapshot):
+    headers = auth_headers(review_target.reviewer)
+    url = f"/api/v1/documents/{review_target.number}/transitions"
+
+    def sign(password: str):
+        return client.post(url, headers=headers, json={"action": "review", "signature": {
+            "username": "rick.reviewer", "password": password, "meaning": "reviewed"}})
+
+    assert [sign("wrong password here").status_code for _ in range(2)] == [403, 403]
+    before = db_snapshot()
+    throttled = sign(review_target.reviewer.password)
+    assert throttled.status_code == 429 and throttled.mimetype == "application/problem+json"
+    assert int(throttled.headers["Retry-After"]) >= 1
+    assert db_snapshot() == before
