@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import qms.models  # noqa: F401  (registers every model and record type)
 from qms.bundled import bundled_path
@@ -30,6 +31,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(settings)
     app.config["SECRET_KEY"] = _secret_key(app)
     _configure_session_cookies(app)
+    _trust_proxies(app)
     app.extensions["qms"] = _build_state(app, instance)
     app.teardown_appcontext(close_db_session)
     _register_parts(app)
@@ -49,6 +51,14 @@ def _configure_session_cookies(app: Flask) -> None:
                       SESSION_COOKIE_SECURE=app.config["SECURITY_SECURE_COOKIES"],
                       SESSION_COOKIE_NAME="qms_session",
                       MAX_CONTENT_LENGTH=app.config["APP_MAX_REQUEST_BYTES"])
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Take the client's address from X-Forwarded-For only as far as configured proxies
+    vouch for it (rate limits are per address; anyone can send the header)."""
+    hops = app.config["SERVER_PROXY_HOPS"]
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)
 
 
 def _build_state(app: Flask, instance: Path) -> AppState:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from sqlalchemy import DateTime, Engine, String, TypeDecorator, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, String, TypeDecorator, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 # execution option that marks a connection as a writer (SQLite: BEGIN IMMEDIATE)
@@ -92,6 +92,24 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def reading_beside(session: Session) -> Iterator[Session]:
+    """A short read-only session on ``session``'s database but outside its transaction, for
+    slow work that must not hold the write lock: a SQLite reader takes no write lock (WAL)
+    and a PostgreSQL reader no row lock. Whatever it reads may change before the writer
+    locks; the writer re-reads what it relies on. A session bound to a connection (already
+    inside a transaction) reads through that session instead."""
+    bind = session.get_bind()
+    if isinstance(bind, Connection):
+        yield session
+        return
+    with Session(bind.execution_options(**{WRITE_OPTION: False})) as reader:
+        try:
+            yield reader
+        finally:
+            reader.rollback()
 
 
 class UTCDateTime(TypeDecorator):

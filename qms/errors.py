@@ -21,6 +21,7 @@ class DomainError(Exception):
         self.detail = detail
         self.errors = errors or ({field: [detail]} if field else None)
         self.extra = extra or {}
+        self.headers: dict[str, str] = {}  # HTTP headers the answer carries (Retry-After)
 
 
 class AuthenticationFailed(DomainError):
@@ -61,3 +62,14 @@ class Conflict(DomainError):
 
 class InvalidInput(DomainError):
     status, code, title = 422, "invalid-input", "Invalid input"
+
+
+class TooManyAttempts(DomainError):
+    """Rate limit on failed credential checks; ``retry_after`` seconds go into the
+    Retry-After header."""
+    status, code, title = 429, "too-many-attempts", "Too many attempts"
+
+    def __init__(self, detail: str, *, retry_after: int):
+        super().__init__(detail)
+        self.retry_after = retry_after
+        self.headers["Retry-After"] = str(retry_after)

@@ -113,8 +113,13 @@ def validate(settings: Mapping[str, Any]) -> None:
         raise ConfigError("SECURITY_PASSWORD_MIN_LENGTH may not be below 12")
     if settings["SECURITY_LOCKOUT_THRESHOLD"] < 1:
         raise ConfigError("SECURITY_LOCKOUT_THRESHOLD must be at least 1")
+    if not 1 <= settings["SECURITY_API_TOKEN_IDLE_MINUTES"] <= 24 * 60:
+        raise ConfigError("SECURITY_API_TOKEN_IDLE_MINUTES must be between 1 and 1440")
+    if settings["SECURITY_LOCKOUT_MINUTES"] < 0:
+        raise ConfigError("SECURITY_LOCKOUT_MINUTES must be 0 (until unlocked) or more")
     if not 1 <= settings["SECURITY_SESSION_IDLE_MINUTES"] <= 60:
         raise ConfigError("SECURITY_SESSION_IDLE_MINUTES must be between 1 and 60")
+    _validate_rate_limits(settings)
     try:
         ZoneInfo(settings["APP_TIMEZONE"])
     except (ZoneInfoNotFoundError, ValueError):
@@ -129,6 +134,26 @@ def validate(settings: Mapping[str, Any]) -> None:
     if not 0 < settings["ERP_BACKOFF_BASE_SECONDS"] <= settings["ERP_BACKOFF_CAP_SECONDS"]:
         raise ConfigError("ERP backoff needs 0 < ERP_BACKOFF_BASE_SECONDS <= "
                           "ERP_BACKOFF_CAP_SECONDS")
+
+
+def _validate_rate_limits(settings: Mapping[str, Any]) -> None:
+    from limits import parse_many
+    from limits.storage import storage_from_string
+
+    for key in ("RATELIMIT_FAILURES_PER_ADDRESS", "RATELIMIT_FAILURES_PER_USERNAME"):
+        try:
+            parse_many(settings[key])
+        except ValueError:
+            raise ConfigError(f"{key} {settings[key]!r} is not a rate limit such as "
+                              "'30 per 15 minutes'") from None
+    try:
+        storage_from_string(settings["RATELIMIT_STORAGE_URI"])
+    except Exception as error:  # unknown scheme, or its client library missing
+        raise ConfigError(f"RATELIMIT_STORAGE_URI: {error}") from None
+    if not 1 <= settings["RATELIMIT_UNKNOWN_USER_AUDIT_MINUTES"] <= 24 * 60:
+        raise ConfigError("RATELIMIT_UNKNOWN_USER_AUDIT_MINUTES must be between 1 and 1440")
+    if settings["SERVER_PROXY_HOPS"] < 0:
+        raise ConfigError("SERVER_PROXY_HOPS must be 0 or more")
 
 
 def site_today(settings: Mapping[str, Any]) -> date:

@@ -7,10 +7,12 @@ from werkzeug.exceptions import HTTPException
 
 from audit.canonical import CanonicalError
 from qms.api.problems import problem
-from qms.context import db_session, state
+from qms.api.spec import text_problem
+from qms.context import SAFE_METHODS, db_session, state
 from qms.errors import Conflict, DomainError, InvalidInput, PasswordChangeRequired
 from qms.identity.authentication import password_change_due
-from qms.identity.tokens import resolve_token
+from qms.esign.service import verify_ahead
+from qms.identity.tokens import needs_touch, resolve_token, touch
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -37,26 +39,85 @@ def init_api(app: Flask) -> None:
         csrf.exempt(api)
 
 
+def bearer_secret() -> str | None:
+    header = request.headers.get("Authorization", "")
+    return header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None
+
+
+@api.before_request
+def sign_ahead() -> None:
+    """A request carrying a signature gets its slow work (argon2, scrypt) done first, on a
+    reader, before anything opens the request's writer (qms.esign.service.verify_ahead).
+    Registered before authenticate_bearer, whose token lookup opens that writer. Only for
+    the token holder's own signature: nobody else can sign, and no stranger gets hashing
+    done for free."""
+    secret = bearer_secret()
+    credentials = signature_credentials() if secret is not None else None
+    if credentials is None:
+        return
+    app_state = state()
+    with app_state.db.reading() as reader:
+        token = resolve_token(reader, secret, idle_limit=app_state.security.token_idle)
+        if token is not None and token.user.username == credentials[0]:
+            verify_ahead(reader, app_state.security, *credentials)
+
+
+def signature_credentials() -> tuple[str, str] | None:
+    """(username, password) of a write request's ``signature`` member, if it has one."""
+    if request.method in SAFE_METHODS:
+        return None
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # too deeply nested: the endpoint refuses it with a 422
+        return None
+    signature = body.get("signature") if isinstance(body, dict) else None
+    if not isinstance(signature, dict):
+        return None
+    username, password = signature.get("username"), signature.get("password")
+    if not (isinstance(username, str) and isinstance(password, str) and username and password):
+        return None
+    if text_problem(username) or text_problem(password):
+        return None  # e.g. a lone surrogate, which cannot even be hashed: the endpoint's 422
+    return username, password
+
+
 @api.before_request
 def authenticate_bearer() -> None:
     g.api_user = None
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
+    secret = bearer_secret()
+    if secret is None:
         return
-    token = resolve_token(db_session(), header.removeprefix("Bearer ").strip())
+    security = state().security
+    token = resolve_token(db_session(), secret, idle_limit=security.token_idle)
     if token is None:
         return
     g.api_user, g.api_token = token.user, token
+    record_token_use(token)
     if password_change_due(state().security, token.user) and \
             request.endpoint not in PASSWORD_CHANGE_ALLOWED:
         raise PasswordChangeRequired("the password is temporary or expired; change it with "
                                      "POST /api/v1/auth/password")
 
 
+def record_token_use(token) -> None:
+    """Restart the token's idle clock. A write request records it in its own transaction
+    (which already holds the writer); a read records it in a short writer of its own, at most
+    once a minute per token, so reads stay reads."""
+    if not needs_touch(token):
+        return
+    if request.method not in SAFE_METHODS:
+        touch(db_session(), token.id)
+        return
+    with state().db.unit_of_work() as writer:
+        touch(writer, token.id)
+
+
 @api.errorhandler(DomainError)
 def domain_error(error: DomainError):
-    return problem(error.status, error.title, error.detail, code=error.code,
-                   errors=error.errors, **error.extra)
+    response = problem(error.status, error.title, error.detail, code=error.code,
+                       errors=error.errors, **error.extra)
+    response.headers.update(error.headers)
+    return response
 
 
 @api.errorhandler(IntegrityError)

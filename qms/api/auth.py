@@ -18,7 +18,7 @@ from qms.identity.models import ApiToken
 
 @endpoint(api, "/auth/tokens", "POST", summary="Issue an API token (8 h) for a user",
           tag="auth", public=True, body=TokenRequest, response=TokenResponse, status=201,
-          errors=(401, 403, 422, 423))
+          errors=(401, 403, 422, 423, 429))
 def issue_token(body):
     """Exchange username and password for a bearer token. Failed attempts count toward
     lockout. A user whose password is temporary or expired must change it first."""
@@ -61,7 +61,7 @@ def revoke_own_token(token_id: int, body):
 
 @endpoint(api, "/auth/password", "POST", summary="Change a password (also a temporary one)",
           tag="auth", public=True, body=PasswordChangeRequest, status=204,
-          errors=(401, 422, 423))
+          errors=(401, 422, 423, 429))
 def change_password(body):
     """The only call a user with a temporary or expired password can make. The old
     password is checked like a login (failures count toward lockout)."""

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from flask import g, has_request_context
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -28,10 +31,11 @@ from audit.canonical import canonical_bytes, utc_timestamp
 from qms.auditing import record_event
 from qms.db import utcnow
 from qms.errors import (AccountLocked, DomainError, InvalidInput, NotPermitted,
-                        SegregationOfDuties, SignatureRefused)
+                        SegregationOfDuties, SignatureRefused, TooManyAttempts)
 from qms.esign import keys
 from qms.esign.models import Signature
-from qms.identity.authentication import check_credentials, password_change_due
+from qms.identity.authentication import (PasswordVerdict, check_credentials,
+                                        password_change_due, verify_password)
 from qms.identity.models import User
 from qms.identity.roles import ADMIN_ROLE
 from qms.identity.security import Security
@@ -58,16 +62,80 @@ def sign_record(session: Session, security: Security, *, user: User,
     _check_request(credentials, required_meaning)
     if not security.roles.allows(user.roles, required_permission):
         raise NotPermitted(f"permission {required_permission!r} is required to sign this")
+    ahead = _verified_ahead(credentials)
     refusal = _ineligible(security, user, credentials) or _segregation_refusal(user, segregation)
     if refusal is None:
         check = check_credentials(session, security, user.username, credentials["password"],
-                                  purpose="signature")
+                                  purpose="signature", verdict=ahead and ahead.verdict)
         refusal = None if check.ok else _as_signing_error(check.error)
     if refusal is not None:
         raise _refused(session, user, target, required_meaning, refusal)
     key_row, private_key = _unlock_key(session, user, credentials["password"], target,
-                                       required_meaning)
+                                       required_meaning, ahead)
     return _apply(session, user, target, content_hash, required_meaning, key_row, private_key)
+
+
+@dataclass(frozen=True)
+class VerifiedAhead:
+    """A signer's password hashed, and their key unwrapped, before the request's write
+    transaction began (see ``verify_ahead``). Holds a digest of the password, not the
+    password, to recognise the request it belongs to."""
+    username: str
+    password_digest: bytes
+    verdict: PasswordVerdict
+    key_id: str | None
+    sealed: bytes | None
+    private_key: Ed25519PrivateKey | None
+
+    def opened(self, key_row: keys.SigningKey) -> bool:
+        """True when this is the key that was unwrapped, sealed as it was then."""
+        return (self.private_key is not None and key_row.key_id == self.key_id
+                and key_row.wrapped_private_key == self.sealed)
+
+
+def verify_ahead(reader: Session, security: Security, username: str, password: str) -> None:
+    """Do a signature's slow work now, on a reader, before the request opens its writer:
+    argon2 on the password and scrypt on the signing key (together about 0.3 s at production
+    cost) would otherwise run while SQLite's write lock, or PostgreSQL's locks on the record
+    and the user, are held. Writes nothing and decides nothing: ``sign_record`` records the
+    outcome under its locks, re-reading the counters, and repeats the work if the hash or the
+    key changed meanwhile. The key is unwrapped whether or not the password matched, so the
+    time this takes says nothing about the password. A throttled signer gets no work done
+    here (``sign_record`` refuses them). Only within a request."""
+    try:
+        security.throttle.check(username)
+    except TooManyAttempts:
+        return
+    verdict = verify_password(reader, security, username, password)
+    key_row = _active_key_of(reader, username)
+    private_key = None
+    if key_row is not None:
+        try:
+            private_key = keys.unwrap(key_row, password)
+        except keys.KeyUnwrapError:
+            pass
+    g.signature_verified_ahead = VerifiedAhead(
+        username, _digest(password), verdict, key_row and key_row.key_id,
+        key_row and key_row.wrapped_private_key, private_key)
+
+
+def _active_key_of(reader: Session, username: str) -> keys.SigningKey | None:
+    user_id = reader.scalar(select(User.id).where(User.username == username))
+    return None if user_id is None else keys.active_key(reader, user_id)
+
+
+def _verified_ahead(credentials: Mapping[str, str]) -> VerifiedAhead | None:
+    """The work ``verify_ahead`` did for exactly these credentials in this request, if any."""
+    ahead = g.get("signature_verified_ahead") if has_request_context() else None
+    if ahead is None or ahead.username != credentials.get("username"):
+        return None
+    if not hmac.compare_digest(ahead.password_digest, _digest(credentials.get("password", ""))):
+        return None
+    return ahead
+
+
+def _digest(password: str) -> bytes:
+    return hashlib.sha256(password.encode("utf-8")).digest()
 
 
 def _check_request(credentials: Mapping[str, str], required: str) -> None:
@@ -129,11 +197,14 @@ def must_commit_before_raise(error: BaseException) -> bool:
 
 
 def _unlock_key(session: Session, user: User, password: str, target: dict[str, Any],
-                meaning: str) -> tuple[keys.SigningKey, Ed25519PrivateKey]:
+                meaning: str, ahead: VerifiedAhead | None
+                ) -> tuple[keys.SigningKey, Ed25519PrivateKey]:
     key_row = keys.active_key(session, user.id)
     try:
         if key_row is None:
             raise keys.KeyUnwrapError("the user has no active signing key")
+        if ahead is not None and ahead.opened(key_row):
+            return key_row, ahead.private_key
         return key_row, keys.unwrap(key_row, password)
     except keys.KeyUnwrapError as error:
         raise _refused(session, user, target, meaning,

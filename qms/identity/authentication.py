@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from qms.auditing import record_event
-from qms.db import utcnow
+from audit.canonical import utc_timestamp
+from qms.auditing import SYSTEM_ACTOR, record_event
+from qms.db import reading_beside, utcnow
 from qms.errors import (AccountLocked, AuthenticationFailed, Conflict, DomainError,
                         InvalidInput, NotPermitted, PasswordChangeRequired)
 from qms.esign import keys
 from qms.identity.models import ApiToken, PasswordHistory, User
+from qms.identity.passwords import UNTIL_UNLOCKED
 from qms.identity.security import Security
 
 ANONYMOUS = "anonymous"
@@ -47,25 +49,60 @@ def find_user(session: Session, username: str, *, for_update: bool = False) -> U
     return session.scalar(query)
 
 
+@dataclass(frozen=True)
+class PasswordVerdict:
+    """What the slow hash said, before any lock: ``hash_seen`` is the stored hash it was
+    checked against (None: no account with a password by that name)."""
+    hash_seen: str | None
+    matches: bool
+
+
+def verify_password(session: Session, security: Security, username: str,
+                    password: str) -> PasswordVerdict:
+    """Run argon2 with no lock held: the hash is read through a short reader beside
+    ``session``, so a guess never holds SQLite's write lock or PostgreSQL's row lock on the
+    user while it hashes (about 0.2 s at production cost). Unknown names are checked against
+    a dummy hash, so the answer takes as long as for a real user. Writes nothing."""
+    with reading_beside(session) as reader:
+        stored = reader.scalar(select(User.password_hash).where(
+            User.username == username, User.is_service.is_(False)))
+    if stored is None:
+        security.hasher.verify(password, security.dummy_hash())
+        return PasswordVerdict(None, False)
+    return PasswordVerdict(stored, security.hasher.verify(password, stored))
+
+
 def check_credentials(session: Session, security: Security, username: str, password: str,
-                      *, purpose: str) -> CredentialCheck:
+                      *, purpose: str, verdict: PasswordVerdict | None = None) -> CredentialCheck:
     """Verify username + password for ``purpose`` ("login", "token", "signature",
-    "password_change"). Failures are counted and audited; at the threshold the account is
-    locked with an urgent audit event. Flushes, never commits."""
+    "password_change"). Flushes, never commits.
+
+    - A client address or username over its rate limit of failures is refused first
+      (TooManyAttempts, 429), with nothing hashed or written.
+    - The password is hashed before the user's row is locked (always, even for an unknown,
+      locked or deactivated account, so the answer's timing tells nothing); the lock is
+      taken only to record the outcome, on counters read afresh, so parallel failures all
+      count. ``verdict`` is verify_password's answer for this very username and password
+      when the caller hashed ahead, before its transaction began.
+    - Failures are counted and audited; at the threshold the account is locked with an
+      urgent audit event; a lockout past its configured time ends here.
+    """
+    security.throttle.check(username)  # before hashing: a throttled guess costs nothing
+    verdict = verdict or verify_password(session, security, username, password)
     user = find_user(session, username, for_update=True)
     if user is None or user.is_service or user.password_hash is None:
-        security.hasher.verify(password, security.dummy_hash())  # same cost as a real check
-        record_event(session, actor=ANONYMOUS, action="identity.login.failed",
-                     data={"username": username[:150], "purpose": purpose, "why": "unknown user"})
+        security.throttle.count_failure(username)
+        _audit_unknown_user(session, security, username, purpose)
         return CredentialCheck(None, AuthenticationFailed("invalid username or password"))
-    # verified even when the account cannot log in, so the answer's timing tells nothing
-    password_ok = security.hasher.verify(password, user.password_hash)
-    refusal = _account_refusal(user)
+    _end_lockout_if_over(session, security, user)
+    refusal = _account_refusal(security, user)
     if refusal:
+        security.throttle.count_failure(username)
         record_event(session, actor=user.username, action="identity.login.refused",
                      data={"purpose": purpose, "why": refusal[0]}, entity=user_entity(user))
         return CredentialCheck(user, refusal[1])
-    if not password_ok:
+    if not _password_matches(security, user, password, verdict):
+        security.throttle.count_failure(username)
         return CredentialCheck(user, _count_failure(session, security, user, purpose))
     user.failed_attempts = 0
     return CredentialCheck(user)
@@ -98,16 +135,65 @@ def check_administrator(session: Session, security: Security, username: str, pas
     return CredentialCheck(user, error)
 
 
-def _account_refusal(user: User) -> tuple[str, DomainError] | None:
+def _audit_unknown_user(session: Session, security: Security, username: str,
+                        purpose: str) -> None:
+    """Failures at names that do not exist are audited in summary, not one event each (a
+    guesser would otherwise write the trail full): per client address and interval, the
+    first failure writes an event, and so do the 10th, the 100th, ...; each names the
+    attempted username and how many such failures the client made in the interval so far."""
+    tally = security.throttle.tally_unknown_user()
+    if not _is_power_of_ten(tally.count):
+        return
+    record_event(session, actor=ANONYMOUS, action="identity.login.failed",
+                 data={"username": username[:150], "purpose": purpose, "why": "unknown user",
+                       "client": tally.client,
+                       "interval_start": utc_timestamp(tally.interval_start),
+                       "failures_in_interval": tally.count})
+
+
+def _is_power_of_ten(count: int) -> bool:
+    while count % 10 == 0:
+        count //= 10
+    return count == 1
+
+
+def _password_matches(security: Security, user: User, password: str,
+                      verdict: PasswordVerdict) -> bool:
+    if user.password_hash == verdict.hash_seen:
+        return verdict.matches
+    # the password was changed or reset between the check and the lock (rare): the verdict
+    # is about a hash that no longer counts, so check the current one, under the lock
+    return security.hasher.verify(password, user.password_hash)
+
+
+def _end_lockout_if_over(session: Session, security: Security, user: User) -> None:
+    """A lockout ends by itself after ``[security] lockout_minutes`` (never when 0)."""
+    if not user.locked or not security.policy.lockout_over(user.locked_at, utcnow()):
+        return
+    locked_at = user.locked_at
+    user.failed_attempts, user.locked_at = 0, None
+    record_event(session, actor=SYSTEM_ACTOR, action="identity.user.unlocked",
+                 data={"why": "lockout expired", "locked_at": utc_timestamp(locked_at),
+                       "lockout_minutes": security.policy.lockout_minutes},
+                 entity=user_entity(user))
+
+
+def _account_refusal(security: Security, user: User) -> tuple[str, DomainError] | None:
     """(why, for the audit trail; the error the caller sees). A deactivated account answers
     like a wrong password so that the API does not reveal which accounts exist; a locked one
     answers 423, as the API contract says."""
     if not user.active:
         return "account is deactivated", AuthenticationFailed("invalid username or password")
     if user.locked:
-        return "account is locked", AccountLocked(
-            "account is locked after repeated failures; ask an administrator")
+        return "account is locked", locked_error(security)
     return None
+
+
+def locked_error(security: Security) -> AccountLocked:
+    if security.policy.lockout_minutes == UNTIL_UNLOCKED:
+        return AccountLocked("account is locked after repeated failures; ask an administrator")
+    return AccountLocked("account is locked after repeated failures; try again in "
+                         f"{security.policy.lockout_minutes} minutes or ask an administrator")
 
 
 def _count_failure(session: Session, security: Security, user: User, purpose: str) -> DomainError:
@@ -118,11 +204,12 @@ def _count_failure(session: Session, security: Security, user: User, purpose: st
     if user.failed_attempts < security.policy.lockout_threshold:
         return AuthenticationFailed("invalid username or password")
     user.locked_at = utcnow()
-    record_event(session, actor="system", action="identity.user.locked",
+    record_event(session, actor=SYSTEM_ACTOR, action="identity.user.locked",
                  data={"urgent": True, "failed_attempts": user.failed_attempts,
-                       "purpose": purpose, "username": user.username},
+                       "purpose": purpose, "username": user.username,
+                       "lockout_minutes": security.policy.lockout_minutes},
                  entity=user_entity(user))
-    return AccountLocked("account locked after repeated failures; ask an administrator")
+    return locked_error(security)
 
 
 def password_change_due(security: Security, user: User) -> bool:

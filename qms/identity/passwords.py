@@ -6,6 +6,8 @@ from datetime import datetime, timedelta
 
 from passlib.context import CryptContext
 
+UNTIL_UNLOCKED = 0  # [security] lockout_minutes: no expiry, an administrator must act
+
 
 @dataclass(frozen=True)
 class PasswordPolicy:
@@ -13,13 +15,22 @@ class PasswordPolicy:
     history: int
     expiry_days: int
     lockout_threshold: int
+    # 0 (UNTIL_UNLOCKED): a lockout lasts until an administrator unlocks or resets
+    lockout_minutes: int = 30
 
     @classmethod
     def from_settings(cls, settings) -> PasswordPolicy:
         return cls(min_length=settings["SECURITY_PASSWORD_MIN_LENGTH"],
                    history=settings["SECURITY_PASSWORD_HISTORY"],
                    expiry_days=settings["SECURITY_PASSWORD_EXPIRY_DAYS"],
-                   lockout_threshold=settings["SECURITY_LOCKOUT_THRESHOLD"])
+                   lockout_threshold=settings["SECURITY_LOCKOUT_THRESHOLD"],
+                   lockout_minutes=settings["SECURITY_LOCKOUT_MINUTES"])
+
+    def lockout_over(self, locked_at: datetime, now: datetime) -> bool:
+        """True when a lockout that began at ``locked_at`` has run its configured time."""
+        if self.lockout_minutes == UNTIL_UNLOCKED:
+            return False
+        return now - locked_at >= timedelta(minutes=self.lockout_minutes)
 
     def expired(self, changed_at: datetime | None, now: datetime) -> bool:
         if self.expiry_days == 0 or changed_at is None:

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from passlib.context import CryptContext
 
 from qms.identity.passwords import PasswordPolicy, dummy_hash, make_hasher
 from qms.identity.roles import RoleTable
+from qms.identity.throttle import AttemptThrottle
 
 
 @dataclass
@@ -16,7 +18,9 @@ class Security:
     roles: RoleTable
     key_wrap_log_n: int
     token_hours: int
+    token_idle: timedelta
     service_token_days: int
+    throttle: AttemptThrottle
     _dummy: str = field(default="", repr=False)
 
     @classmethod
@@ -24,7 +28,9 @@ class Security:
         return cls(policy=PasswordPolicy.from_settings(settings), hasher=make_hasher(settings),
                    roles=roles, key_wrap_log_n=settings["SECURITY_KEY_WRAP_SCRYPT_LOG_N"],
                    token_hours=settings["SECURITY_API_TOKEN_HOURS"],
-                   service_token_days=settings["SECURITY_SERVICE_TOKEN_DAYS"])
+                   token_idle=timedelta(minutes=settings["SECURITY_API_TOKEN_IDLE_MINUTES"]),
+                   service_token_days=settings["SECURITY_SERVICE_TOKEN_DAYS"],
+                   throttle=AttemptThrottle.from_settings(settings))
 
     def dummy_hash(self) -> str:
         if not self._dummy:

@@ -160,7 +160,7 @@ def error_page(error: HTTPException):
 
 def domain_error_page(error: DomainError):
     return render_template("error.html", status=error.status, title=error_title(error.status),
-                           detail=error.detail), error.status
+                           detail=error.detail), error.status, error.headers
 
 
 def error_title(status: int | None) -> str:

@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from flask_login import UserMixin, current_user, login_user, logout_user
 
 from qms.context import commit, db_session, state
-from qms.errors import AccountLocked, DomainError, InvalidInput
+from qms.errors import AccountLocked, DomainError, InvalidInput, TooManyAttempts
 from qms.identity import authentication
 from qms.identity.authentication import check_credentials, record_login, record_logout
 from qms.identity.models import User
@@ -81,8 +81,12 @@ def login():
         form.next.data = request.args.get("next", "")
     if not form.validate_on_submit():
         return render_template("login.html", form=form)
-    check = check_credentials(db_session(), state().security, form.username.data,
-                              form.password.data, purpose="login")
+    try:
+        check = check_credentials(db_session(), state().security, form.username.data,
+                                  form.password.data, purpose="login")
+    except TooManyAttempts as error:
+        return render_template("login.html", form=form, error=throttled_message(error)), \
+            error.status, error.headers
     if not check.ok:
         commit()  # the failure count, any lockout and their audit events must persist
         return render_template("login.html", form=form, error=login_error(check.error)), \
@@ -96,9 +100,14 @@ def login():
 def login_error(error: DomainError) -> str:
     if isinstance(error, AccountLocked):
         return _("This account is locked after repeated failed sign-in attempts. "
-                 "Ask an administrator to unlock it.")
+                 "Try again later or ask an administrator to unlock it.")
     # deactivated and unknown accounts get the same answer as a wrong password
     return _("Invalid username or password.")
+
+
+def throttled_message(error: TooManyAttempts) -> str:
+    return _("Too many failed sign-in attempts from this computer or for this username. "
+             "Try again in %(seconds)d seconds.", seconds=error.retry_after)
 
 
 def start_session(user: User) -> None:
@@ -134,8 +143,12 @@ def change_password():
     if not form.validate_on_submit():
         return render_password_form(form)
     db, security = db_session(), state().security
-    check = check_credentials(db, security, current_user.username,
-                              form.current_password.data, purpose="password_change")
+    try:
+        check = check_credentials(db, security, current_user.username,
+                                  form.current_password.data, purpose="password_change")
+    except TooManyAttempts as error:
+        form.current_password.errors.append(throttled_message(error))
+        return render_password_form(form), error.status, error.headers
     if not check.ok:
         commit()  # a wrong current password counts toward lockout
         return refused_password_change(form, check.error)

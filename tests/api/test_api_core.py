@@ -9,10 +9,20 @@ from openapi_spec_validator import validate
 from audit.canonical import canonical_bytes
 
 
-def test_health_is_public_and_reports_the_chain_head(client):
-    body = client.get("/api/v1/health").get_json()
-    assert body["status"] == "ok"
-    assert body["audit_head"] == {"seq": 0, "hash": "0" * 64}
+def test_anonymous_health_says_only_that_the_service_is_up(client):
+    """A stranger learns neither the version, nor the database, nor the chain head."""
+    response = client.get("/api/v1/health")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_authenticated_health_reports_version_database_and_chain_head(
+        client, make_user, auth_headers, backend):
+    headers = auth_headers(make_user("olga", "auditor"))
+    body = client.get("/api/v1/health", headers=headers).get_json()
+    assert body["status"] == "ok" and body["version"]
+    assert body["database"] == backend
+    assert body["audit_head"]["seq"] >= 1 and len(body["audit_head"]["hash"]) == 64
 
 
 def test_openapi_documents_every_route_and_is_valid(app, client, make_user, auth_headers):

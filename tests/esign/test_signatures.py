@@ -145,7 +145,8 @@ INELIGIBLE = [
     ("temporary password", {"password_temporary": True}, SignatureRefused, "temporary"),
     ("expired password", {"password_changed_at": datetime(2020, 1, 1, tzinfo=timezone.utc)},
      SignatureRefused, "expired"),
-    ("locked", {"locked_at": datetime(2026, 1, 1, tzinfo=timezone.utc)}, AccountLocked, "locked"),
+    # locked just now: a lockout older than [security] lockout_minutes has ended
+    ("locked", {"locked_at": datetime.now(timezone.utc)}, AccountLocked, "locked"),
 ]
 
 

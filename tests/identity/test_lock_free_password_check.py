@@ -1,0 +1,82 @@
+"""A password is hashed outside the write lock (issue 9, point 10): while argon2 checks a
+guess, other writers go on, and the user's row is locked only to record the outcome.
+
+The hasher is the real argon2 one, observed: its check announces that it has started and
+waits until the test has tried another write transaction, so the test asserts an order of
+events, never a duration.
+"""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from qms.db import Database, make_engine
+from qms.identity.models import User
+
+
+class ObservedHasher:
+    """The real hasher; each verify() says it started, then waits for the test's go."""
+
+    def __init__(self, real):
+        self.real = real
+        self.started, self.go = threading.Event(), threading.Event()
+
+    def verify(self, secret, stored_hash):
+        self.started.set()
+        self.go.wait(timeout=60)
+        return self.real.verify(secret, stored_hash)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+@pytest.fixture
+def observed_hasher(app):
+    security = app.extensions["qms"].security
+    security.dummy_hash()  # computed now, not while the test observes
+    observed = ObservedHasher(security.hasher)
+    security.hasher = observed
+    yield observed
+    observed.go.set()
+    security.hasher = observed.real
+
+
+def write_beside(app, username: str) -> str:
+    """Another write transaction that locks ``username``'s row and commits, or reports that
+    it could not (a short busy timeout / NOWAIT makes a held lock an error, not a wait)."""
+    engine = make_engine(app.config["DATABASE_URL"], busy_timeout_ms=100)
+    try:
+        with Database(engine).unit_of_work() as session:
+            session.scalar(select(User).where(User.username == username)
+                           .with_for_update(nowait=True))
+        return "other writer committed"
+    except OperationalError:
+        return "other writer blocked"
+    finally:
+        engine.dispose()
+
+
+def test_another_writer_commits_while_a_wrong_password_is_hashed(app, make_user,
+                                                                 observed_hasher):
+    make_user("victim", "auditor")
+    answers = []
+
+    def guess():
+        response = app.test_client().post(
+            "/api/v1/auth/tokens", json={"username": "victim", "password": "guessing-wrong-1"})
+        answers.append(response.status_code)
+
+    guesser = threading.Thread(target=guess)
+    guesser.start()
+    assert observed_hasher.started.wait(timeout=60)
+    order = ["hash check started", write_beside(app, "victim")]
+    observed_hasher.go.set()
+    guesser.join(timeout=60)
+    assert order == ["hash check started", "other writer committed"]
+    assert answers == [401]
+    with app.extensions["qms"].db.reading() as session:
+        assert session.scalar(select(User.failed_attempts)
+                              .where(User.username == "victim")) == 1  # still counted
