@@ -94,8 +94,10 @@ def update_record(session: Session, workflow: Workflow, record: VersionedRecord,
                   changes: Mapping[str, Any], reason: str | None, *,
                   expected_version: int | None = None) -> VersionedRecord:
     """Change editable fields of a record in an editable state, with a mandatory reason.
-    Refuses unknown or read-only fields and changes that change nothing. Flushes, never
-    commits."""
+    Refuses unknown or read-only fields and changes that change nothing. An edit in a state
+    the workflow's ``edit_returns_to`` names (an approved supplier) moves the record back
+    for approval in the same version: the approval's signature stays with the version it
+    signed, and the record no longer counts as approved. Flushes, never commits."""
     record_type = record_type_of(workflow.record_type)
     reason = required_reason(reason)
     if not workflow.is_editable(record.state):
@@ -111,12 +113,18 @@ def update_record(session: Session, workflow: Workflow, record: VersionedRecord,
     _refuse_problems(record_type, {**before, **{n: content_value(changes[n]) for n in changed}})
     for name in changed:
         setattr(record, name, changes[name])
+    previous_state = record.state
+    record.state = workflow.state_after_edit(previous_state)
     _next_version(record, actor)
     after = _store_version(session, record_type, record, action=UPDATE, reason=reason)
+    data = {"version": record.version, "before": {n: before[n] for n in changed},
+            "after": {n: after[n] for n in changed}}
+    if record.state != previous_state:
+        data["before"]["state"], data["after"]["state"] = previous_state, record.state
     record_event(session, actor=actor.username, action=f"{record_type.name}.record.updated",
-                 data={"version": record.version, "before": {n: before[n] for n in changed},
-                       "after": {n: after[n] for n in changed}},
-                 entity=(record_type.name, record.number), reason=reason)
+                 data=data, entity=(record_type.name, record.number), reason=reason)
+    if record_type.state_changed is not None and record.state != previous_state:
+        record_type.state_changed(session, record, previous_state, actor.username, reason, None)
     return record
 
 
