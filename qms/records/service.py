@@ -132,13 +132,18 @@ def apply_transition(session: Session, security: Security, workflow: Workflow,
                      record: VersionedRecord, actor: User, action: str, reason: str | None,
                      signature_credentials: Mapping[str, str] | None, *,
                      expected_version: int | None = None) -> VersionedRecord:
-    """Move the record along the workflow. A signed transition signs the new version, whose
-    content is unchanged, with the actor's key (qms.esign.service.sign_record): a refused
-    signature raises with ``commit_before_raise`` before the record is touched, so that the
-    caller can commit the refusal alone. Flushes, never commits."""
+    """Move the record along the workflow. The actor's permission is checked before the
+    record's state, so a refusal tells nobody the state. A signed transition names the
+    version the signer saw (``expected_version``: 422 naming ``version`` when missing, 409
+    when the record moved on) and signs the new version, whose content is unchanged, with
+    the actor's key (qms.esign.service.sign_record): a refused signature raises with
+    ``commit_before_raise`` before the record is touched, so that the caller can commit the
+    refusal alone. Flushes, never commits."""
+    _require_action_permission(security, workflow, actor, action)
     transition = _open_transition(workflow, record, action)
     if not security.roles.allows(actor.roles, transition.permission):
         raise NotPermitted(f"{action!r} needs permission {transition.permission!r}")
+    _check_signed_request(transition, signature_credentials, expected_version)
     _check_expected_version(record, expected_version)
     reason = required_reason(reason) if transition.reason_required else _optional_reason(reason)
     record_type = record_type_of(workflow.record_type)
@@ -207,6 +212,17 @@ def _stored_content(session: Session, record: VersionedRecord) -> dict[str, Any]
     return json.loads(stored)
 
 
+def _require_action_permission(security: Security, workflow: Workflow, actor: User,
+                               action: str) -> None:
+    """403 unless the actor holds the permission of some transition named ``action``,
+    whatever the record's state (an action the workflow does not know passes on to the
+    state check, which names the open actions)."""
+    permissions = workflow.permissions_for(action)
+    if permissions and not any(security.roles.allows(actor.roles, p) for p in permissions):
+        raise NotPermitted(f"{action!r} needs permission "
+                           f"{' or '.join(repr(p) for p in sorted(permissions))}")
+
+
 def _open_transition(workflow: Workflow, record: VersionedRecord, action: str) -> Transition:
     transition = workflow.find(record.state, action)
     if transition is None:
@@ -218,16 +234,28 @@ def _open_transition(workflow: Workflow, record: VersionedRecord, action: str) -
     return transition
 
 
+def _check_signed_request(transition: Transition, credentials: Mapping[str, str] | None,
+                          expected_version: int | None) -> None:
+    """422 naming ``signature`` unless the request signs exactly when the transition is
+    signed, and naming ``version`` when a signed request does not name the version the
+    signer saw."""
+    if not transition.signed:
+        if credentials:
+            raise InvalidInput(f"{transition.action!r} takes no signature", field="signature")
+        return
+    if not credentials:
+        raise InvalidInput(f"{transition.action!r} needs an electronic signature meaning "
+                           f"{transition.meaning!r}", field="signature")
+    if expected_version is None:
+        raise InvalidInput(f"{transition.action!r} is signed: name the version you saw "
+                           "(version)", field="version")
+
+
 def _sign(session: Session, security: Security, record_type: RecordType,
           record: VersionedRecord, actor: User, transition: Transition,
           credentials: Mapping[str, str] | None):
     if not transition.signed:
-        if credentials:
-            raise InvalidInput(f"{transition.action!r} takes no signature", field="signature")
         return None
-    if not credentials:
-        raise InvalidInput(f"{transition.action!r} needs an electronic signature meaning "
-                           f"{transition.meaning!r}", field="signature")
     _, content_hash = content_digest(record_content(record_type, record))
     return sign_record(session, security, user=actor, credentials=credentials,
                        record_type=record_type.name, record_id=record.number,

@@ -147,7 +147,7 @@ def test_not_owner_keeps_an_owner_from_signing(qms_state, people, monkeypatch):
         with pytest.raises(SegregationOfDuties, match="owns"):
             apply_transition(session, qms_state.security, qms_state.workflows.get("document"),
                              record, find_user(session, reviewer.username), "review", None,
-                             credentials)
+                             credentials, expected_version=record.version)
 
 
 @pytest.mark.parametrize("value", ["12.300", "0.000001", "-4", "123456789012345.123456789"])

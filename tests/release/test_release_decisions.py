@@ -91,20 +91,24 @@ def test_bad_input_is_refused_and_nothing_is_written(plant, db_snapshot):
     signature = {"username": approver.username, "password": approver.password,
                  "meaning": "released"}
     path = f"/batches/{batch}/transitions"
+    seen = plant.ok(plant.get(approver, f"/batches/{batch}"))["version"]
     cases = [
         ({"action": "release"}, "signature"),
-        ({"action": "release", "signature": {**signature, "meaning": "approved"}},
-         "signature.meaning"),
+        ({"action": "release", "signature": signature}, "version"),
+        ({"action": "release", "signature": signature, "version": None}, "version"),
+        ({"action": "release", "signature": signature, "version": "latest"}, "version"),
+        ({"action": "release", "version": seen,
+          "signature": {**signature, "meaning": "approved"}}, "signature.meaning"),
         ({"action": "release", "signature": {"username": approver.username,
                                              "meaning": "released"}}, "signature.password"),
         ({"action": "release", "signature": "anna"}, "signature"),
         ({"action": "release", "signature": signature, "reason": 12}, "reason"),
         ({"action": "release", "signature": signature, "extra": True}, "extra"),
         ({"signature": signature}, "action"),
-        ({"action": "reject", "signature": {**signature, "meaning": "rejected"}}, "reason"),
-        ({"action": "reject", "reason": "  ", "signature": {**signature,
-                                                            "meaning": "rejected"}},
-         "reason"),
+        ({"action": "reject", "version": seen,
+          "signature": {**signature, "meaning": "rejected"}}, "reason"),
+        ({"action": "reject", "reason": "  ", "version": seen,
+          "signature": {**signature, "meaning": "rejected"}}, "reason"),
         ({"action": "hold"}, "reason"),
     ]
     before = db_snapshot()
