@@ -22,11 +22,10 @@ from qms.esign.service import (SegregationCheck, not_author, require_distinct, s
                                signatures_of, verify_stored_signature)
 from qms.identity.models import User
 from qms.identity.security import Security
-from qms.records.models import (RecordType, RecordVersion, VersionedRecord, assign_number,
-                                content_digest, content_value, record_content, record_type_of)
+from qms.records.models import (CREATE, UPDATE, RecordType, RecordVersion, VersionedRecord,
+                                assign_number, content_digest, content_value, record_content,
+                                record_type_of)
 from qms.records.workflow import NOT_AUTHOR, NOT_OWNER, NOT_SIGNER_PREFIX, Transition, Workflow
-
-CREATE, UPDATE = "create", "update"
 
 
 def find_record(session: Session, record_type: RecordType, number: str, *,
@@ -181,6 +180,9 @@ def revise_record(session: Session, record: VersionedRecord, actor: str, *, acti
     decided it on another record, if any (passed on to ``state_changed``). Flushes, never
     commits."""
     record_type = record_type_of(record.record_type)
+    if action not in record_type.content_revisions | record_type.decision_revisions:
+        raise ValueError(f"{record_type.name}: revision {action!r} is declared neither a "
+                         "content change nor a decision (RecordType)")
     before = {**_stored_content(session, record), "state": record.state}
     for name, value in (changes or {}).items():
         setattr(record, name, value)
@@ -297,11 +299,15 @@ def _signer_check(session: Session, record: VersionedRecord, earlier: str,
 
 
 def authors_of(session: Session, record: VersionedRecord) -> set[str]:
-    """Everyone who created or edited the record's content."""
+    """The one definition of authorship ("not_author", and the release of a batch): everyone
+    who made a version of the record by changing its content (created it, edited it, or took
+    one of its type's content revisions: RecordType.authoring_actions). Signatures,
+    transitions and decision revisions make nobody an author."""
+    authoring = record_type_of(record.record_type).authoring_actions
     return set(session.scalars(select(RecordVersion.changed_by).where(
         RecordVersion.record_type == record.record_type,
         RecordVersion.record_id == record.number,
-        RecordVersion.action.in_((CREATE, UPDATE)))))
+        RecordVersion.action.in_(sorted(authoring)))))
 
 
 def required_reason(reason: str | None) -> str:
