@@ -58,7 +58,7 @@ def _demo_documents(session) -> None:
         credentials = {"username": signer.username, "password": DEMO_PASSWORD,
                        "meaning": meaning}
         apply_transition(session, app_state.security, workflow, sop, signer, action,
-                         None, credentials)
+                         None, credentials, expected_version=sop.version)
     create_document(session, workflow, author, {
         "title": "Line clearance before packaging", "doc_type": "work_instruction",
         "summary": "Checks before a packaging run starts (中文: 包装前清场)."})

@@ -69,12 +69,12 @@ class Plant:
 
     def sign(self, record_type: str, record: VersionedRecord, signer: User, action: str,
              meaning: str | None = None, reason: str | None = None) -> None:
-        """Apply a workflow transition as ``signer``; signed with the demo password when it
-        has a ``meaning``."""
+        """Apply a workflow transition as ``signer`` to the version in hand; signed with the
+        demo password when it has a ``meaning``."""
         credentials = None if meaning is None else {
             "username": signer.username, "password": DEMO_PASSWORD, "meaning": meaning}
         apply_transition(self.session, self.app.security, self.workflow(record_type), record,
-                         signer, action, reason, credentials)
+                         signer, action, reason, credentials, expected_version=record.version)
 
     def workflow(self, name: str) -> Workflow:
         return self.app.workflows.get(name)

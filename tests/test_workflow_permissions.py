@@ -41,6 +41,13 @@ class Api:
         assert response.status_code == 201, (path, response.get_json())
         return response.get_json()
 
+    def get(self, as_user: str, path: str):
+        return self.client.get(f"/api/v1{path}", headers=self._headers[as_user])
+
+    def version_of(self, path: str) -> int:
+        """The record's version as an auditor reads it: what a signer names."""
+        return self.get("role.auditor", path).get_json()["version"]
+
 
 def _document(api: Api) -> str:
     return api.created("author", "/documents", {"title": "Line clearance",
@@ -62,7 +69,7 @@ def _supplier(api: Api, *, approved: bool = False) -> str:
     api.created("author", "/suppliers", {"code": code, "name": "Acme Excipients"})
     if approved:
         response = api.post("role.qa_approver", f"/suppliers/{code}/transitions",
-                            _request(api.users["role.qa_approver"], "approve", "approved"))
+                            _request(api.users["role.qa_approver"], "approve", "approved", 1))
         assert response.status_code == 200, response.get_json()
     return code
 
@@ -132,7 +139,7 @@ def test_every_transition_against_every_role(app, api, db_snapshot, record_type)
                 before = (db_snapshot(), _state_and_version(app, record_type, number))
                 response = api.post(f"role.{role}", f"/{collection}/{number}/transitions",
                                     _request(api.users[f"role.{role}"], transition.action,
-                                             transition.meaning))
+                                             transition.meaning, before[1][1]))
                 permitted = roles.allows([role], transition.permission)
                 outcomes.append((transition.action, source, role, response.status_code))
                 if not permitted:
@@ -156,11 +163,13 @@ def test_every_transition_against_every_role(app, api, db_snapshot, record_type)
     assert any(status == 200 for *_, status in outcomes), outcomes
 
 
-def _request(user, action: str, meaning: str | None) -> dict:
+def _request(user, action: str, meaning: str | None, version: int | None = None) -> dict:
+    """The transition's request; a signed one names the version the signer saw."""
     body = {"action": action, "reason": "permission table test"}
     if meaning is not None:
         body["signature"] = {"username": user.username, "password": user.password,
                              "meaning": meaning}
+        body["version"] = version
     return body
 
 
@@ -177,3 +186,41 @@ def _state_and_version(app, record_type: str, number: str) -> tuple:
         return tuple(connection.execute(text(
             f"SELECT state, version FROM {table} WHERE number = :number"),
             {"number": number}).one())
+
+
+@pytest.mark.parametrize("role", ["erp", "admin"])
+def test_a_caller_who_may_not_read_records_learns_nothing_from_a_transition(api, db_snapshot,
+                                                                          role):
+    """Permission before state (issue 9, point 12): without record.read a transition request
+    is refused (403) alike for any action, any state and a record that does not exist; the
+    answer names no state and no open action."""
+    number = _document(api)
+    before = db_snapshot()
+    for path in (f"/documents/{number}", "/documents/DOC-1999-00042"):
+        for action in ("approve", "submit", "no_such_action"):
+            response = api.post(f"role.{role}", f"{path}/transitions", {"action": action})
+            assert response.status_code == 403, (path, action, response.get_json())
+            _assert_tells_no_state(response.get_json())
+    assert db_snapshot() == before
+
+
+@pytest.mark.parametrize("role", ["auditor", "inspector"])
+def test_a_reader_without_the_actions_permission_is_refused_before_the_state(api,
+                                                                           db_snapshot, role):
+    """A reader who holds no permission of the action is refused (403) before the record's
+    state is looked at: approving a draft answers as approving a reviewed document would."""
+    number = _document(api)
+    before = db_snapshot()
+    user = api.users[f"role.{role}"]
+    for action, meaning in (("approve", "approved"), ("cancel", None)):
+        response = api.post(f"role.{role}", f"/documents/{number}/transitions",
+                            _request(user, action, meaning, 1))
+        assert response.status_code == 403, (action, response.get_json())
+        assert response.get_json()["type"].endswith("/not-permitted")
+        _assert_tells_no_state(response.get_json())
+    assert db_snapshot() == before
+
+
+def _assert_tells_no_state(problem: dict) -> None:
+    assert not {"state", "open_actions"} & set(problem), problem
+    assert "draft" not in problem["detail"] and "open actions" not in problem["detail"]

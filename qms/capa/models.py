@@ -135,4 +135,6 @@ def _before_transition(*args) -> None:
 CAPAS = register_record_type(RecordType(
     name="capa", model=Capa, collection="capas", content_fields=CONTENT_FIELDS,
     editable_fields=EDITABLE_FIELDS, extra_content=action_content, check_content=capa_problems,
-    before_transition=_before_transition, owners=capa_owners))
+    before_transition=_before_transition, owners=capa_owners,
+    # planning an action and completing one with its evidence are the CAPA's content
+    content_revisions=frozenset({"add_action", "complete_action"})))

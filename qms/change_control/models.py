@@ -205,4 +205,8 @@ CHANGE_CONTROLS = register_record_type(RecordType(
     name="change_control", model=ChangeControl, collection="change-controls",
     content_fields=CONTENT_FIELDS, editable_fields=frozenset(EDITABLE_FIELDS),
     check_content=change_control_problems, before_transition=before_change_transition,
-    after_transition=after_change_transition))
+    after_transition=after_change_transition,
+    # the implementation notes are the implementer's content; the verification result is the
+    # verifier's decision, signed next as "verify"; the last approval completes the approvals
+    content_revisions=frozenset({"implementation_recorded"}),
+    decision_revisions=frozenset({"verification_recorded", "approvals_complete"})))

@@ -184,4 +184,6 @@ DEVIATIONS = register_record_type(RecordType(
     name="deviation", model=Deviation, collection="deviations", content_fields=CONTENT_FIELDS,
     editable_fields=DESCRIPTION_FIELDS | INVESTIGATION_FIELDS, extra_content=named_lots,
     check_content=deviation_problems, before_transition=_before_transition,
-    after_transition=_after_transition))
+    after_transition=_after_transition,
+    # naming lots and removing one change what the deviation is about: authorship
+    content_revisions=frozenset({"name_lots", "remove_lot"})))

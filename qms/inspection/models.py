@@ -206,7 +206,9 @@ INSPECTION_PLANS = register_record_type(RecordType(
     content_fields=("material", "stage", "operation", "title", "revision", "supersedes",
                     "sample_size", "inspection_level", "aql", "characteristics"),
     editable_fields=PLAN_EDITABLE, extra_content=_plan_content, check_content=_plan_problems,
-    before_transition=_before_plan_transition, after_transition=_after_plan_transition))
+    before_transition=_before_plan_transition, after_transition=_after_plan_transition,
+    # superseded when its successor is approved (a consequence of that approval)
+    decision_revisions=frozenset({"supersede"})))
 INSPECTIONS = register_record_type(RecordType(
     name="inspection", model=Inspection, collection="inspections",
     content_fields=("plan", "plan_revision", "material", "stage", "operation", "lot", "batch",
@@ -214,6 +216,9 @@ INSPECTIONS = register_record_type(RecordType(
                     "reject_number", "characteristics", "deviation"),
     editable_fields=frozenset(), extra_content=_inspection_content,
     owners=_inspection_owners, before_transition=_before_inspection_transition,
-    after_transition=_after_inspection_transition))
+    after_transition=_after_inspection_transition,
+    # results are the inspection's content; raising a deviation from it only links the two
+    content_revisions=frozenset({"record_results", "correct_result"}),
+    decision_revisions=frozenset({"raise_deviation"})))
 
 from qms.inspection import hooks  # noqa: E402,F401  (registers with the materials module)

@@ -228,10 +228,14 @@ LOTS = register_record_type(RecordType(
                     "received_on", "expires_on", "status_before_hold"),
     editable_fields=frozenset({"supplier_lot", "expires_on"}), extra_content=_lot_links,
     check_content=lot_problems, before_transition=before_lot_transition,
-    state_changed=lot_status_changed))
+    state_changed=lot_status_changed,
+    # holds, the status a decision elsewhere sets, and expiry follow from other records
+    decision_revisions=frozenset({"hold", "unhold", "released", "rejected", "expire"})))
 BATCHES = register_record_type(RecordType(
     name="batch", model=Batch, collection="batches",
     content_fields=("material", "lot", "line", "quantity", "unit", "produced_on"),
     editable_fields=frozenset({"line", "produced_on"}), extra_content=_batch_content,
     check_content=batch_problems, before_transition=before_batch_transition,
-    after_transition=after_batch_transition, owners=owners_of_batch))
+    after_transition=after_batch_transition, owners=owners_of_batch,
+    # a consumption and its reversal change what the batch is made of: production authorship
+    content_revisions=frozenset({"consume", "reverse"})))

@@ -31,7 +31,9 @@ from qms.records.service import (apply_transition, current_content_hash, find_re
 REASON = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
 VERSION = SafeInteger(load_default=None, allow_none=True,
                       metadata={"description": "the version the client read; 409 if the "
-                                               "record has changed since"})
+                                               "record has changed since. A signed "
+                                               "transition must name it (422 otherwise): "
+                                               "the signer names the version they saw"})
 
 
 class SignatureOut(Schema):
@@ -186,9 +188,12 @@ def record_routes(record_type: RecordType, schema: type[Schema], *,
         _register(record_type, "PATCH", "", _edit_view(record_type, schema),
                   summary="Edit own fields (reason required)", permission=edit_permission,
                   body=body, response=schema, errors=(404, 409))
+    # record.read first: a caller who may not read the record learns nothing of it, not
+    # even whether it exists or its state (the transition's own permission comes next)
     _register(record_type, "POST", "/transitions", _transition_view(record_type, schema),
               summary="Take a workflow transition (signed where the workflow says so)",
-              body=TransitionRequest, response=schema, errors=(404, 409, 423))
+              permission="record.read", body=TransitionRequest, response=schema,
+              errors=(404, 409, 423))
     _register(record_type, "GET", "/history", _history_view(record_type),
               summary="Versions, diffs and signatures", permission="record.read",
               response=HistoryOut, errors=(404,))

@@ -23,6 +23,8 @@ from audit.canonical import canonical_bytes, utc_timestamp
 from qms.db import Base, UTCDateTime
 
 NUMBER_DIGITS = 5
+# the record core's own content changes: whoever takes one is an author of the record
+CREATE, UPDATE = "create", "update"
 
 
 class VersionedRecord:
@@ -53,7 +55,8 @@ class RecordVersion(Base):
     record_type: Mapped[str] = mapped_column(String(64))
     record_id: Mapped[str] = mapped_column(String(40))  # the record's number
     version: Mapped[int] = mapped_column(Integer)
-    # "create", "update", or the workflow action that made this version
+    # "create", "update", the workflow action or the revision (RecordType.content_revisions,
+    # decision_revisions) that made this version
     action: Mapped[str] = mapped_column(String(40))
     state: Mapped[str] = mapped_column(String(40))
     content: Mapped[str] = mapped_column(Text)  # canonical JSON of the record's own fields
@@ -118,6 +121,22 @@ class RecordType:
     # new version is stored: (session, record, previous state, actor username, reason,
     # signature or None); e.g. a lot's status change queues an ERP event
     state_changed: Callable[..., None] | None = None
+    # Authorship, declared once per record type (qms.records.service.authors_of). The
+    # revisions (qms.records.service.revise_record) by which a person changes the record's
+    # content make that person an author, as creating and editing it do: a consumption or
+    # its reversal, lots a deviation names or no longer names, a CAPA action, implementation
+    # notes, an inspection result. Decision revisions do not: consequences of a decision on
+    # this or another record (a hold, the status a usage decision sets, approvals complete,
+    # a plan superseded) and the record of the decision that a signature then attests. A
+    # workflow transition never changes content (its signature covers what was there), so it
+    # never makes an author. revise_record refuses an action declared as neither.
+    content_revisions: frozenset[str] = frozenset()
+    decision_revisions: frozenset[str] = frozenset()
+
+    @property
+    def authoring_actions(self) -> frozenset[str]:
+        """The version actions whose takers are authors of a record of this type."""
+        return frozenset({CREATE, UPDATE}) | self.content_revisions
 
     def problems(self, content: dict[str, Any]) -> dict[str, list[str]]:
         return self.check_content(content) if self.check_content is not None else {}
@@ -133,6 +152,11 @@ def register_record_type(record_type: RecordType) -> RecordType:
         raise ValueError(f"record type {record_type.name!r} is registered twice")
     if not set(record_type.editable_fields) <= set(record_type.content_fields):
         raise ValueError(f"record type {record_type.name!r}: editable fields must be content")
+    declared = record_type.content_revisions | record_type.decision_revisions
+    if (record_type.content_revisions & record_type.decision_revisions
+            or declared & {CREATE, UPDATE}):
+        raise ValueError(f"record type {record_type.name!r}: a revision is either a content "
+                         "change or a decision, and never create or update")
     record_type.model.record_type = record_type.name
     _RECORD_TYPES[record_type.name] = record_type
     return record_type

@@ -22,11 +22,10 @@ from qms.esign.service import (SegregationCheck, not_author, require_distinct, s
                                signatures_of, verify_stored_signature)
 from qms.identity.models import User
 from qms.identity.security import Security
-from qms.records.models import (RecordType, RecordVersion, VersionedRecord, assign_number,
-                                content_digest, content_value, record_content, record_type_of)
+from qms.records.models import (CREATE, UPDATE, RecordType, RecordVersion, VersionedRecord,
+                                assign_number, content_digest, content_value, record_content,
+                                record_type_of)
 from qms.records.workflow import NOT_AUTHOR, NOT_OWNER, NOT_SIGNER_PREFIX, Transition, Workflow
-
-CREATE, UPDATE = "create", "update"
 
 
 def find_record(session: Session, record_type: RecordType, number: str, *,
@@ -94,8 +93,10 @@ def update_record(session: Session, workflow: Workflow, record: VersionedRecord,
                   changes: Mapping[str, Any], reason: str | None, *,
                   expected_version: int | None = None) -> VersionedRecord:
     """Change editable fields of a record in an editable state, with a mandatory reason.
-    Refuses unknown or read-only fields and changes that change nothing. Flushes, never
-    commits."""
+    Refuses unknown or read-only fields and changes that change nothing. An edit in a state
+    the workflow's ``edit_returns_to`` names (an approved supplier) moves the record back
+    for approval in the same version: the approval's signature stays with the version it
+    signed, and the record no longer counts as approved. Flushes, never commits."""
     record_type = record_type_of(workflow.record_type)
     reason = required_reason(reason)
     if not workflow.is_editable(record.state):
@@ -111,12 +112,18 @@ def update_record(session: Session, workflow: Workflow, record: VersionedRecord,
     _refuse_problems(record_type, {**before, **{n: content_value(changes[n]) for n in changed}})
     for name in changed:
         setattr(record, name, changes[name])
+    previous_state = record.state
+    record.state = workflow.state_after_edit(previous_state)
     _next_version(record, actor)
     after = _store_version(session, record_type, record, action=UPDATE, reason=reason)
+    data = {"version": record.version, "before": {n: before[n] for n in changed},
+            "after": {n: after[n] for n in changed}}
+    if record.state != previous_state:
+        data["before"]["state"], data["after"]["state"] = previous_state, record.state
     record_event(session, actor=actor.username, action=f"{record_type.name}.record.updated",
-                 data={"version": record.version, "before": {n: before[n] for n in changed},
-                       "after": {n: after[n] for n in changed}},
-                 entity=(record_type.name, record.number), reason=reason)
+                 data=data, entity=(record_type.name, record.number), reason=reason)
+    if record_type.state_changed is not None and record.state != previous_state:
+        record_type.state_changed(session, record, previous_state, actor.username, reason, None)
     return record
 
 
@@ -124,13 +131,18 @@ def apply_transition(session: Session, security: Security, workflow: Workflow,
                      record: VersionedRecord, actor: User, action: str, reason: str | None,
                      signature_credentials: Mapping[str, str] | None, *,
                      expected_version: int | None = None) -> VersionedRecord:
-    """Move the record along the workflow. A signed transition signs the new version, whose
-    content is unchanged, with the actor's key (qms.esign.service.sign_record): a refused
-    signature raises with ``commit_before_raise`` before the record is touched, so that the
-    caller can commit the refusal alone. Flushes, never commits."""
+    """Move the record along the workflow. The actor's permission is checked before the
+    record's state, so a refusal tells nobody the state. A signed transition names the
+    version the signer saw (``expected_version``: 422 naming ``version`` when missing, 409
+    when the record moved on) and signs the new version, whose content is unchanged, with
+    the actor's key (qms.esign.service.sign_record): a refused signature raises with
+    ``commit_before_raise`` before the record is touched, so that the caller can commit the
+    refusal alone. Flushes, never commits."""
+    _require_action_permission(security, workflow, actor, action)
     transition = _open_transition(workflow, record, action)
     if not security.roles.allows(actor.roles, transition.permission):
         raise NotPermitted(f"{action!r} needs permission {transition.permission!r}")
+    _check_signed_request(transition, signature_credentials, expected_version)
     _check_expected_version(record, expected_version)
     reason = required_reason(reason) if transition.reason_required else _optional_reason(reason)
     record_type = record_type_of(workflow.record_type)
@@ -168,6 +180,9 @@ def revise_record(session: Session, record: VersionedRecord, actor: str, *, acti
     decided it on another record, if any (passed on to ``state_changed``). Flushes, never
     commits."""
     record_type = record_type_of(record.record_type)
+    if action not in record_type.content_revisions | record_type.decision_revisions:
+        raise ValueError(f"{record_type.name}: revision {action!r} is declared neither a "
+                         "content change nor a decision (RecordType)")
     before = {**_stored_content(session, record), "state": record.state}
     for name, value in (changes or {}).items():
         setattr(record, name, value)
@@ -199,6 +214,17 @@ def _stored_content(session: Session, record: VersionedRecord) -> dict[str, Any]
     return json.loads(stored)
 
 
+def _require_action_permission(security: Security, workflow: Workflow, actor: User,
+                               action: str) -> None:
+    """403 unless the actor holds the permission of some transition named ``action``,
+    whatever the record's state (an action the workflow does not know passes on to the
+    state check, which names the open actions)."""
+    permissions = workflow.permissions_for(action)
+    if permissions and not any(security.roles.allows(actor.roles, p) for p in permissions):
+        raise NotPermitted(f"{action!r} needs permission "
+                           f"{' or '.join(repr(p) for p in sorted(permissions))}")
+
+
 def _open_transition(workflow: Workflow, record: VersionedRecord, action: str) -> Transition:
     transition = workflow.find(record.state, action)
     if transition is None:
@@ -210,16 +236,28 @@ def _open_transition(workflow: Workflow, record: VersionedRecord, action: str) -
     return transition
 
 
+def _check_signed_request(transition: Transition, credentials: Mapping[str, str] | None,
+                          expected_version: int | None) -> None:
+    """422 naming ``signature`` unless the request signs exactly when the transition is
+    signed, and naming ``version`` when a signed request does not name the version the
+    signer saw."""
+    if not transition.signed:
+        if credentials:
+            raise InvalidInput(f"{transition.action!r} takes no signature", field="signature")
+        return
+    if not credentials:
+        raise InvalidInput(f"{transition.action!r} needs an electronic signature meaning "
+                           f"{transition.meaning!r}", field="signature")
+    if expected_version is None:
+        raise InvalidInput(f"{transition.action!r} is signed: name the version you saw "
+                           "(version)", field="version")
+
+
 def _sign(session: Session, security: Security, record_type: RecordType,
           record: VersionedRecord, actor: User, transition: Transition,
           credentials: Mapping[str, str] | None):
     if not transition.signed:
-        if credentials:
-            raise InvalidInput(f"{transition.action!r} takes no signature", field="signature")
         return None
-    if not credentials:
-        raise InvalidInput(f"{transition.action!r} needs an electronic signature meaning "
-                           f"{transition.meaning!r}", field="signature")
     _, content_hash = content_digest(record_content(record_type, record))
     return sign_record(session, security, user=actor, credentials=credentials,
                        record_type=record_type.name, record_id=record.number,
@@ -261,11 +299,15 @@ def _signer_check(session: Session, record: VersionedRecord, earlier: str,
 
 
 def authors_of(session: Session, record: VersionedRecord) -> set[str]:
-    """Everyone who created or edited the record's content."""
+    """The one definition of authorship ("not_author", and the release of a batch): everyone
+    who made a version of the record by changing its content (created it, edited it, or took
+    one of its type's content revisions: RecordType.authoring_actions). Signatures,
+    transitions and decision revisions make nobody an author."""
+    authoring = record_type_of(record.record_type).authoring_actions
     return set(session.scalars(select(RecordVersion.changed_by).where(
         RecordVersion.record_type == record.record_type,
         RecordVersion.record_id == record.number,
-        RecordVersion.action.in_((CREATE, UPDATE)))))
+        RecordVersion.action.in_(sorted(authoring)))))
 
 
 def required_reason(reason: str | None) -> str:

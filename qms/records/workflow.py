@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,8 @@ NOT_AUTHOR = "not_author"
 NOT_OWNER = "not_owner"
 NOT_SIGNER_PREFIX = "not_signer:"
 
-_WORKFLOW_KEYS = {"label", "prefix", "initial", "states", "editable_states", "transitions"}
+_WORKFLOW_KEYS = {"label", "prefix", "initial", "states", "editable_states", "edit_returns_to",
+                  "transitions"}
 _TRANSITION_KEYS = {"action", "from", "to", "permission", "meaning", "reason_required",
                     "segregation"}
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -53,6 +54,9 @@ class Workflow:
     states: tuple[str, ...]
     editable_states: frozenset[str]
     transitions: tuple[Transition, ...]
+    # editable state -> the state an edit in it returns the record to: an edit of an approved
+    # master record sends it back for approval (checked at start-up: see _check_approvals)
+    edit_returns_to: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def transitions_from(self, state: str) -> list[Transition]:
         """Every transition that starts from ``state``, in configuration order."""
@@ -63,6 +67,14 @@ class Workflow:
 
     def is_editable(self, state: str) -> bool:
         return state in self.editable_states
+
+    def state_after_edit(self, state: str) -> str:
+        """The state a record edited in ``state`` is in afterwards."""
+        return self.edit_returns_to.get(state, state)
+
+    def permissions_for(self, action: str) -> frozenset[str]:
+        """The permissions of every transition named ``action``, from whatever state."""
+        return frozenset(t.permission for t in self.transitions if t.action == action)
 
 
 def open_transitions(workflow: Workflow, state: str,
@@ -132,8 +144,38 @@ def _workflow(where: str, name: str, table: Any) -> Workflow:
     if prefix is not None and (not isinstance(prefix, str) or not _PREFIX.match(prefix)):
         raise ConfigError(f"{where}: prefix must be 2-8 capital letters, got {prefix!r}")
     transitions = _transitions(where, table["transitions"], states)
-    return Workflow(name, _text(where, "label", table["label"]), prefix, table["initial"],
-                    states, frozenset(editable), transitions)
+    returns = _edit_returns(where, table.get("edit_returns_to", {}), editable, states)
+    workflow = Workflow(name, _text(where, "label", table["label"]), prefix, table["initial"],
+                        states, frozenset(editable), transitions, returns)
+    _check_approvals(where, workflow)
+    return workflow
+
+
+def _edit_returns(where: str, table: Any, editable: tuple[str, ...],
+                  states: tuple[str, ...]) -> dict[str, str]:
+    if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+        raise ConfigError(f"{where}: edit_returns_to must be a table of state = state")
+    for source, target in table.items():
+        if source not in editable:
+            raise ConfigError(f"{where}: edit_returns_to names {source!r}, which is not an "
+                              "editable state")
+        _check_states(where, "edit_returns_to", (target,), states)
+        if target == source:
+            raise ConfigError(f"{where}: edit_returns_to must return {source!r} elsewhere")
+    return dict(table)
+
+
+def _check_approvals(where: str, workflow: Workflow) -> None:
+    """An edit never silently keeps an approval: a state reached by a signed transition is
+    either not editable (a revision then goes through a new record and a change control, as
+    documents and inspection plans do) or its edits return the record for approval."""
+    for transition in workflow.transitions:
+        state = transition.target
+        if (transition.signed and workflow.is_editable(state)
+                and state not in workflow.edit_returns_to):
+            raise ConfigError(f"{where}: {state!r} is reached by the signed {transition.action!r}"
+                              " and is editable; say in edit_returns_to where an edit returns "
+                              "it for approval, or make it not editable")
 
 
 def _transitions(where: str, entries: Any, states: tuple[str, ...]) -> tuple[Transition, ...]:

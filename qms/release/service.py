@@ -29,6 +29,7 @@ from qms.materials.holds import (DECISION_SOURCES, ON_HOLD, QUARANTINE, REJECTED
                                  lift_hold, lock_lots, put_on_hold, set_lot_status)
 from qms.materials.models import Batch, Lot, LotConsumption
 from qms.records.models import RecordVersion
+from qms.records.service import authors_of
 from qms.records.workflow import Transition
 from qms.release.config import ReleaseRules
 from qms.release.facts import release_facts
@@ -125,16 +126,19 @@ def batch_decision_final(session: Session, batch: Batch, actor: User,
                 signature=signature_of_current_version(session, batch), reason=reason)
 
 
-# the batch record's own production steps: whoever took one of them made the batch
-PRODUCTION_STEPS = ("create", "update", "consume", "finish")
+# the production transition that is not a content change but still makes the batch
+FINISH = "finish"
 
 
 def production_people(batch: Batch) -> set[str]:
-    """Whoever created the batch, edited it, recorded consumed lots or finished it: the
-    batch's owners for ``not_owner``, so none of them releases it."""
-    return set(object_session(batch).scalars(select(RecordVersion.changed_by).where(
+    """Whoever made the batch: its authors by the one definition (authors_of: created or
+    edited it, recorded a consumption or reversed one) and whoever finished it. The batch's
+    owners for ``not_owner``, so none of them releases it."""
+    session = object_session(batch)
+    finishers = session.scalars(select(RecordVersion.changed_by).where(
         RecordVersion.record_type == batch.record_type, RecordVersion.record_id == batch.number,
-        RecordVersion.action.in_(PRODUCTION_STEPS))))
+        RecordVersion.action == FINISH))
+    return authors_of(session, batch) | set(finishers)
 
 
 def inspection_people(batch: Batch) -> set[str]:

@@ -82,13 +82,17 @@ class ChangeControls:
                                 headers=self.headers(user))
 
     def transition(self, user, number: str, action: str, *, reason: str | None = None,
-                   meaning: str | None = None, password: str | None = None):
+                   meaning: str | None = None, password: str | None = None,
+                   version: int | None = None):
+        """A signed transition (``meaning``) names the version the signer saw: ``version``,
+        else the one the signer reads now."""
         body: dict = {"action": action}
         if reason is not None:
             body["reason"] = reason
         if meaning is not None:
             body["signature"] = {"username": user.username,
                                  "password": password or user.password, "meaning": meaning}
+            body["version"] = version or self.get(user, number).get_json()["version"]
         return self.post(user, number, "/transitions", body)
 
     def ok(self, user, number: str, action: str, **options) -> dict:

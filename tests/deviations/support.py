@@ -42,13 +42,16 @@ class RecordsClient:
         return self.client.patch(f"/api/v1/{path}", json=body, headers=self.headers(user))
 
     def transition(self, user, path: str, action: str, *, reason: str | None = None,
-                   meaning: str | None = None):
+                   meaning: str | None = None, version: int | None = None):
+        """A signed transition (``meaning``) names the version the signer saw: ``version``,
+        else the one the signer reads now."""
         body: dict = {"action": action}
         if reason is not None:
             body["reason"] = reason
         if meaning is not None:
             body["signature"] = {"username": user.username, "password": user.password,
                                  "meaning": meaning}
+            body["version"] = version or self.get(user, path).get_json()["version"]
         return self.post(user, f"{path}/transitions", body)
 
     def ok(self, response, status: int = 200) -> dict:

@@ -47,7 +47,7 @@ def test_author_or_editor_cannot_close(app, api, team, make_user, db_snapshot, w
 def test_permissions_by_state(api, team, db_snapshot):
     number = api.ok(api.post(team.production, "deviations", DEVIATION), 201)["number"]
     api.ok(api.transition(team.production, f"deviations/{number}", "submit_for_investigation"))
-    api.headers(team.auditor), api.headers(team.reviewer)
+    api.headers(team.auditor), api.headers(team.reviewer), api.headers(team.approver)
     before = db_snapshot()
     # the raiser may not record the investigation, nor close, nor cancel
     assert api.patch(team.production, f"deviations/{number}", {"root_cause": "x"},
@@ -57,7 +57,10 @@ def test_permissions_by_state(api, team, db_snapshot):
     # description fields are closed once the investigation starts
     late = api.patch(team.reviewer, f"deviations/{number}", {"title": "Other"}, reason="r")
     assert late.status_code == 422 and "changes.title" in late.get_json()["errors"]
+    # permission before state: who may not close learns nothing of the state (403)
     assert api.transition(team.reviewer, f"deviations/{number}", "close",
+                          meaning="approved").status_code == 403
+    assert api.transition(team.approver, f"deviations/{number}", "close",
                           meaning="approved").status_code == 409
     assert api.post(team.auditor, "deviations", DEVIATION).status_code == 403
     assert db_snapshot() == before

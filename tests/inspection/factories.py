@@ -35,11 +35,11 @@ def inspection(api) -> str:
     plan = api.created("author", "/inspection-plans", _plan_body(material))["number"]
     _ok(api.post("author", f"/inspection-plans/{plan}/transitions", {"action": "submit"}))
     _ok(api.post("role.qa_approver", f"/inspection-plans/{plan}/transitions",
-                 _signed(api, "role.qa_approver", "approve", "approved")))
+                 _signed(api, "role.qa_approver", "approve", "approved", 2)))
     supplier = f"SUP-WF-{next(_codes)}"
     api.created("author", "/suppliers", {"code": supplier, "name": "Supplier"})
     _ok(api.post("role.qa_approver", f"/suppliers/{supplier}/transitions",
-                 _signed(api, "role.qa_approver", "approve", "approved")))
+                 _signed(api, "role.qa_approver", "approve", "approved", 1)))
     lot = api.created("author", "/lots", {"material": material, "supplier": supplier,
                                           "quantity": "10", "unit": "pcs"})["number"]
     headers = api._headers["author"]
@@ -48,11 +48,12 @@ def inspection(api) -> str:
     return found[0]["number"]
 
 
-def _signed(api, user: str, action: str, meaning: str) -> dict:
+def _signed(api, user: str, action: str, meaning: str, version: int) -> dict:
+    """A signed transition naming the version the signer saw."""
     account = api.users[user]
-    return {"action": action, "signature": {"username": account.username,
-                                            "password": account.password,
-                                            "meaning": meaning}}
+    return {"action": action, "version": version,
+            "signature": {"username": account.username, "password": account.password,
+                          "meaning": meaning}}
 
 
 def _ok(response) -> None:

@@ -46,13 +46,16 @@ class ApiClient:
         return response.get_json()
 
     def transition(self, user, path: str, action: str, *, meaning: str | None = None,
-                   reason: str | None = None):
+                   reason: str | None = None, version: int | None = None):
+        """A signed transition (``meaning``) names the version the signer saw: ``version``,
+        else the one the signer reads now."""
         body = {"action": action}
         if reason is not None:
             body["reason"] = reason
         if meaning is not None:
             body["signature"] = {"username": user.username, "password": user.password,
                                  "meaning": meaning}
+            body["version"] = version or self.get(user, path).get_json()["version"]
         return self.post(user, f"{path}/transitions", body)
 
 

@@ -55,12 +55,15 @@ class DocumentsClient:
     def transition(self, user, number: str, action: str, *, reason: str | None = None,
                    meaning: str | None = None, password: str | None = None,
                    username: str | None = None, **extra):
+        """A signed transition (``meaning``) names the version the signer saw: ``version``
+        in ``extra``, else the one the caller reads now."""
         body = {"action": action, **extra}
         if reason is not None:
             body["reason"] = reason
         if meaning is not None:
             body["signature"] = {"username": username or user.username,
                                  "password": password or user.password, "meaning": meaning}
+            body.setdefault("version", self.get(user, number).get_json().get("version"))
         return self.client.post(f"/api/v1/documents/{number}/transitions", json=body,
                                 headers=self.headers(user))
 

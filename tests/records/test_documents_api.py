@@ -151,7 +151,7 @@ def test_invalid_transitions_change_nothing(documents, team, db_snapshot):
     for user in (team.author, team.reviewer, team.approver):
         documents.headers(user)
     before = db_snapshot()
-    not_open = documents.transition(team.author, number, "approve", meaning="approved")
+    not_open = documents.transition(team.approver, number, "approve", meaning="approved")
     assert not_open.status_code == 409
     assert not_open.get_json()["open_actions"] == ["submit", "cancel"]
     assert "open actions: submit, cancel" in not_open.get_json()["detail"]
@@ -183,6 +183,32 @@ def test_signed_transition_needs_a_signature(documents, team, db_snapshot):
     assert incomplete.status_code == 422
     assert "signature.password" in incomplete.get_json()["errors"]
     assert db_snapshot() == before
+
+
+def test_a_signer_names_the_version_they_saw(documents, team, db_snapshot):
+    """Issue 9, point 3: a signed transition names the version the signer saw: 422 naming
+    ``version`` when it does not, 409 (with the current version) when the record moved on
+    since; either way nothing is written and nothing is signed."""
+    number = documents.create_number(team.author)
+    documents.to_state(team, number, "in_review")
+    documents.headers(team.reviewer)
+    before = db_snapshot()
+    signature = {"username": team.reviewer.username, "password": team.reviewer.password,
+                 "meaning": "reviewed"}
+    for unnamed in ({"action": "review", "signature": signature},
+                    {"action": "review", "signature": signature, "version": None}):
+        response = documents.client.post(f"/api/v1/documents/{number}/transitions",
+                                         headers=documents.headers(team.reviewer), json=unnamed)
+        assert response.status_code == 422, response.get_json()
+        assert list(response.get_json()["errors"]) == ["version"]
+    moved_on = documents.transition(team.reviewer, number, "review", meaning="reviewed",
+                                    version=1)
+    assert moved_on.status_code == 409 and moved_on.get_json()["version"] == 2
+    assert db_snapshot() == before
+    seen = documents.transition(team.reviewer, number, "review", meaning="reviewed",
+                                version=2)
+    assert seen.status_code == 200
+    assert seen.get_json()["signatures"][0]["record_version"] == 3
 
 
 def test_return_and_cancel(documents, team):

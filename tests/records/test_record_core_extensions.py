@@ -61,7 +61,8 @@ def test_a_workflow_without_prefix_numbers_nothing_itself(qms_state):
     assert registry.get("document").prefix is None
 
 
-def test_revise_record_versions_and_audits_a_domain_change(qms_state, people):
+def test_revise_record_versions_and_audits_a_domain_change(qms_state, people, monkeypatch):
+    _with_rules(monkeypatch, decision_revisions=frozenset({"expire"}))
     with qms_state.db.unit_of_work() as session:
         number = _create(session, qms_state).number
     with qms_state.db.unit_of_work() as session:
@@ -82,13 +83,30 @@ def test_revise_record_versions_and_audits_a_domain_change(qms_state, people):
                                                                "past its date")
 
 
-def test_a_revision_that_changes_nothing_is_a_programming_error(qms_state, people):
+def test_a_revision_that_changes_nothing_is_a_programming_error(qms_state, people,
+                                                               monkeypatch):
+    _with_rules(monkeypatch, content_revisions=frozenset({"noop"}))
     with qms_state.db.unit_of_work() as session:
         record = _create(session, qms_state)
     with qms_state.db.session(write=True) as session:
         record = session.merge(record)
         with pytest.raises(ValueError, match="changes nothing"):
             revise_record(session, record, "system", action="noop", reason=None)
+
+
+def test_a_revision_its_record_type_does_not_declare_is_a_programming_error(qms_state,
+                                                                          people):
+    """Authorship is declared for every revision: one that is neither a content change nor
+    a decision of its record type is refused before anything is written."""
+    with qms_state.db.unit_of_work() as session:
+        number = _create(session, qms_state).number
+    with qms_state.db.session(write=True) as session:
+        record = find_record(session, record_models.record_type_of("document"), number)
+        head = _head(session)
+        with pytest.raises(ValueError, match="declared neither"):
+            revise_record(session, record, "system", action="expire", reason="past its date",
+                          state="obsolete")
+        assert _head(session) == head and record.version == 1
 
 
 def _with_rules(monkeypatch, **rules):
@@ -147,7 +165,7 @@ def test_not_owner_keeps_an_owner_from_signing(qms_state, people, monkeypatch):
         with pytest.raises(SegregationOfDuties, match="owns"):
             apply_transition(session, qms_state.security, qms_state.workflows.get("document"),
                              record, find_user(session, reviewer.username), "review", None,
-                             credentials)
+                             credentials, expected_version=record.version)
 
 
 @pytest.mark.parametrize("value", ["12.300", "0.000001", "-4", "123456789012345.123456789"])

@@ -122,6 +122,18 @@ BAD_CONFIGS = [
     ("bad prefix", _set("prefix", "wid-"), "prefix must be 2-8 capital letters"),
     ("empty states", _set("states", []), "states must not be empty"),
     ("no transitions", _set("transitions", []), "transitions must be a non-empty list"),
+    ("an approved state editable, keeping the approval",
+     _set("editable_states", ["draft", "approved"]),
+     "'approved' is reached by the signed 'approve' and is editable"),
+    ("edit return from a state not editable", _set("edit_returns_to", {"approved": "draft"}),
+     "edit_returns_to names 'approved', which is not an editable state"),
+    ("edit return to an unknown state", lambda w: w.update(
+        editable_states=["draft", "approved"], edit_returns_to={"approved": "gone"}),
+     "unknown state 'gone' in edit_returns_to"),
+    ("edit return to itself", _set("edit_returns_to", {"draft": "draft"}),
+     "edit_returns_to must return 'draft' elsewhere"),
+    ("edit return not a table", _set("edit_returns_to", ["draft"]),
+     "edit_returns_to must be a table of state = state"),
 ]
 
 
@@ -132,6 +144,23 @@ def test_bad_configuration_is_refused_naming_the_problem(edit, message):
         parse(changed(edit))
     assert message in str(caught.value)
     assert "workflows.widget" in str(caught.value)
+
+
+def test_an_edit_of_an_approved_state_returns_it_where_the_workflow_says():
+    workflow = parse(changed(lambda w: w.update(
+        editable_states=["draft", "approved"], edit_returns_to={"approved": "in_review"})))
+    widget = workflow.get("widget")
+    assert widget.state_after_edit("approved") == "in_review"
+    assert widget.state_after_edit("draft") == "draft"
+
+
+def test_shipped_qualified_suppliers_return_to_pending_when_edited():
+    registry = load_workflows(REPO / "config" / "workflows.toml",
+                              load_roles(REPO / "config" / "roles.toml"))
+    supplier = registry.get("supplier")
+    assert {state: supplier.state_after_edit(state) for state in supplier.editable_states} == {
+        "pending": "pending", "approved": "pending", "conditional": "pending",
+        "blocked": "blocked"}
 
 
 def test_admin_holding_a_signing_permission_is_refused():

@@ -52,16 +52,24 @@ def test_whoever_opened_recorded_or_performed_an_inspection_does_not_release(
     assert plant.ok(plant.release(batch))["state"] == "released"
 
 
-@pytest.mark.parametrize("step", ["inputs", "finish"])
+@pytest.mark.parametrize("step", ["inputs", "reversal", "finish"])
 def test_whoever_recorded_inputs_or_finished_the_batch_does_not_release_it(
         plant, make_user, record_counts, audit_since, audit_seq, step):
+    """Consuming a lot, reversing a consumption (issue 9, point 4: the reversal changes
+    what the batch is made of) and finishing the batch are production steps: whoever took
+    one does not release it, whatever QA role they also hold."""
     worker = make_user("wes.worker", "production", "qa_approver")
-    batch = plant.produce([(plant.lot(), "10")])
+    lot = plant.lot()
+    batch = plant.produce([(lot, "10")])
     plant.inspection(batch, "in_process", operation=OPERATION)
     if step == "inputs":
         plant.ok(plant.post(worker, f"/batches/{batch}/inputs",
                             {"inputs": [{"lot_number": plant.lot(), "quantity": "1"}],
                              "reason": "top-up"}))
+        plant.finish(batch)
+    elif step == "reversal":
+        plant.ok(plant.post(worker, f"/batches/{batch}/inputs/reversals",
+                            {"lot_number": lot, "quantity": "2", "reason": "2 kg returned"}))
         plant.finish(batch)
     else:
         plant.ok(plant.batch_action(worker, batch, "finish"))
@@ -91,20 +99,24 @@ def test_bad_input_is_refused_and_nothing_is_written(plant, db_snapshot):
     signature = {"username": approver.username, "password": approver.password,
                  "meaning": "released"}
     path = f"/batches/{batch}/transitions"
+    seen = plant.ok(plant.get(approver, f"/batches/{batch}"))["version"]
     cases = [
         ({"action": "release"}, "signature"),
-        ({"action": "release", "signature": {**signature, "meaning": "approved"}},
-         "signature.meaning"),
+        ({"action": "release", "signature": signature}, "version"),
+        ({"action": "release", "signature": signature, "version": None}, "version"),
+        ({"action": "release", "signature": signature, "version": "latest"}, "version"),
+        ({"action": "release", "version": seen,
+          "signature": {**signature, "meaning": "approved"}}, "signature.meaning"),
         ({"action": "release", "signature": {"username": approver.username,
                                              "meaning": "released"}}, "signature.password"),
         ({"action": "release", "signature": "anna"}, "signature"),
         ({"action": "release", "signature": signature, "reason": 12}, "reason"),
         ({"action": "release", "signature": signature, "extra": True}, "extra"),
         ({"signature": signature}, "action"),
-        ({"action": "reject", "signature": {**signature, "meaning": "rejected"}}, "reason"),
-        ({"action": "reject", "reason": "  ", "signature": {**signature,
-                                                            "meaning": "rejected"}},
-         "reason"),
+        ({"action": "reject", "version": seen,
+          "signature": {**signature, "meaning": "rejected"}}, "reason"),
+        ({"action": "reject", "reason": "  ", "version": seen,
+          "signature": {**signature, "meaning": "rejected"}}, "reason"),
         ({"action": "hold"}, "reason"),
     ]
     before = db_snapshot()
