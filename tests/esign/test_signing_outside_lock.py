@@ -57,7 +57,7 @@ def write_beside(app, username: str, number: str) -> str:
 
 
 def sign_review(app, number: str, reviewer, headers, answers: list) -> threading.Thread:
-    body = {"action": "review", "signature": {"username": reviewer.username,
+    body = {"action": "review", "version": 2, "signature": {"username": reviewer.username,
                                               "password": reviewer.password,
                                               "meaning": "reviewed"}}
 
@@ -100,7 +100,7 @@ def test_another_writer_commits_while_a_signature_does_its_slow_work(
 
 def test_a_wrong_signing_password_is_still_counted(app, client, review_target, auth_headers):
     headers = auth_headers(review_target.reviewer)
-    body = {"action": "review", "signature": {"username": review_target.reviewer.username,
+    body = {"action": "review", "version": 2, "signature": {"username": review_target.reviewer.username,
                                               "password": "not the password at all",
                                               "meaning": "reviewed"}}
     response = client.post(f"/api/v1/documents/{review_target.number}/transitions", json=body,
@@ -117,12 +117,13 @@ def test_looking_ahead_for_a_signature_leaves_bad_bodies_to_the_endpoint(
                          data="[" * 100_000 + "]" * 100_000)
     assert nested.status_code == 422 and nested.get_json()["errors"].keys() == {"_body"}
     odd = client.post(f"/api/v1/documents/{review_target.number}/transitions",
-                      headers=headers, json={"action": "review", "signature": ["not", "a", "map"]})
+                      headers=headers, json={"action": "review", "version": 2,
+                            "signature": ["not", "a", "map"]})
     assert odd.status_code == 422
     surrogate = client.post(
         f"/api/v1/documents/{review_target.number}/transitions", headers=headers,
         content_type="application/json",
-        data='{"action": "review", "signature": {"username": "rick.reviewer", '
+        data='{"action": "review", "version": 2, "signature": {"username": "rick.reviewer", '
              '"password": "\\ud800 not hashable", "meaning": "reviewed"}}')
     assert surrogate.status_code == 422
     assert surrogate.get_json()["errors"].keys() == {"signature.password"}

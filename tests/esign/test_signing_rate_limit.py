@@ -34,7 +34,7 @@ def test_a_throttled_signature_over_the_api_is_429_with_retry_after(app, client,
     url = f"/api/v1/documents/{review_target.number}/transitions"
 
     def sign(password: str):
-        return client.post(url, headers=headers, json={"action": "review", "signature": {
+        return client.post(url, headers=headers, json={"action": "review", "version": 2, "signature": {
             "username": "rick.reviewer", "password": password, "meaning": "reviewed"}})
 
     assert [sign("wrong password here").status_code for _ in range(2)] == [403, 403]
