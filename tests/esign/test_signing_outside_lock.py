@@ -100,9 +100,9 @@ def test_another_writer_commits_while_a_signature_does_its_slow_work(
 
 def test_a_wrong_signing_password_is_still_counted(app, client, review_target, auth_headers):
     headers = auth_headers(review_target.reviewer)
-    body = {"action": "review", "version": 2, "signature": {"username": review_target.reviewer.username,
-                                              "password": "not the password at all",
-                                              "meaning": "reviewed"}}
+    body = {"action": "review", "version": 2,
+            "signature": {"username": review_target.reviewer.username,
+                          "password": "not the password at all", "meaning": "reviewed"}}
     response = client.post(f"/api/v1/documents/{review_target.number}/transitions", json=body,
                            headers=headers)
     assert response.status_code == 403
