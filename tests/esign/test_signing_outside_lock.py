@@ -57,9 +57,9 @@ def write_beside(app, username: str, number: str) -> str:
 
 
 def sign_review(app, number: str, reviewer, headers, answers: list) -> threading.Thread:
-    body = {"action": "review", "version": 2, "signature": {"username": reviewer.username,
-                                              "password": reviewer.password,
-                                              "meaning": "reviewed"}}
+    body = {"action": "review", "version": 2,
+            "signature": {"username": reviewer.username, "password": reviewer.password,
+                          "meaning": "reviewed"}}
 
     def post():
         answers.append(app.test_client().post(f"/api/v1/documents/{number}/transitions",
