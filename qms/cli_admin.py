@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
-from qms.cli import CLI_ACTOR, fail
+from qms.cli import CLI_ACTOR, fail, upgrade_schema_or_fail
 from qms.context import state
 from qms.errors import DomainError
 from qms.identity import tokens, users
@@ -23,10 +23,9 @@ audit_group = AppGroup("audit", help="The audit trail.")
 
 @db_group.command("upgrade")
 def db_upgrade() -> None:
-    """Apply Alembic migrations up to the newest revision."""
-    from qms.bootstrap import upgrade_schema
-
-    upgrade_schema()
+    """Apply Alembic migrations up to the newest revision (PostgreSQL: as the owner role of
+    QMS_DATABASE_OWNER_URL, then grant the application role its privileges)."""
+    upgrade_schema_or_fail()
     click.echo("database schema is up to date")
 
 
