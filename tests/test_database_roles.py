@@ -165,3 +165,42 @@ def test_upgrade_on_postgresql_needs_the_owner_url(app_config):
     finally:
         application.extensions["qms"].db.dispose()
     assert result.exit_code == 1 and "QMS_DATABASE_OWNER_URL" in result.output
+
+
+@pytest.fixture
+def role_that_creates_roles(test_database, owner_engine):
+    """A login role holding the application's grants plus CREATEROLE; dropped after."""
+    from qms.migrations.privileges import grant_app_role
+
+    role = f"qms_test_cr_{uuid.uuid4().hex[:8]}"
+    superuser = create_engine(make_url(SUPERUSER_URL).set(
+        drivername="postgresql+psycopg", database=make_url(test_database.url).database),
+        isolation_level="AUTOCOMMIT")
+    with superuser.connect() as connection:
+        connection.execute(text(f"CREATE ROLE {role} LOGIN CREATEROLE"))
+    with owner_engine.begin() as connection:
+        grant_app_role(connection, role)
+    yield make_url(test_database.url).set(username=role).render_as_string(hide_password=False)
+    with superuser.connect() as connection:
+        connection.execute(text(f"DROP OWNED BY {role}"))
+        connection.execute(text(f"DROP ROLE {role}"))
+    superuser.dispose()
+
+
+def test_a_role_that_can_create_roles_is_refused_and_fails_the_iq(app_config,
+                                                                  role_that_creates_roles):
+    """Up to PostgreSQL 15 such a role may grant itself membership of the owner role."""
+    from qms.app import create_app
+    from qms.bootstrap import ensure_keys
+    from validation.iq import run_iq
+
+    application = create_app({**app_config, "DATABASE_URL": role_that_creates_roles})
+    try:
+        result = application.test_cli_runner().invoke(args=["db", "upgrade"])
+        with application.app_context():
+            ensure_keys()
+            [check] = [c for c in run_iq().checks if c.id == "IQ-13"]
+    finally:
+        application.extensions["qms"].db.dispose()
+    assert result.exit_code == 1 and "CREATEROLE" in result.output
+    assert not check.passed and "may create roles" in check.detail

@@ -72,6 +72,9 @@ APPEND_ONLY_TABLES = ("audit_events", "audit_checkpoints", "record_versions", "s
 _PG_ROLE_PROBLEMS = (
     ("is a superuser",
      "SELECT current_user FROM pg_roles WHERE rolname = current_user AND rolsuper"),
+    # up to PostgreSQL 15, CREATEROLE may grant itself membership of the owner role
+    ("may create roles (and so make itself a member of the owner)",
+     "SELECT current_user FROM pg_roles WHERE rolname = current_user AND rolcreaterole"),
     ("owns (or may act as the owner of) the database or schema",
      "SELECT datname FROM pg_database WHERE datname = current_database() "
      "AND pg_has_role(current_user, datdba, 'MEMBER') UNION ALL "

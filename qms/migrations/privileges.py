@@ -48,17 +48,22 @@ class UnsafeAppRole(ConfigError):
 
 def refuse_unsafe_app_role(connection: Connection, role: str) -> None:
     """Raise UnsafeAppRole, before anything is migrated, when ``role`` (the application's) is
-    a superuser, is the role migrating (the owner) or a member of it: such an application
-    could switch the guard triggers off, and no grant can take that back."""
+    a superuser, may create roles, or is the role migrating (the owner) or a member of it:
+    such an application could switch the guard triggers off, and no grant takes that back."""
     row = connection.execute(text(
-        "SELECT r.rolsuper, pg_has_role(r.oid, current_user, 'MEMBER') "
+        "SELECT r.rolsuper, r.rolcreaterole, pg_has_role(r.oid, current_user, 'MEMBER') "
         "FROM pg_roles r WHERE r.rolname = :role"), {"role": role}).first()
     if row is None:
         raise UnsafeAppRole(f"the application role {role!r} does not exist")
-    superuser, owner = row
+    superuser, creates_roles, owner = row
     if superuser:
         raise UnsafeAppRole(f"the application role {role!r} is a superuser: DATABASE_URL must "
                             "connect as a role without superuser rights")
+    if creates_roles:
+        # up to PostgreSQL 15, CREATEROLE may grant itself membership of any other role
+        raise UnsafeAppRole(f"the application role {role!r} has CREATEROLE, with which it can "
+                            "make itself a member of the owner role: ALTER ROLE ... "
+                            "NOCREATEROLE")
     if owner:
         raise UnsafeAppRole(f"the application role {role!r} is, or is a member of, the owner "
                             "role DATABASE_OWNER_URL connects as: the application must connect "
