@@ -59,17 +59,21 @@ _SQLITE_TRIGGERS = {
         BEGIN SELECT RAISE(ABORT, 'audit_head may only advance to the next event'); END""",
 }
 
+# The trigger functions pin their search_path and name their tables with the schema the
+# migration installed them in: otherwise a session could shadow audit_events with a
+# temporary table (pg_temp is searched first for relations) and advance the head to an
+# event that is not in the chain. pg_temp is listed last so that it is never searched first.
 _PG_FUNCTIONS = (
-    """CREATE OR REPLACE FUNCTION audit_refuse_change() RETURNS trigger
-       LANGUAGE plpgsql AS $$
+    """CREATE OR REPLACE FUNCTION {schema}.audit_refuse_change() RETURNS trigger
+       LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
        BEGIN
          RAISE EXCEPTION 'audit trail is append-only: % on % refused', TG_OP, TG_TABLE_NAME;
        END $$""",
-    """CREATE OR REPLACE FUNCTION audit_head_advance_only() RETURNS trigger
-       LANGUAGE plpgsql AS $$
+    """CREATE OR REPLACE FUNCTION {schema}.audit_head_advance_only() RETURNS trigger
+       LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
        BEGIN
          IF NEW.id <> OLD.id OR NEW.seq <> OLD.seq + 1 OR NEW.hash IS DISTINCT FROM
-            (SELECT e.hash FROM audit_events e WHERE e.seq = NEW.seq) THEN
+            (SELECT e.hash FROM {schema}.audit_events e WHERE e.seq = NEW.seq) THEN
            RAISE EXCEPTION 'audit_head may only advance to the next event';
          END IF;
          RETURN NEW;
@@ -111,32 +115,25 @@ def install_guards(connection: Connection) -> None:
 
 
 def _install_postgresql(connection: Connection) -> None:
-    for ddl in _PG_FUNCTIONS:
-        connection.execute(text(ddl))
+    schema = install_postgresql_functions(connection)
     for name, _table, when, function in _PG_TRIGGERS:
         connection.execute(text(f"CREATE OR REPLACE TRIGGER {name} {when} "
-                                f"EXECUTE FUNCTION {function}()"))
+                                f"EXECUTE FUNCTION {schema}.{function}()"))
     tables = ", ".join(APPEND_ONLY_TABLES)
     connection.execute(text(f"REVOKE UPDATE, DELETE, TRUNCATE ON {tables} FROM PUBLIC"))
     connection.execute(text("REVOKE DELETE, TRUNCATE ON audit_head FROM PUBLIC"))
 
 
-def grant_app_role(connection: Connection, role: str) -> None:
-    """PostgreSQL: let a non-owner application role append and read, and nothing more.
-
-    The role gets SELECT, INSERT on the append-only tables and SELECT, UPDATE on audit_head
-    (appends advance the head). Because it does not own the tables it cannot drop the
-    triggers. Executes, never commits.
+def install_postgresql_functions(connection: Connection) -> str:
+    """(Re)create the trigger functions in the connection's current schema, with their
+    search_path pinned and their tables schema-qualified; returns the quoted schema.
+    Idempotent (CREATE OR REPLACE keeps the triggers that use them). Executes, never commits.
     """
-    if connection.dialect.name != "postgresql":
-        raise UnsupportedDatabase("roles and privileges exist on PostgreSQL only")
-    quoted = connection.dialect.identifier_preparer.quote(role)
-    tables = ", ".join(APPEND_ONLY_TABLES)
-    connection.execute(text(f"GRANT SELECT, INSERT ON {tables} TO {quoted}"))
-    connection.execute(text(f"GRANT SELECT, UPDATE ON audit_head TO {quoted}"))
-    sequence = connection.execute(
-        text("SELECT pg_get_serial_sequence('audit_checkpoints', 'id')")).scalar_one()
-    connection.execute(text(f"GRANT USAGE ON SEQUENCE {sequence} TO {quoted}"))
+    current = connection.execute(text("SELECT current_schema()")).scalar_one()
+    schema = connection.dialect.identifier_preparer.quote_schema(current)
+    for ddl in _PG_FUNCTIONS:
+        connection.execute(text(ddl.format(schema=schema)))
+    return schema
 
 
 def drop_guards(connection: Connection) -> None:

@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 from flask import current_app
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
 from qms import migrations
 from qms.context import state
+from qms.db import make_engine
 from qms.identity.authentication import find_user
 from qms.identity.users import create_user
+from qms.settings import ConfigError
 
 ADMIN_USERNAME = "admin"
 
@@ -17,7 +21,35 @@ def ensure_keys() -> None:
 
 
 def upgrade_schema() -> None:
-    migrations.upgrade(state().db.engine, app_role=current_app.config["DATABASE_APP_ROLE"])
+    """Bring the schema to head. SQLite: through the application's own connection (no
+    roles). PostgreSQL: connected as the owner role (DATABASE_OWNER_URL), granting the role
+    DATABASE_URL connects as exactly the application's privileges, in one transaction.
+    Raises ConfigError, with nothing changed, when the owner URL is missing or the
+    application role is a superuser or the owner (qms.migrations.privileges)."""
+    app_engine = state().db.engine
+    if app_engine.dialect.name != "postgresql":
+        migrations.upgrade(app_engine)
+        return
+    owner_url = current_app.config["DATABASE_OWNER_URL"]
+    if not owner_url:
+        raise ConfigError("on PostgreSQL the schema is migrated by its owner role: set "
+                          "QMS_DATABASE_OWNER_URL (DATABASE_URL is the application role, "
+                          "which owns nothing; see docs/postgresql.md)")
+    owner_engine = make_engine(owner_url)
+    try:
+        migrations.upgrade(owner_engine, app_role=_connected_role(app_engine))
+    finally:
+        owner_engine.dispose()
+
+
+def _connected_role(engine: Engine) -> str:
+    """The role the application connects as: the one to grant, whatever the URL spells."""
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT current_user")).scalar_one()
+    except OperationalError as error:
+        raise ConfigError(f"cannot connect with DATABASE_URL (the application role): "
+                          f"{str(error.orig).strip().splitlines()[0]}") from None
 
 
 def create_admin(password: str, *, chosen: bool) -> bool:

@@ -15,7 +15,7 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from qms.errors import DomainError
-from qms.settings import instance_path, write_secret_key
+from qms.settings import ConfigError, instance_path, write_secret_key
 
 CLI_ACTOR = "system"
 OPERATOR_ENV, OPERATOR_PASSWORD_ENV = "QMS_OPERATOR", "QMS_OPERATOR_PASSWORD"
@@ -54,10 +54,10 @@ def init_command(demo: bool) -> None:
     write_secret_key(instance)
     app = _create_app()
     with app.app_context():
-        from qms.bootstrap import create_admin, ensure_keys, upgrade_schema
+        from qms.bootstrap import create_admin, ensure_keys
 
         ensure_keys()
-        upgrade_schema()
+        upgrade_schema_or_fail()
         password = os.environ.get("QMS_ADMIN_PASSWORD") or secrets.token_urlsafe(15)
         try:
             created = create_admin(password, chosen="QMS_ADMIN_PASSWORD" in os.environ)
@@ -96,6 +96,18 @@ def jobs() -> None:
     from qms.jobs import run_scheduler
 
     run_scheduler()
+
+
+def upgrade_schema_or_fail() -> None:
+    """Migrate to head (qms.bootstrap.upgrade_schema); a wrong database configuration (no
+    owner URL on PostgreSQL, an application role that owns the schema) exits non-zero with
+    its message, the database unchanged."""
+    from qms.bootstrap import upgrade_schema
+
+    try:
+        upgrade_schema()
+    except ConfigError as error:
+        fail(str(error))
 
 
 def fail(message: str) -> None:

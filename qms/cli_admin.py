@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
-from qms.cli import CLI_ACTOR, administer, fail, fail_with
+from qms.cli import CLI_ACTOR, administer, fail, fail_with, upgrade_schema_or_fail
 from qms.context import state
 from qms.errors import DomainError
 from qms.identity import tokens, users
@@ -27,10 +27,9 @@ USER_MANAGE = "user.manage"
 
 @db_group.command("upgrade")
 def db_upgrade() -> None:
-    """Apply Alembic migrations up to the newest revision."""
-    from qms.bootstrap import upgrade_schema
-
-    upgrade_schema()
+    """Apply Alembic migrations up to the newest revision (PostgreSQL: as the owner role of
+    QMS_DATABASE_OWNER_URL, then grant the application role its privileges)."""
+    upgrade_schema_or_fail()
     click.echo("database schema is up to date")
 
 

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from qms.bundled import bundled_path
 
 ENV_PREFIX = "QMS_"
@@ -134,6 +137,24 @@ def validate(settings: Mapping[str, Any]) -> None:
     if not 0 < settings["ERP_BACKOFF_BASE_SECONDS"] <= settings["ERP_BACKOFF_CAP_SECONDS"]:
         raise ConfigError("ERP backoff needs 0 < ERP_BACKOFF_BASE_SECONDS <= "
                           "ERP_BACKOFF_CAP_SECONDS")
+    _validate_owner_url(settings["DATABASE_URL"], settings["DATABASE_OWNER_URL"])
+
+
+def _validate_owner_url(url: str, owner_url: str) -> None:
+    """The owner (migration) URL is PostgreSQL's and names the application's own database:
+    migrating one database and granting privileges on another would leave both wrong."""
+    if not owner_url:
+        return
+    try:
+        app, owner = make_url(url), make_url(owner_url)
+    except ArgumentError:
+        raise ConfigError("DATABASE_OWNER_URL is not a database URL") from None
+    if not app.get_backend_name() == owner.get_backend_name() == "postgresql":
+        raise ConfigError("DATABASE_OWNER_URL applies to PostgreSQL only (SQLite has no roles); "
+                          "DATABASE_URL and DATABASE_OWNER_URL must both be postgresql:// URLs")
+    if (app.host, app.port, app.database) != (owner.host, owner.port, owner.database):
+        raise ConfigError("DATABASE_OWNER_URL must name the same server and database as "
+                          "DATABASE_URL (only the role differs)")
 
 
 def _validate_rate_limits(settings: Mapping[str, Any]) -> None:

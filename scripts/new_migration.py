@@ -3,9 +3,10 @@
     .venv/bin/python scripts/new_migration.py 0004_materials 0003_record_guards \\
         "Materials, suppliers, lots, batches, genealogy" materials suppliers lots ...
 
-Review the output: name the evidence tables (rows never changed) in APPEND_ONLY; the
-revision grants the application role its privileges on every new table. (0001 is shipped:
-every schema change is a new revision.)
+Review the output: name the evidence tables (rows never changed) in APPEND_ONLY. The
+application role's privileges on the new tables follow from that after the upgrade
+(qms.migrations.privileges); a table the application must DELETE from is named there.
+(0001 is shipped: every schema change is a new revision.)
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ Revises: {down}
 from alembic import op
 import sqlalchemy as sa
 
-from qms.migrations.support import grant_app_role, make_append_only
+from qms.migrations.support import make_append_only
 
 revision = "{revision}"
 down_revision = "{down}"
@@ -44,7 +45,6 @@ APPEND_ONLY: tuple[str, ...] = {append_only}
 '''
 
 FOOTER = '''    make_append_only(*APPEND_ONLY)
-    grant_app_role(TABLES, APPEND_ONLY)
 '''
 
 

@@ -4,6 +4,12 @@ QMS_TEST_POSTGRES_URL is set), the app, an HTTP client, and factories for users 
 Each test gets a fresh database cloned from a template that Alembic migrated once per run
 (SQLite: a file copy; PostgreSQL: CREATE DATABASE ... TEMPLATE), so tests exercise the real
 migrations and guard triggers without paying for them every time.
+
+PostgreSQL is run as in production (docs/postgresql.md): the template is migrated by an
+owner role, which owns the databases and everything in them, and the application under test
+connects as an application role that owns nothing and holds only what the upgrade granted
+it. So every test exercises the guards and privileges as the application meets them; a
+test that tampers as an attacker with the owner's powers says so (``owner_engine``).
 """
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, make_url, select, text
 
 from qms import migrations
 from qms.app import create_app
@@ -38,14 +44,33 @@ def _clean_environment(monkeypatch):
             monkeypatch.delenv(name)
 
 
-def _pg_server_url(database: str) -> str:
-    base = PG_URL.rsplit("/", 1)[0]
-    return f"{base}/{database}"
+# Shared by every test run on the server (roles are cluster-wide, databases are not): created
+# once, tolerating a parallel run creating them at the same moment, and never dropped.
+PG_OWNER_ROLE = "qms_test_owner"
+PG_APP_ROLE = "qms_test_app"
+_CREATE_ROLE = """DO $$ BEGIN CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE
+    NOREPLICATION NOBYPASSRLS; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+    END $$"""
+
+
+def _pg_server_url(database: str, role: str | None = None) -> str:
+    """PG_URL with another database and, given a role, connecting as that role (the test
+    server trusts local connections, so a role needs no password)."""
+    url = make_url(PG_URL).set(database=database)
+    if role is not None:
+        url = url.set(username=role, password=None)
+    return url.render_as_string(hide_password=False)
 
 
 def _admin_engine():
-    return create_engine(_pg_server_url("postgres").replace("postgresql://", "postgresql+psycopg://"),
+    return create_engine(make_url(_pg_server_url("postgres")).set(drivername="postgresql+psycopg"),
                          isolation_level="AUTOCOMMIT")
+
+
+def _create_pg_roles(admin) -> None:
+    with admin.connect() as connection:
+        for role in (PG_OWNER_ROLE, PG_APP_ROLE):
+            connection.execute(text(_CREATE_ROLE.format(role=role)))
 
 
 @pytest.fixture(scope="session")
@@ -63,10 +88,11 @@ def pg_template():
         pytest.skip("QMS_TEST_POSTGRES_URL not set")
     name = f"qms_template_{uuid.uuid4().hex[:8]}"
     admin = _admin_engine()
+    _create_pg_roles(admin)
     with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(_pg_server_url(name))
-    migrations.upgrade(engine)
+        connection.execute(text(f'CREATE DATABASE "{name}" OWNER {PG_OWNER_ROLE}'))
+    engine = make_engine(_pg_server_url(name, PG_OWNER_ROLE))
+    migrations.upgrade(engine, app_role=PG_APP_ROLE)
     engine.dispose()
     yield name
     with admin.connect() as connection:
@@ -79,30 +105,56 @@ def backend(request) -> str:
     return request.param
 
 
+@dataclass(frozen=True)
+class TestDatabase:
+    """A fresh test database: ``url`` connects as the application (on PostgreSQL the app
+    role), ``owner_url`` as the owner of its schema ("" on SQLite, which has no roles)."""
+    url: str
+    owner_url: str
+
+
 @pytest.fixture
-def database_url(backend, request, tmp_path):
+def test_database(backend, request, tmp_path):
     if backend == "sqlite":
         template = request.getfixturevalue("sqlite_template")
         target = tmp_path / "qms.sqlite3"
         shutil.copyfile(template, target)
-        yield f"sqlite:///{target}"
+        yield TestDatabase(f"sqlite:///{target}", "")
         return
     template = request.getfixturevalue("pg_template")
     name = f"qms_test_{uuid.uuid4().hex[:12]}"
     admin = _admin_engine()
     with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    yield _pg_server_url(name)
+        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}" '
+                                f'OWNER {PG_OWNER_ROLE}'))
+    yield TestDatabase(_pg_server_url(name, PG_APP_ROLE), _pg_server_url(name, PG_OWNER_ROLE))
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
 
 
 @pytest.fixture
-def app_config(database_url, tmp_path) -> dict:
+def database_url(test_database) -> str:
+    """The URL the application connects with (PostgreSQL: the app role, which owns nothing)."""
+    return test_database.url
+
+
+@pytest.fixture
+def owner_engine(test_database):
+    """An engine with the owner's powers over the test database, for tests that tamper as an
+    attacker who owns it (drops guards, rewrites rows): the owner role on PostgreSQL, the
+    database file itself on SQLite."""
+    engine = make_engine(test_database.owner_url or test_database.url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def app_config(test_database, tmp_path) -> dict:
     # the test client speaks plain HTTP, so secure-only cookies are off in tests
     return {"TESTING": True, "INSTANCE_PATH": str(tmp_path / "instance"),
-            "DATABASE_URL": database_url, "SECURITY_SECURE_COOKIES": False, **FAST_CRYPTO}
+            "DATABASE_URL": test_database.url, "DATABASE_OWNER_URL": test_database.owner_url,
+            "SECURITY_SECURE_COOKIES": False, **FAST_CRYPTO}
 
 
 @pytest.fixture

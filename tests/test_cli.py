@@ -9,15 +9,15 @@ import pytest
 from sqlalchemy import text
 
 from audit.guards import drop_guards
-from qms.db import make_engine
 
 ADMIN_PASSWORD = "initial operator passphrase"
 
 
 @pytest.fixture
-def qms(database_url, tmp_path):
+def qms(test_database, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("QMS_")}
-    env.update(QMS_INSTANCE_PATH=str(tmp_path / "instance"), QMS_DATABASE_URL=database_url,
+    env.update(QMS_INSTANCE_PATH=str(tmp_path / "instance"), QMS_DATABASE_URL=test_database.url,
+               QMS_DATABASE_OWNER_URL=test_database.owner_url,
                QMS_ADMIN_PASSWORD=ADMIN_PASSWORD, QMS_OPERATOR="admin",
                QMS_OPERATOR_PASSWORD=ADMIN_PASSWORD, QMS_SECURITY_ARGON2_MEMORY_KIB="8192",
                QMS_SECURITY_KEY_WRAP_SCRYPT_LOG_N="10")
@@ -76,7 +76,7 @@ def test_service_token_works_against_the_api(qms, database_url, tmp_path):
     assert qms("token", "revoke", token_id, "--reason", "again").returncode == 1
 
 
-def test_audit_verify_export_and_tamper(qms, database_url, tmp_path):
+def test_audit_verify_export_and_tamper(qms, owner_engine, tmp_path):
     assert qms("audit", "checkpoint").returncode == 0
     intact = qms("audit", "verify")
     assert intact.returncode == 0 and "intact" in intact.stdout
@@ -98,18 +98,17 @@ def test_audit_verify_export_and_tamper(qms, database_url, tmp_path):
     unanchored = subprocess.run([sys.executable, "-m", "audit.verify_export", str(export)],
                                 capture_output=True, text=True)
     assert unanchored.returncode == 1 and unanchored.stdout.startswith("UNANCHORED: ")
-    _tamper_actor(database_url, seq=1)
+    _tamper_actor(owner_engine, seq=1)
     broken = qms("audit", "verify")
     assert broken.returncode == 1 and "seq 1" in broken.stderr
 
 
-def _tamper_actor(database_url: str, seq: int) -> None:
-    engine = make_engine(database_url)
-    with engine.begin() as connection:
+def _tamper_actor(owner_engine, seq: int) -> None:
+    """As an attacker who owns the database: guards dropped, an event rewritten."""
+    with owner_engine.begin() as connection:
         drop_guards(connection)
         connection.execute(text("UPDATE audit_events SET actor = 'mallory' WHERE seq = :seq"),
                            {"seq": seq})
-    engine.dispose()
 
 
 def test_bad_cli_input_exits_non_zero_with_a_message(qms):

@@ -73,3 +73,18 @@ def test_site_today_is_the_calendar_day_in_the_site_time_zone():
 
     settings = {"APP_TIMEZONE": "Pacific/Kiritimati"}  # UTC+14: often a day ahead of UTC
     assert site_today(settings) == datetime.now(ZoneInfo("Pacific/Kiritimati")).date()
+
+
+@pytest.mark.parametrize("url, owner_url, message", [
+    ("sqlite:////tmp/qms.sqlite3", "postgresql://qms_owner@db/qms", "PostgreSQL only"),
+    ("postgresql://qms_app@db/qms", "postgresql://qms_owner@db/other", "same server and database"),
+    ("postgresql://qms_app@db/qms", "postgresql://qms_owner@db2/qms", "same server and database"),
+    ("postgresql://qms_app@db/qms", "not a url", "not a database URL"),
+])
+def test_owner_url_must_be_postgresql_and_name_the_same_database(url, owner_url, message):
+    from qms.settings import validate
+
+    with pytest.raises(ConfigError, match=message):
+        validate(load_settings({"QMS_DATABASE_URL": url, "QMS_DATABASE_OWNER_URL": owner_url}))
+    validate(load_settings({"QMS_DATABASE_URL": "postgresql://qms_app@db:5432/qms",
+                            "QMS_DATABASE_OWNER_URL": "postgresql://qms_owner:pw@db:5432/qms"}))

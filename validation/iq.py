@@ -61,6 +61,42 @@ _PG_TRIGGERS_SQL = """
     JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND n.nspname = current_schema()"""
 _SQLITE_TRIGGERS_SQL = "SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger'"
+# Evidence the application only ever appends to (docs/postgresql.md): its role may hold no
+# UPDATE, DELETE or TRUNCATE on these.
+APPEND_ONLY_TABLES = ("audit_events", "audit_checkpoints", "record_versions", "signatures",
+                      "lot_consumptions", "deviation_lots", "deviation_lot_removals",
+                      "change_control_approvals", "inspection_results", "erp_events")
+# PostgreSQL: what the role the application connects as must not be or hold, each a query
+# naming the offending objects. MEMBER, not USAGE: a member of the owner role may SET ROLE
+# to it even without inheriting its privileges; an owner of the schema may drop any table.
+_PG_ROLE_PROBLEMS = (
+    ("is a superuser",
+     "SELECT current_user FROM pg_roles WHERE rolname = current_user AND rolsuper"),
+    # up to PostgreSQL 15, CREATEROLE may grant itself membership of the owner role
+    ("may create roles (and so make itself a member of the owner)",
+     "SELECT current_user FROM pg_roles WHERE rolname = current_user AND rolcreaterole"),
+    ("owns (or may act as the owner of) the database or schema",
+     "SELECT datname FROM pg_database WHERE datname = current_database() "
+     "AND pg_has_role(current_user, datdba, 'MEMBER') UNION ALL "
+     "SELECT nspname FROM pg_namespace WHERE oid = current_schema()::regnamespace "
+     "AND pg_has_role(current_user, nspowner, 'MEMBER')"),
+    ("owns (or may act as the owner of)",
+     "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace "
+     "AND pg_has_role(current_user, relowner, 'MEMBER') ORDER BY relname"),
+    ("may create objects in the schema",
+     "SELECT current_schema() WHERE has_schema_privilege(current_schema(), 'CREATE')"),
+    ("may write alembic_version",
+     "SELECT relname FROM pg_class WHERE oid = to_regclass('alembic_version') "
+     "AND has_table_privilege(oid, 'INSERT, UPDATE, DELETE, TRUNCATE')"),
+    ("may change or remove rows of the append-only tables",
+     "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace "
+     "AND relname = ANY(:append_only) AND has_table_privilege(oid, 'UPDATE, DELETE, TRUNCATE') "
+     "ORDER BY relname"),
+    ("holds TRUNCATE or TRIGGER on",
+     "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace "
+     "AND relkind IN ('r', 'p') AND has_table_privilege(oid, 'TRUNCATE, TRIGGER') "
+     "ORDER BY relname"),
+)
 
 
 @dataclass(frozen=True)
@@ -154,6 +190,38 @@ def check_guard_triggers() -> str:
 def _triggers(connection: Connection) -> set[tuple[str, str]]:
     sql = _SQLITE_TRIGGERS_SQL if connection.dialect.name == "sqlite" else _PG_TRIGGERS_SQL
     return {(table, name) for table, name in connection.execute(text(sql))}
+
+
+def check_database_role() -> str:
+    """The application cannot switch its own guard rails off: on PostgreSQL it connects as a
+    role that is no superuser, owns nothing and only appends to the evidence tables."""
+    engine = state().db.engine
+    if engine.dialect.name != "postgresql":
+        return (f"{engine.dialect.name} has no roles: the instance folder's file permissions "
+                "are the database's access control")
+    with engine.connect() as connection:
+        role = connection.execute(text("SELECT current_user")).scalar_one()
+        problems = _role_problems(connection)
+    if problems:
+        raise CheckFailed(f"the application connects as {role!r}, which " + "; ".join(problems)
+                          + " (connect as a role that owns nothing: docs/postgresql.md)")
+    return (f"the application connects as {role!r}: no superuser, owns nothing, appends only "
+            "to the evidence tables, reads alembic_version only")
+
+
+def _role_problems(connection: Connection) -> list[str]:
+    """What the connected role must not hold, each with (up to five of) the objects it
+    concerns. A superuser is reported alone: it holds everything else too."""
+    problems = []
+    for what, sql in _PG_ROLE_PROBLEMS:
+        names = list(connection.execute(text(sql), {"append_only": list(APPEND_ONLY_TABLES)})
+                     .scalars())
+        if names:
+            more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+            problems.append(f"{what}: {', '.join(names[:5])}{more}")
+        if problems and what == "is a superuser":
+            break
+    return problems
 
 
 def check_secret_key_file() -> str:
@@ -258,6 +326,8 @@ CHECKS: tuple[tuple[str, str, Callable[[], str]], ...] = (
     ("IQ-10", "Workflows loaded for every record type", check_workflows),
     ("IQ-11", "Admin role holds no signing permission", check_admin_cannot_sign),
     ("IQ-12", "Audit chain and checkpoints verify", check_audit_chain),
+    ("IQ-13", "Application's database role owns nothing and only appends evidence",
+     check_database_role),
 )
 
 

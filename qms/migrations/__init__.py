@@ -20,7 +20,11 @@ def alembic_config(engine: Engine, app_role: str = "") -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head", app_role: str = "") -> None:
-    """Bring the schema to ``revision`` (creates it on an empty database)."""
+    """Bring the schema to ``revision`` (creates it on an empty database), connected as the
+    owner through ``engine``. On PostgreSQL, ``app_role`` names the role the application
+    connects as: it is refused if it is a superuser or the owner (nothing is migrated then),
+    and otherwise granted exactly its privileges in the same transaction
+    (qms.migrations.privileges); raises privileges.UnsafeAppRole."""
     command.upgrade(alembic_config(engine, app_role), revision)
 
 

@@ -1,8 +1,9 @@
-"""Steps that several migrations share: append-only guard rails on evidence tables and the
-application role's privileges on tables a revision adds. Used inside Alembic revisions."""
+"""Steps that several migrations share: append-only guard rails on evidence tables. Used
+inside Alembic revisions. (The application role's privileges are not a migration step: they
+are granted after every upgrade from the schema at head, see qms.migrations.privileges.)"""
 from __future__ import annotations
 
-from alembic import context, op
+from alembic import op
 
 
 def make_append_only(*tables: str) -> None:
@@ -21,17 +22,3 @@ def make_append_only(*tables: str) -> None:
         op.execute(f"CREATE OR REPLACE TRIGGER {table}_no_truncate BEFORE TRUNCATE "
                    f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change()")
         op.execute(f"REVOKE UPDATE, DELETE, TRUNCATE ON {table} FROM PUBLIC")
-
-
-def grant_app_role(tables: tuple[str, ...], append_only: tuple[str, ...] = ()) -> None:
-    """PostgreSQL: the configured application role reads, inserts and updates the new
-    ordinary tables and only inserts into the new evidence tables."""
-    connection = op.get_bind()
-    app_role = context.config.attributes.get("app_role")
-    if connection.dialect.name != "postgresql" or not app_role:
-        return
-    role = connection.dialect.identifier_preparer.quote(app_role)
-    op.execute(f"GRANT SELECT, INSERT, UPDATE ON {', '.join(tables)} TO {role}")
-    op.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}")
-    if append_only:
-        op.execute(f"REVOKE UPDATE ON {', '.join(append_only)} FROM {role}")

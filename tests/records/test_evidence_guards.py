@@ -29,8 +29,10 @@ def _insert_evidence(connection) -> None:
     "UPDATE signatures SET meaning = 'released'",
     "DELETE FROM signatures",
 ])
-def test_evidence_rows_cannot_be_changed_or_removed(app, statement):
-    engine = app.extensions["qms"].db.engine
+def test_evidence_rows_cannot_be_changed_or_removed(owner_engine, statement):
+    # the triggers refuse even the owner of the tables (the application role is refused
+    # earlier, by its privileges: tests/test_database_roles.py)
+    engine = owner_engine
     with engine.begin() as connection:
         _insert_evidence(connection)
     with pytest.raises(DatabaseError, match="append-only"), engine.begin() as connection:

@@ -35,13 +35,13 @@ def installed(app):
 
 
 @pytest.fixture
-def drop_event_update_guard(installed, backend):
+def drop_event_update_guard(owner_engine, backend):
     """drop_event_update_guard() removes the trigger that refuses UPDATE of audit events, as
     an attacker owning the database would; returns the trigger's name."""
     def drop() -> str:
         table, trigger = EVENT_UPDATE_GUARD[backend]
         suffix = "" if backend == "sqlite" else f" ON {table}"
-        with installed.extensions["qms"].db.engine.begin() as connection:
+        with owner_engine.begin() as connection:
             connection.execute(text(f"DROP TRIGGER {trigger}{suffix}"))
         return trigger
     return drop

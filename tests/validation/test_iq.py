@@ -2,10 +2,11 @@
 installation passes, and each kind of faulty installation fails naming its check."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from audit.guards import install_guards
 from qms.db import Database
@@ -24,7 +25,7 @@ def failed_ids(report) -> list[str]:
 def test_fresh_instance_passes_every_check(installed):
     report = run(installed)
     assert report.passed, iq_text(report)
-    assert [check.id for check in report.checks] == [f"IQ-{n:02d}" for n in range(1, 13)]
+    assert [check.id for check in report.checks] == [f"IQ-{n:02d}" for n in range(1, 14)]
     assert all(check.detail for check in report.checks)
 
 
@@ -44,10 +45,10 @@ def test_dropped_guard_trigger_fails_naming_the_trigger(installed, drop_event_up
     assert trigger in report.failed()[0].detail
 
 
-def test_disabled_postgresql_trigger_counts_as_missing(installed, backend):
+def test_disabled_postgresql_trigger_counts_as_missing(installed, backend, owner_engine):
     if backend != "postgresql":
         pytest.skip("SQLite triggers cannot be disabled")
-    with installed.extensions["qms"].db.engine.begin() as connection:
+    with owner_engine.begin() as connection:
         connection.execute(text("ALTER TABLE signatures DISABLE TRIGGER signatures_no_change"))
     report = run(installed)
     assert failed_ids(report) == ["IQ-05"]
@@ -77,18 +78,19 @@ def test_missing_checkpoint_folder_fails(installed, monkeypatch, tmp_path):
     assert "unmounted does not exist" in report.failed()[0].detail
 
 
-def test_schema_behind_the_head_fails(installed):
-    with installed.extensions["qms"].db.engine.begin() as connection:
+def test_schema_behind_the_head_fails(installed, owner_engine):
+    with owner_engine.begin() as connection:
         connection.execute(text("UPDATE alembic_version SET version_num = '0002_audit_guards'"))
     report = run(installed)
     assert failed_ids(report) == ["IQ-04"]
     assert "0002_audit_guards" in report.failed()[0].detail
 
 
-def test_tampered_audit_chain_fails(installed, make_user, drop_event_update_guard):
+def test_tampered_audit_chain_fails(installed, make_user, drop_event_update_guard,
+                                    owner_engine):
     make_user("ida.inspector", "inspector")
     drop_event_update_guard()
-    with installed.extensions["qms"].db.engine.begin() as connection:
+    with owner_engine.begin() as connection:
         connection.execute(text("UPDATE audit_events SET actor = 'mallory' WHERE seq = 1"))
         install_guards(connection)  # a careful attacker puts the guard rails back
     report = run(installed)
@@ -128,8 +130,41 @@ def test_text_and_html_reports_name_every_check(installed):
     report = run(installed)
     text_report = iq_text(report)
     page = iq_html(report)
-    for number in range(1, 13):
+    for number in range(1, 14):
         assert f"IQ-{number:02d}  PASS" in text_report
         assert f"IQ-{number:02d}" in page
     assert page.startswith("<!DOCTYPE html>") and "<script" not in page
     assert "Git commit" in page and "Database" in page
+
+
+@pytest.mark.parametrize("connect_as", ["owner", "superuser"])
+def test_application_connected_as_owner_or_superuser_fails(app_config, test_database,
+                                                           backend, connect_as):
+    """Issue 9, point 9: an application that could switch its guard triggers off (it owns
+    the tables, or is a superuser) fails its IQ, and only that check."""
+    if backend != "postgresql":
+        pytest.skip("roles exist on PostgreSQL only")
+    from qms.app import create_app
+    from qms.bootstrap import ensure_keys
+
+    # the suite's server URL names a superuser (postgres)
+    superuser = make_url(os.environ["QMS_TEST_POSTGRES_URL"])
+    url = test_database.owner_url if connect_as == "owner" else superuser.set(
+        database=make_url(test_database.url).database).render_as_string(hide_password=False)
+    application = create_app({**app_config, "DATABASE_URL": url})
+    try:
+        with application.app_context():
+            ensure_keys()
+        report = run(application)
+    finally:
+        application.extensions["qms"].db.dispose()
+    assert failed_ids(report) == ["IQ-13"]
+    expected = "is a superuser" if connect_as == "superuser" else "owns (or may act as the owner"
+    assert expected in report.failed()[0].detail
+
+
+def test_application_role_passes_naming_itself(installed, backend):
+    [check] = [check for check in run(installed).checks if check.id == "IQ-13"]
+    assert check.passed
+    if backend == "postgresql":
+        assert "'qms_test_app'" in check.detail and "owns nothing" in check.detail

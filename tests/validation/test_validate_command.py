@@ -39,7 +39,7 @@ def test_validate_passes_on_a_qualified_instance_and_writes_reports(installed, f
                     "--json", str(json_out))
     assert result.exit_code == 0, result.output
     requirements = load_specification().requirements
-    assert "IQ: 12 of 12 checks passed" in result.output
+    assert "IQ: 13 of 13 checks passed" in result.output
     assert f"OQ: {len(requirements)} of {len(requirements)} requirements verified" in result.output
     assert result.output.rstrip().endswith("validation PASSED")
     page = html_out.read_text(encoding="utf-8")

@@ -123,18 +123,11 @@ def test_chain_status_intact(client, sample_events):
     assert "BROKEN" not in response.text
 
 
-def switch_off_guards(connection) -> None:
-    """What an attacker who owns the database can do; detection must not depend on it."""
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql("SET LOCAL session_replication_role = replica")  # no triggers
-    else:
-        drop_guards(connection)
-
-
-def test_chain_status_broken_names_the_seq(app, client, sample_events, events):
+def test_chain_status_broken_names_the_seq(owner_engine, client, sample_events, events):
     seq = events(action="capa.record.created")[0].seq
-    with app.extensions["qms"].db.engine.begin() as connection:
-        switch_off_guards(connection)
+    # what an attacker who owns the database can do; detection must not depend on guards
+    with owner_engine.begin() as connection:
+        drop_guards(connection)
         connection.execute(update(audit_events).where(audit_events.c.seq == seq)
                            .values(actor="mallory"))
     response = client.get("/audit")

@@ -3,7 +3,7 @@
 Revision ID: 0002_audit_guards
 Revises: 0001_initial
 """
-from alembic import context, op
+from alembic import op
 
 from audit import guards, schema
 
@@ -17,9 +17,6 @@ def upgrade() -> None:
     connection = op.get_bind()
     guards.install_guards(connection)
     schema.initialize_head(connection)
-    app_role = context.config.attributes.get("app_role")
-    if app_role and connection.dialect.name == "postgresql":
-        guards.grant_app_role(connection, app_role)
 
 
 def downgrade() -> None:

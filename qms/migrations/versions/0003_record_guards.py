@@ -1,4 +1,4 @@
-"""Append-only guard rails on record versions and signatures; privileges of the app role.
+"""Append-only guard rails on record versions and signatures.
 
 A version snapshot or a signature, once written, is evidence: like the audit events it may
 be added but never changed or removed. (Detection still rests on the audit chain, which
@@ -7,7 +7,7 @@ carries every version's content hash and every signature.)
 Revision ID: 0003_record_guards
 Revises: 0002_audit_guards
 """
-from alembic import context, op
+from alembic import op
 
 revision = "0003_record_guards"
 down_revision = "0002_audit_guards"
@@ -32,20 +32,6 @@ def upgrade() -> None:
         op.execute(f"CREATE OR REPLACE TRIGGER {table}_no_truncate BEFORE TRUNCATE "
                    f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change()")
         op.execute(f"REVOKE UPDATE, DELETE, TRUNCATE ON {table} FROM PUBLIC")
-    app_role = context.config.attributes.get("app_role")
-    if app_role:
-        _grant_app_role(connection.dialect.identifier_preparer.quote(app_role))
-
-
-def _grant_app_role(role: str) -> None:
-    """The application role reads and writes ordinary tables, only appends to evidence
-    tables and never deletes; audit tables were granted by 0002."""
-    op.execute(f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {role}")
-    op.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}")
-    protected = ("audit_events", "audit_checkpoints") + EVIDENCE_TABLES
-    op.execute(f"REVOKE UPDATE ON {', '.join(protected)} FROM {role}")
-    # role assignments are replaced as a set (the change itself is in the audit trail)
-    op.execute(f"GRANT DELETE ON user_roles TO {role}")
 
 
 def downgrade() -> None:

@@ -6,7 +6,7 @@ Revises: 0003_record_guards
 from alembic import op
 import sqlalchemy as sa
 
-from qms.migrations.support import grant_app_role, make_append_only
+from qms.migrations.support import make_append_only
 
 revision = "0004_materials"
 down_revision = "0003_record_guards"
@@ -130,7 +130,6 @@ def upgrade() -> None:
     op.create_index('ix_lot_consumptions_input_output', 'lot_consumptions', ['input_lot_id', 'output_lot_id', 'quantity', 'unit'], unique=False)
     op.create_index('ix_lot_consumptions_output_input', 'lot_consumptions', ['output_lot_id', 'input_lot_id', 'quantity', 'unit'], unique=False)
     make_append_only(*APPEND_ONLY)
-    grant_app_role(TABLES, APPEND_ONLY)
 
 
 def downgrade() -> None:

@@ -6,7 +6,7 @@ Revises: 0004_materials
 from alembic import op
 import sqlalchemy as sa
 
-from qms.migrations.support import grant_app_role, make_append_only
+from qms.migrations.support import make_append_only
 
 revision = "0005_deviations_capa"
 down_revision = "0004_materials"
@@ -100,7 +100,6 @@ def upgrade() -> None:
     )
     op.create_index('ix_deviation_lots_lot_deviation', 'deviation_lots', ['lot_id', 'deviation_id'], unique=False)
     make_append_only(*APPEND_ONLY)
-    grant_app_role(TABLES, APPEND_ONLY)
 
 
 def downgrade() -> None:

@@ -6,7 +6,7 @@ Revises: 0005_deviations_capa
 from alembic import op
 import sqlalchemy as sa
 
-from qms.migrations.support import grant_app_role, make_append_only
+from qms.migrations.support import make_append_only
 
 revision = "0006_change_control"
 down_revision = "0005_deviations_capa"
@@ -73,7 +73,6 @@ def upgrade() -> None:
     op.create_index(op.f('ix_change_control_items_change_control_id'), 'change_control_items', ['change_control_id'], unique=False)
     op.create_index('ix_change_control_items_item', 'change_control_items', ['kind', 'item_number'], unique=False)
     make_append_only(*APPEND_ONLY)
-    grant_app_role(TABLES, APPEND_ONLY)
 
 
 def downgrade() -> None:

@@ -6,7 +6,7 @@ Revises: 0006_change_control
 from alembic import op
 import sqlalchemy as sa
 
-from qms.migrations.support import grant_app_role, make_append_only
+from qms.migrations.support import make_append_only
 
 revision = "0007_inspection"
 down_revision = "0006_change_control"
@@ -104,7 +104,6 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_inspection_results_inspection_id'), 'inspection_results', ['inspection_id'], unique=False)
     make_append_only(*APPEND_ONLY)
-    grant_app_role(TABLES, APPEND_ONLY)
 
 
 def downgrade() -> None:

@@ -6,7 +6,7 @@ Revises: 0007_inspection
 from alembic import op
 import sqlalchemy as sa
 
-from qms.migrations.support import grant_app_role, make_append_only
+from qms.migrations.support import make_append_only
 
 revision = "0008_erp"
 down_revision = "0007_inspection"
@@ -44,7 +44,6 @@ def upgrade() -> None:
     )
     op.create_index('ix_erp_deliveries_channel_state', 'erp_deliveries', ['channel', 'state', 'event_seq'], unique=False)
     make_append_only(*APPEND_ONLY)
-    grant_app_role(TABLES, APPEND_ONLY)
 
 
 def downgrade() -> None:

@@ -6,7 +6,7 @@ Revises: 0008_erp
 from alembic import op
 import sqlalchemy as sa
 
-from qms.migrations.support import grant_app_role, make_append_only
+from qms.migrations.support import make_append_only
 
 revision = "0009_deviation_lot_removals"
 down_revision = "0008_erp"
@@ -29,7 +29,6 @@ def upgrade() -> None:
     sa.UniqueConstraint('link_id')
     )
     make_append_only(*APPEND_ONLY)
-    grant_app_role(TABLES, APPEND_ONLY)
 
 
 def downgrade() -> None:
