@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, func, select, text
 from qms import migrations
 from qms.app import create_app
 from qms.db import make_engine
+from tests.contract import ContractClient
 
 PG_URL = os.environ.get("QMS_TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
@@ -108,6 +109,8 @@ def app_config(database_url, tmp_path) -> dict:
 @pytest.fixture
 def app(app_config):
     application = create_app(app_config)
+    # every problem+json answer a test provokes must be the one the OpenAPI document promises
+    application.test_client_class = ContractClient
     yield application
     application.extensions["qms"].db.dispose()
 

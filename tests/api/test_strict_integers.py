@@ -8,24 +8,10 @@ import json
 import pytest
 from marshmallow import Schema, fields
 
-import qms.documents.api  # noqa: F401  (registers the record type and its routes before any app)
 from qms.api.spec import OPERATIONS, SafeInteger
 
 NOT_INTEGERS = [1.9, 1.0, 1e0, True, False, "1", "one", [1], {"n": 1}]
 NOT_INTEGER_TEXT = ["1.9", "1.0", "1e1", "+1", "true", "", " 1", "0x10", "١"]
-
-
-@pytest.fixture
-def author(make_user, auth_headers) -> dict:
-    return auth_headers(make_user("paul.author", "production"))
-
-
-@pytest.fixture
-def draft(client, author) -> str:
-    created = client.post("/api/v1/documents", headers=author,
-                          json={"title": "Cleaning of line 3", "doc_type": "sop"})
-    assert created.status_code == 201, created.get_json()
-    return created.get_json()["number"]
 
 
 def assert_refused(response, field: str) -> None:
