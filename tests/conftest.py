@@ -26,6 +26,7 @@ from sqlalchemy import create_engine, func, make_url, select, text
 from qms import migrations
 from qms.app import create_app
 from qms.db import make_engine
+from tests.contract import ContractClient
 
 PG_URL = os.environ.get("QMS_TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
@@ -160,6 +161,8 @@ def app_config(test_database, tmp_path) -> dict:
 @pytest.fixture
 def app(app_config):
     application = create_app(app_config)
+    # every problem+json answer a test provokes must be the one the OpenAPI document promises
+    application.test_client_class = ContractClient
     yield application
     application.extensions["qms"].db.dispose()
 

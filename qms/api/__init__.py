@@ -148,8 +148,14 @@ def unencodable_input(error: CanonicalError):
 
 @api.errorhandler(HTTPException)
 def http_error(error: HTTPException):
-    return problem(error.code or 500, error.name, error.description or error.name,
-                   code=error.name.lower().replace(" ", "-"))
+    """The HTTP error as problem+json, keeping the headers it carries: Allow on a 405
+    (RFC 9110 requires it), Retry-After on a 429."""
+    response = problem(error.code or 500, error.name, error.description or error.name,
+                       code=error.name.lower().replace(" ", "-"))
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
 
 
 def _routing_error(error: HTTPException):

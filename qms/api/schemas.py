@@ -112,11 +112,3 @@ class UserKeys(Schema):
     username = fields.String()
     full_name = fields.String()
     keys = fields.List(fields.Nested(SigningKeyInfo))
-
-
-class Problem(Schema):
-    type = fields.String()
-    title = fields.String()
-    status = fields.Integer()
-    detail = fields.String()
-    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))

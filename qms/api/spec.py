@@ -46,18 +46,35 @@ OPERATIONS: list[Operation] = []
 # cannot hold NUL, UTF-8 (the database, the audit trail's canonical JSON) cannot hold a lone
 # surrogate, XML (the B2MML messages to the ERP) cannot hold U+FFFE and U+FFFF, and the other
 # controls have no business in a GMP record
-UNFIT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+UNFIT_CHARACTERS = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff"
+SURROGATES = r"\ud800-\udfff"
+UNFIT_TEXT = re.compile(f"[{UNFIT_CHARACTERS}{SURROGATES}]")
+# the same rule as a JSON Schema pattern (ECMA-262, ASCII escapes) for every string the
+# OpenAPI document describes, so that clients and generators know it without the prose.
+# Lone surrogates are not characters: UTF-8 JSON cannot carry them except as \ud800
+# escapes, and validators that match Unicode scalar values (Rust's regex, under
+# schemathesis' jsonschema-rs) cannot name them, so a pattern with them would be dropped;
+# the server refuses them all the same (docs/api.md)
+FIT_TEXT_PATTERN = f"^[^{UNFIT_CHARACTERS}]*$"
 # a body full of bad values must not buy an answer many times its size
 MAX_REPORTED_PROBLEMS = 20
+# an integer query argument: decimal digits only (no "1.0", "1e3", "+1" or "true"); long
+# enough to reach the range check, short enough for int() (Python refuses > 4300 digits)
+INTEGER_TEXT = re.compile(r"-?[0-9]{1,100}")
 
 
 class SafeInteger(fields.Integer):
-    """An integer within +-(2**53 - 1) (or narrower ``min``/``max``): exact in every JSON
-    client and in the audit trail, and far inside the database's 64-bit columns."""
+    """The one integer field of every request: a whole JSON number within +-(2**53 - 1) (or
+    narrower ``min``/``max``), exact in every JSON client and in the audit trail, and far
+    inside the database's 64-bit columns. Strict: a number with a fraction or an exponent
+    (``1.9``, and ``1.0`` too), a boolean or a string is refused, never cut or converted, so
+    a version the client did not read is never taken for one it did. Query arguments are
+    text; the endpoint hands this field those written in decimal digits as numbers
+    (query_arguments)."""
 
     def __init__(self, *, min: int = -MAX_SAFE_INT, max: int = MAX_SAFE_INT,
                  **options: Any):
-        super().__init__(validate=validate.Range(min=min, max=max), **options)
+        super().__init__(strict=True, validate=validate.Range(min=min, max=max), **options)
 
 
 class DecimalString(fields.Field):
@@ -113,7 +130,8 @@ def endpoint(bp: Blueprint, rule: str, method: str, *, summary: str, tag: str,
             if body is not None:
                 kwargs["body"] = load(body(), data)
             if query is not None:
-                kwargs["query"] = load(query(), request.args.to_dict())
+                schema = query()
+                kwargs["query"] = load(schema, query_arguments(schema))
             return view(**kwargs)
 
         bp.add_url_rule(rule, endpoint=f"{view.__name__}_{method.lower()}",
@@ -136,6 +154,19 @@ def load(schema: Schema, data: Any) -> Any:
     except ValidationError as error:
         raise InvalidInput("the request has invalid fields",
                            errors=_field_errors(error.normalized_messages())) from None
+
+
+def query_arguments(schema: Schema) -> dict[str, Any]:
+    """The query string as ``schema``'s input. Arguments are text: one for an integer field
+    written in decimal digits becomes that number, anything else stays the text it is, for
+    the strict field to refuse by name."""
+    arguments: dict[str, Any] = request.args.to_dict()
+    for name, field_ in schema.load_fields.items():
+        key = field_.data_key or name
+        text = arguments.get(key)
+        if isinstance(field_, fields.Integer) and text and INTEGER_TEXT.fullmatch(text):
+            arguments[key] = int(text)
+    return arguments
 
 
 def refuse_unfit_input(body: Any) -> None:

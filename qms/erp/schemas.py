@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from qms.api.spec import SafeInteger
+
 MAX_PAGE = 1000
 
 
@@ -10,8 +12,7 @@ class FeedQuery(Schema):
     after = fields.String(load_default=None, validate=validate.Length(max=40), metadata={
         "description": "next_cursor of the previous page; without it the feed starts at "
                        "your first unacknowledged event"})
-    limit = fields.Integer(load_default=100, strict=False,
-                           validate=validate.Range(min=1, max=MAX_PAGE))
+    limit = SafeInteger(load_default=100, min=1, max=MAX_PAGE)
 
 
 class ErpEventOut(Schema):
@@ -53,7 +54,7 @@ class AcksOut(Schema):
 
 class DeliveriesQuery(Schema):
     channel = fields.String(load_default=None, validate=validate.Length(max=80))
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=MAX_PAGE))
+    limit = SafeInteger(load_default=100, min=1, max=MAX_PAGE)
 
 
 class ParkedOut(Schema):

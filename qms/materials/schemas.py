@@ -60,15 +60,14 @@ class MaterialCreate(Schema):
     name = _name(required=True)
     kind = fields.String(required=True, validate=validate.OneOf(KINDS))
     unit = _unit(required=True)
-    shelf_life_days = SafeInteger(load_default=None, allow_none=True, min=1, max=36500,
-                                  strict=True)
+    shelf_life_days = SafeInteger(load_default=None, allow_none=True, min=1, max=36500)
     description = _text(20000, load_default="")
 
 
 class MaterialChanges(Schema):
     """Only the fields to change; kind and unit are fixed once lots exist in that unit."""
     name = _name()
-    shelf_life_days = SafeInteger(allow_none=True, min=1, max=36500, strict=True)
+    shelf_life_days = SafeInteger(allow_none=True, min=1, max=36500)
     description = _text(20000)
 
 

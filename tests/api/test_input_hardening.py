@@ -36,21 +36,8 @@ def login_failures(app) -> list[trail.Event]:
 
 
 @pytest.fixture
-def author(make_user, auth_headers) -> dict:
-    return auth_headers(make_user("paul.author", "production"))
-
-
-@pytest.fixture
 def auditor(make_user, auth_headers) -> dict:
     return auth_headers(make_user("otto.auditor", "auditor"))
-
-
-@pytest.fixture
-def draft(client, author) -> str:
-    created = client.post("/api/v1/documents", headers=author,
-                          json={"title": "Cleaning of line 3", "doc_type": "sop"})
-    assert created.status_code == 201, created.get_json()
-    return created.get_json()["number"]
 
 
 @pytest.mark.parametrize("username", [SURROGATE, "bob" + NUL, "bob" + BELL, ESC + "[31mbob"])
