@@ -193,7 +193,7 @@ def record_routes(record_type: RecordType, schema: type[Schema], *,
     _register(record_type, "POST", "/transitions", _transition_view(record_type, schema),
               summary="Take a workflow transition (signed where the workflow says so)",
               permission="record.read", body=TransitionRequest, response=schema,
-              errors=(404, 409, 423))
+              errors=(404, 409, 423, 429))
     _register(record_type, "GET", "/history", _history_view(record_type),
               summary="Versions, diffs and signatures", permission="record.read",
               response=HistoryOut, errors=(404,))
