@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
+from audit.event_form import event_text_problem
 from audit.schema import GENESIS_HASH, audit_events
 from audit.streaming import canonical_bytes_sql, stream_rows
 
@@ -111,7 +112,8 @@ def _check_rows(rows: list[tuple], walk: Walk) -> int | None:
     last = walk.last_hash
     try:
         for seq, prev, digest, text in rows:
-            if seq != expected or prev != last or sha256(text).hexdigest() != digest:
+            if (seq != expected or prev != last or sha256(text).hexdigest() != digest
+                    or event_text_problem(text.decode("utf-8"))):
                 break
             if seq in wanted:
                 found[seq] = digest
@@ -120,7 +122,7 @@ def _check_rows(rows: list[tuple], walk: Walk) -> int | None:
         else:
             walk.next_seq, walk.last_hash = expected, last
             return None
-    except TypeError:  # NULL canonical: the row is bad, _explain_link says why
+    except (TypeError, UnicodeDecodeError):  # NULL or not UTF-8: _explain_link says why
         pass
     walk.next_seq, walk.last_hash = expected, last
     return expected - start
@@ -136,8 +138,14 @@ def _explain_link(row: tuple, expected: int, last_hash: str) -> tuple[int, str]:
     if prev != last_hash:
         return seq, (f"event {seq}: prev_hash {prev} is not the hash of event {seq - 1} "
                      f"({last_hash}): events were removed, reordered or replaced")
-    return seq, (f"event {seq}: stored hash {digest} is not sha256 of the stored canonical "
-                 "text: the event's content was altered")
+    if not isinstance(text, bytes) or sha256(text).hexdigest() != digest:
+        return seq, (f"event {seq}: stored hash {digest} is not sha256 of the stored "
+                     "canonical text: the event's content was altered")
+    try:
+        why = event_text_problem(text.decode("utf-8"))
+    except UnicodeDecodeError:
+        why = "the event text is not UTF-8"
+    return seq, f"event {seq}: {why}"
 
 
 def column_check_in_background(connection: Connection) -> Callable[[], int | None]:
