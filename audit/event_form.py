@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 
 from audit.canonical import CanonicalError, canonical_text, encode_checked_value
 
@@ -41,16 +42,36 @@ def event_text_problem(text: str) -> str:
     """
     try:
         event = _DECODER.decode(text)
-        if text.isascii() and not _LONG_DIGITS.search(text):
-            form = encode_checked_value(event)  # nothing to normalise or range-check
+        if _plain_encoding_suffices(text, event):
+            form = encode_checked_value(event)
         else:
-            form = canonical_text(event)
+            form = canonical_text(event)  # raises for what the format forbids
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and CanonicalError too
         return f"the event text is not canonical JSON ({exc})"
     if form != text:
         return ("the event text is not in canonical form (duplicate key, key order, "
                 "spacing, escapes or NFC differ)")
     return event_shape_problem(event)
+
+
+def _plain_encoding_suffices(text: str, event) -> bool:
+    """True when re-encoding ``event`` without checks proves canonical form, given that the
+    re-encoding must equal ``text``: no integer can be out of range (no 16-digit run), and
+    non-ASCII text is NFC with ASCII keys. Escapes need no check: the re-encoding writes
+    characters as themselves, so an escaped one (a lone surrogate too) cannot compare
+    equal. NFC of the whole text is NFC of each string, since the JSON punctuation between
+    them is ASCII, which never combines."""
+    if _LONG_DIGITS.search(text):
+        return False
+    return text.isascii() or (unicodedata.is_normalized("NFC", text) and _ascii_keys(event))
+
+
+def _ascii_keys(value) -> bool:
+    if type(value) is dict:
+        return all(key.isascii() and _ascii_keys(item) for key, item in value.items())
+    if type(value) is list:
+        return all(_ascii_keys(item) for item in value)
+    return True
 
 
 def event_shape_problem(event) -> str:

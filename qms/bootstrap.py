@@ -1,19 +1,29 @@
 """Instance set-up used by `qms init`: keys, schema, the first administrator."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask import current_app
 
 from qms import migrations
 from qms.context import state
 from qms.identity.authentication import find_user
 from qms.identity.users import create_user
+from qms.settings import write_site_id
 
 ADMIN_USERNAME = "admin"
 
 
 def ensure_keys() -> None:
-    """Create the audit checkpoint signing key in the instance folder if missing."""
-    state().audit_signing_key()
+    """Create the audit checkpoint signing key and the site id in the instance folder if
+    missing. Only `qms init` creates them; everything else refuses to run without them
+    (a key re-created elsewhere would be an unaudited rotation)."""
+    from audit.checkpoints import create_signing_key
+
+    app_state = state()
+    create_signing_key(app_state.audit_key_path)
+    if not app_state.site_id:
+        app_state.site_id = write_site_id(Path(current_app.instance_path))
 
 
 def upgrade_schema() -> None:
@@ -42,4 +52,5 @@ def anchor_chain() -> None:
     app_state = state()
     with app_state.db.unit_of_work() as session:
         write_checkpoint(session, signing_key=app_state.audit_signing_key(),
-                         file_path=app_state.checkpoint_file, actor="system")
+                         file_path=app_state.checkpoint_file, site=app_state.audit_site(),
+                         actor="system")

@@ -107,7 +107,11 @@ def app_config(database_url, tmp_path) -> dict:
 
 @pytest.fixture
 def app(app_config):
+    from qms.bootstrap import ensure_keys
+
     application = create_app(app_config)
+    with application.app_context():
+        ensure_keys()  # as `qms init` does: the audit signing key and the site id
     yield application
     application.extensions["qms"].db.dispose()
 

@@ -47,7 +47,12 @@ class EventPage(Schema):
 
 
 class VerifyReport(Schema):
-    ok = fields.Boolean()
+    ok = fields.Boolean(metadata={"description": "true only for the verdict INTACT"})
+    verdict = fields.String(metadata={"enum": ["INTACT", "BROKEN", "UNANCHORED"]})
+    anchored_seq = fields.Integer(metadata={"description": "the last checkpoint that "
+                                                           "vouched for the chain (0: none)"})
+    unanchored_events = fields.Integer(metadata={"description": "events after it, "
+                                                                "hash-linked only"})
     events_checked = fields.Integer()
     head_seq = fields.Integer()
     head_hash = fields.String()
@@ -61,6 +66,9 @@ class CheckpointInfo(Schema):
     hash = fields.String()
     at = fields.String()
     key_id = fields.String()
+    site = fields.String(allow_none=True, metadata={"description": "the instance's site id "
+                                                                   "(null: written before "
+                                                                   "sites existed)"})
     signature = fields.String()
 
 
@@ -80,19 +88,21 @@ def audit_events(query):
 
 
 def run_verification() -> dict:
+    """The verdict of the whole chain: INTACT, BROKEN or UNANCHORED (no checkpoint
+    vouches for it), checked with the current and every retired public key."""
     app_state = state()
-    public = app_state.audit_signing_key().public_key()
-    result = verify_chain(db_session().connection(),
-                          public_keys={checkpoints.key_id(public): public},
-                          checkpoint_file=app_state.checkpoint_file)
+    result = verify_chain(db_session().connection(), public_keys=app_state.audit_public_keys(),
+                          checkpoint_file=app_state.checkpoint_file, site=app_state.audit_site())
     return VerifyReport().dump(result)
 
 
 @endpoint(api, "/audit/verify", "GET", summary="Verify the whole chain and its checkpoints",
           tag="audit", permission="audit.read", response=VerifyReport)
 def audit_verify():
-    """Walks every event: seq continuity, hash links, stored hashes, column agreement, and
-    every checkpoint signature (database and external file). Names the first bad seq."""
+    """Walks every event: seq continuity, hash links, stored hashes, canonical form, column
+    agreement, the head row, and every checkpoint (signature, site, database row, external
+    file and its audit.checkpoint.signed event). Names the first bad seq; UNANCHORED when no
+    checkpoint vouches for the chain."""
     return run_verification()
 
 
@@ -109,6 +119,7 @@ def create_checkpoint():
     app_state = state()
     written = checkpoints.write_checkpoint(db_session(), signing_key=app_state.audit_signing_key(),
                                            file_path=app_state.checkpoint_file,
+                                           site=app_state.audit_site(),
                                            actor=g.api_user.username)
     if written is None:
         raise Conflict("the audit trail is empty; nothing to checkpoint")

@@ -18,6 +18,7 @@ from audit.schema import GENESIS_HASH, initialize_head, metadata
 from qms.db import Database
 
 ITEM_ACTION = "test.item.created"
+SITE = "site-test-production"  # the site id the tests' checkpoints name
 
 
 class ItemBase(DeclarativeBase):
