@@ -19,8 +19,9 @@ _DATA_KEYS = ({"hash", "key_id", "seq"}, {"hash", "key_id", "seq", "site"})
 def checkpoint_event_problems(rows: list[Checkpoint], walk: Walk) -> list[tuple[int, str]]:
     """(seq, why) for each disagreement between checkpoint events and checkpoint rows.
 
-    Only events the walk vouched for are considered; a checkpoint at the last walked seq
-    or beyond has no event to check (the tail check reports a removed tail). The file is
+    Only events the walk vouched for are considered; a row beyond the last walked seq is
+    the tail check's to report, but a row at it lacks its event (written in the row's own
+    transaction), so the tail was cut right after it. The file is
     tied in through the rows (each row must be in it, audit.verify); a line only in the
     file needs no event: its transaction may have rolled back, and it is still true.
     """
@@ -48,7 +49,7 @@ def _unrecorded(checkpoints: list[Checkpoint], recorded: dict, last_seq: int
     problems, reported = [], set()
     for cp in checkpoints:
         identity = _identity(cp.seq, cp.hash, cp.key_id, cp.site)
-        if cp.seq >= last_seq or recorded.get(cp.seq) == identity or identity in reported:
+        if cp.seq > last_seq or recorded.get(cp.seq) == identity or identity in reported:
             continue
         reported.add(identity)
         problems.append((cp.seq + 1, (
