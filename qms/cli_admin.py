@@ -173,13 +173,12 @@ def token_revoke(token_id, reason) -> None:
 def audit_verify() -> None:
     """Verify the chain, its checkpoints (rows, file, events) and its anchor; exit 1 naming
     the first bad seq, or when no checkpoint vouches for the chain (UNANCHORED)."""
-    from audit.verify import BROKEN, verify_chain
+    from audit.verify import BROKEN
+    from qms.auditing import verify_trail
 
-    app_state = state()
-    with app_state.db.reading() as session:
-        result = verify_chain(session.connection(), public_keys=_public_keys(),
-                              checkpoint_file=app_state.checkpoint_file,
-                              site=app_state.audit_site(), progress=_progress("verifying"))
+    _signing_key()  # a missing key file is an error here too, never a silent new key
+    with state().db.reading() as session:
+        result = verify_trail(session, progress=_progress("verifying"))
     click.echo("", err=True)  # end the progress line
     if result.verdict == BROKEN:
         fail(f"audit chain BROKEN at seq {result.first_bad_seq}: {result.problem}")
@@ -190,13 +189,6 @@ def audit_verify() -> None:
                f"{result.head_seq} {result.head_hash}, {result.checkpoints_checked} checkpoints; "
                f"last anchor at seq {result.anchored_seq}, {result.unanchored_events} "
                "event(s) after it")
-
-
-def _public_keys() -> dict:
-    try:
-        return state().audit_public_keys()
-    except FileNotFoundError as error:  # SigningKeyMissing: never re-created silently
-        fail(str(error))
 
 
 def _signed_checkpoint(actor: str):
@@ -213,7 +205,7 @@ def _signed_checkpoint(actor: str):
 def _signing_key():
     try:
         return state().audit_signing_key()
-    except FileNotFoundError as error:
+    except FileNotFoundError as error:  # SigningKeyMissing: never re-created silently
         fail(str(error))
 
 

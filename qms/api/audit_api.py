@@ -6,8 +6,8 @@ from flask import g
 from marshmallow import Schema, fields, validate
 
 from audit import checkpoints, trail
-from audit.verify import verify_chain
 from qms.api import api
+from qms.auditing import verify_trail
 from qms.api.schemas import PublicKeyOut
 from qms.api.spec import SafeInteger, endpoint
 from qms.context import commit, db_session, state
@@ -90,10 +90,7 @@ def audit_events(query):
 def run_verification() -> dict:
     """The verdict of the whole chain: INTACT, BROKEN or UNANCHORED (no checkpoint
     vouches for it), checked with the current and every retired public key."""
-    app_state = state()
-    result = verify_chain(db_session().connection(), public_keys=app_state.audit_public_keys(),
-                          checkpoint_file=app_state.checkpoint_file, site=app_state.audit_site())
-    return VerifyReport().dump(result)
+    return VerifyReport().dump(verify_trail(db_session()))
 
 
 @endpoint(api, "/audit/verify", "GET", summary="Verify the whole chain and its checkpoints",

@@ -49,3 +49,14 @@ def test_a_consistently_chained_non_canonical_event_is_broken(chain, forge, word
     seq, problem = first_bad(chain)
     assert seq == 3, problem
     assert words in problem
+
+
+def test_a_remembered_form_is_trusted_only_while_the_chain_keeps_its_hash(chain):
+    with chain.engine.connect() as connection:
+        first = verify_chain(connection, public_keys={})
+    assert first.form_checked[0] == 6 and not first.problems
+    forged = stored_text(chain, 3).replace('"data":{', '"data": {', 1)
+    rewrite_event_text(chain.engine, 3, forged)  # every hash from seq 3 on changes
+    with chain.engine.connect() as connection:
+        again = verify_chain(connection, public_keys={}, form_known=first.form_checked)
+    assert again.first_bad_seq == 3 and "canonical form" in again.problem
