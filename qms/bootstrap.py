@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import click
 from flask import current_app
 
 from qms import migrations
@@ -21,9 +22,28 @@ def ensure_keys() -> None:
     from audit.checkpoints import create_signing_key
 
     app_state = state()
+    if not app_state.audit_key_path.exists() and _trail_was_signed():
+        raise click.ClickException(
+            f"the audit signing key {app_state.audit_key_path} is missing but this instance "
+            "has signed checkpoints: restore the key from the backup (a new key is made only "
+            "by `qms audit rotate-key`)")
     create_signing_key(app_state.audit_key_path)
     if not app_state.site_id:
         app_state.site_id = write_site_id(Path(current_app.instance_path))
+
+
+def _trail_was_signed() -> bool:
+    """Whether the database already holds checkpoints (False before the schema exists)."""
+    from sqlalchemy import func, inspect, select
+
+    from audit.schema import audit_checkpoints
+
+    engine = state().db.engine
+    if not inspect(engine).has_table("audit_checkpoints"):
+        return False
+    with engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(audit_checkpoints)
+                                  ).scalar_one() > 0
 
 
 def upgrade_schema() -> None:

@@ -116,3 +116,12 @@ def test_rotate_key_is_audited_and_old_checkpoints_still_verify(qms, database_ur
     assert set(key_ids) == {data["old_key_id"], data["new_key_id"]}
     verified = qms("audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_init_does_not_replace_a_lost_key_of_a_signed_trail(qms, tmp_path):
+    key = instance_of(tmp_path) / "keys" / "audit-ed25519.pem"
+    key.unlink()
+    again = qms("init")
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert "is missing but this instance has signed checkpoints" in again.stderr
+    assert not key.exists()
