@@ -11,7 +11,7 @@ from qms.auditing import verify_trail
 from qms.api.schemas import PublicKeyOut
 from qms.api.spec import SafeInteger, endpoint
 from qms.context import commit, db_session, state
-from qms.errors import Conflict
+from qms.errors import Conflict, NotFound
 
 
 class EventQuery(Schema):
@@ -124,8 +124,21 @@ def create_checkpoint():
     return CheckpointInfo().dump(written), 201
 
 
+class PublicKeyQuery(Schema):
+    key_id = fields.String(validate=validate.Regexp(r"^[0-9a-f]{16}$"), metadata={
+        "description": "a retired key, named by the checkpoints it signed (default: the "
+                       "current key)"})
+
+
 @endpoint(api, "/audit/public-key", "GET", summary="The server's checkpoint-signing public key",
-          tag="audit", response=PublicKeyOut)
-def audit_public_key():
-    """Give this to the stand-alone verifier (python -m audit.verify_export)."""
-    return checkpoints.public_key_document(state().audit_signing_key().public_key())
+          tag="audit", query=PublicKeyQuery, response=PublicKeyOut, errors=(404,))
+def audit_public_key(query):
+    """Give this to the stand-alone verifier (python -m audit.verify_export); after a key
+    rotation, give it the retired keys too (``?key_id=`` of the older checkpoints)."""
+    app_state = state()
+    if "key_id" not in query:
+        return checkpoints.public_key_document(app_state.audit_signing_key().public_key())
+    public = app_state.audit_public_keys().get(query["key_id"])
+    if public is None:
+        raise NotFound(f"no audit signing key {query['key_id']}")
+    return checkpoints.public_key_document(public)

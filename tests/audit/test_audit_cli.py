@@ -125,3 +125,26 @@ def test_init_does_not_replace_a_lost_key_of_a_signed_trail(qms, tmp_path):
     assert again.returncode == 1, again.stdout + again.stderr
     assert "is missing but this instance has signed checkpoints" in again.stderr
     assert not key.exists()
+
+
+def test_retired_public_keys_are_served_by_key_id(qms, database_url, tmp_path):
+    from qms.app import create_app
+
+    old = json.loads(qms_public_key(tmp_path))["key_id"]
+    assert qms("audit", "rotate-key", "--reason", "suspected key exposure").returncode == 0
+    assert qms("user", "create", "svc.audit", "--name", "Audit Robot", "--role", "auditor",
+               "--service").returncode == 0
+    token = qms("token", "create", "svc.audit").stdout.strip()
+    app = create_app({"TESTING": True, "INSTANCE_PATH": str(instance_of(tmp_path)),
+                      "DATABASE_URL": database_url})
+    try:
+        client, headers = app.test_client(), {"Authorization": f"Bearer {token}"}
+        url = "/api/v1/audit/public-key"
+        current = client.get(url, headers=headers).get_json()["key_id"]
+        retired = client.get(f"{url}?key_id={old}", headers=headers)
+        assert retired.status_code == 200 and retired.get_json()["key_id"] == old != current
+        assert client.get(f"{url}?key_id=0123456789abcdef", headers=headers).status_code == 404
+        invalid = client.get(f"{url}?key_id=nope", headers=headers)
+        assert invalid.status_code == 422 and "key_id" in invalid.get_json()["errors"]
+    finally:
+        app.extensions["qms"].db.dispose()
