@@ -243,8 +243,9 @@ def audit_rotate_key(reason: str) -> None:
     """Replace the checkpoint signing key: a last checkpoint under the old key, the
     rotation event, the new key current (the old public key kept for verification), and a
     first checkpoint under the new key."""
-    from audit import keys, trail
+    from audit import keys
     from audit.checkpoints import key_id
+    from qms.auditing import record_event
 
     if not reason.strip():
         fail("--reason must not be empty")
@@ -254,7 +255,7 @@ def audit_rotate_key(reason: str) -> None:
 
     def rotate(session):
         with keys.rotated_key(app_state.audit_key_path, old_key) as new_key:
-            trail.append(session, actor=CLI_ACTOR, action=keys.ROTATION_ACTION, reason=reason,
+            record_event(session, actor=CLI_ACTOR, action=keys.ROTATION_ACTION, reason=reason,
                          data={"old_key_id": key_id(old_key.public_key()),
                                "new_key_id": key_id(new_key.public_key()),
                                "site": app_state.audit_site()})
