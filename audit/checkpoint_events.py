@@ -16,8 +16,13 @@ from audit.scan import Walk
 _DATA_KEYS = ({"hash", "key_id", "seq"}, {"hash", "key_id", "seq", "site"})
 
 
-def checkpoint_event_problems(rows: list[Checkpoint], walk: Walk) -> list[tuple[int, str]]:
+def checkpoint_event_problems(rows: list[Checkpoint], walk: Walk, through_seq: int
+                              ) -> list[tuple[int, str]]:
     """(seq, why) for each disagreement between checkpoint events and checkpoint rows.
+
+    Only events up to ``through_seq``, the head read before the rows, are held against the
+    rows: a checkpoint committed while the verification runs has its event in the walk but
+    may not have its row in ``rows``, and must not look removed.
 
     Only events the walk vouched for are considered; a row beyond the last walked seq is
     the tail check's to report, but a row at it lacks its event (written in the row's own
@@ -28,6 +33,8 @@ def checkpoint_event_problems(rows: list[Checkpoint], walk: Walk) -> list[tuple[
     known = {_identity(cp.seq, cp.hash, cp.key_id, cp.site) for cp in rows}
     problems, recorded = [], {}
     for seq, text in walk.checkpoint_events.items():
+        if seq > through_seq:
+            continue
         data = json.loads(text)["data"]
         if set(data) not in _DATA_KEYS or data["seq"] != seq - 1:
             problems.append((seq, f"event {seq} (audit.checkpoint.signed) does not record a "

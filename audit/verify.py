@@ -97,7 +97,7 @@ def verify_chain(connection: Session | Connection, *,
     problems += _head_problems(stored_head.seq, stored_head.hash, walk)
     problems += _events_above_head(connection, walk)
     vouched = _match_checkpoints(signed, walk, problems, pending)
-    problems += checkpoint_event_problems(rows, walk)
+    problems += checkpoint_event_problems(rows, walk, through_seq=stored_head.seq)
     problems += [(_after_last_vouched(vouched, at_seq), why) for at_seq, why in pending]
     return _result(walk, problems, vouched)
 
