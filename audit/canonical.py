@@ -42,6 +42,12 @@ def canonical_text(obj: Any) -> str:
     return _ENCODER.encode(canonical_value(obj))
 
 
+def encode_checked_value(value: Any) -> str:
+    """The canonical text of a value already known to be within the rules (ASCII, no
+    floats, integers in range): no copy, no checks. For the verifier's fast path."""
+    return _ENCODER.encode(value)
+
+
 def canonical_value(obj: Any, _path: str = "$") -> Any:
     """Return a validated deep copy: strings NFC, tuples as lists, enums as plain values.
 

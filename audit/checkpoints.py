@@ -1,7 +1,8 @@
 """Signed checkpoints: the chain head anchored outside the database.
 
-A checkpoint is the canonical JSON ``{"at", "hash", "key_id", "seq"}`` signed with the
-server's Ed25519 key. It is stored in ``audit_checkpoints`` *and* appended as one line
+A checkpoint is the canonical JSON ``{"at", "hash", "key_id", "seq", "site"}`` signed with
+the server's Ed25519 key; ``site`` names the instance, so that a copy's checkpoints are not
+taken for production's (checkpoints written before sites existed lack it). It is stored in ``audit_checkpoints`` *and* appended as one line
 ``{"checkpoint": {...}, "signature": "<base64>"}`` to an external JSON-lines file, so that
 rewriting or truncating the whole chain (and the checkpoint rows with it) is still detected.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from hashlib import sha256
 from pathlib import Path
@@ -26,11 +27,17 @@ from audit.schema import audit_checkpoints
 from audit.trail import AuditError, append, appended_in_transaction, connection_of, lock_head
 
 CHECKPOINT_ACTION = "audit.checkpoint.signed"
-PAYLOAD_KEYS = frozenset({"at", "hash", "key_id", "seq"})
+PAYLOAD_KEYS = frozenset({"at", "hash", "key_id", "seq", "site"})
+LEGACY_PAYLOAD_KEYS = frozenset({"at", "hash", "key_id", "seq"})  # before sites existed
 
 
 class CheckpointFileError(ValueError):
     """The external checkpoint file cannot be read as checkpoint lines."""
+
+
+class SigningKeyMissing(FileNotFoundError):
+    """The audit signing key file is missing: it is created once, by ``qms init``, and
+    replaced only by the audited key rotation; never silently re-created."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,36 +50,53 @@ class Checkpoint:
     signature: str  # base64 of the Ed25519 signature over the UTF-8 of ``canonical``
     canonical: str  # canonical JSON of the payload
     source: str     # where it was read from, for messages ("database row 3", "file line 7")
+    site: str | None = None  # None: a legacy checkpoint, written before sites existed
 
     def payload(self) -> dict:
-        return {"at": self.at, "hash": self.hash, "key_id": self.key_id, "seq": self.seq}
+        payload = {"at": self.at, "hash": self.hash, "key_id": self.key_id, "seq": self.seq}
+        return payload if self.site is None else payload | {"site": self.site}
 
     def line(self) -> str:
         """The JSON line of the external file and of exports (without the newline)."""
         return canonical_text({"checkpoint": self.payload(), "signature": self.signature})
 
 
-def load_or_create_signing_key(path: str | os.PathLike) -> Ed25519PrivateKey:
-    """Load the PEM private key at ``path``, or create it first (mode 0600, parents created).
+def load_signing_key(path: str | os.PathLike) -> Ed25519PrivateKey:
+    """Load the PEM private key at ``path``; SigningKeyMissing when there is none.
 
     The key is unencrypted so that scheduled checkpoints need no operator; the file mode
-    protects it. Two processes starting at once end up with the same key.
+    protects it.
     """
     path = Path(path)
-    if not path.exists():
-        _create_signing_key(path)
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    try:
+        pem = path.read_bytes()
+    except FileNotFoundError:
+        raise SigningKeyMissing(
+            f"the audit signing key {path} is missing; it is created by `qms init` and "
+            "replaced only by `qms audit rotate-key` (restore it from the backup)") from None
+    key = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"{path} does not hold an Ed25519 private key")
     return key
 
 
-def _create_signing_key(path: Path) -> None:
-    """Write a new key that appears complete or not at all, and never replaces another."""
+def create_signing_key(path: str | os.PathLike) -> bool:
+    """Create the key at ``path`` unless one exists (mode 0600, parents created); True when
+    created. For ``qms init`` only: two processes at once end up with the same key."""
+    return _write_new_key(Path(path), Ed25519PrivateKey.generate())
+
+
+def load_or_create_signing_key(path: str | os.PathLike) -> Ed25519PrivateKey:
+    """For tests and scratch instances only: the application never creates a key silently."""
+    create_signing_key(path)
+    return load_signing_key(path)
+
+
+def _write_new_key(path: Path, key: Ed25519PrivateKey) -> bool:
+    """Write ``key`` so that it appears complete or not at all, and never replaces another."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    pem = Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -83,8 +107,9 @@ def _create_signing_key(path: Path) -> None:
         try:
             os.link(temporary, path)  # atomic; fails if another process was first
         except FileExistsError:
-            return
-        _fsync_directory(path.parent)
+            return False
+        fsync_directory(path.parent)
+        return True
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -108,7 +133,7 @@ def _raw_public_bytes(public_key: Ed25519PublicKey) -> bytes:
 
 
 def write_checkpoint(target: Session | Connection, *, signing_key: Ed25519PrivateKey,
-                     file_path: str | os.PathLike, actor: str = "system",
+                     file_path: str | os.PathLike, site: str, actor: str = "system",
                      at: datetime | None = None) -> Checkpoint | None:
     """Sign the current head, store it, append its event and its file line. Never commits.
 
@@ -124,26 +149,30 @@ def write_checkpoint(target: Session | Connection, *, signing_key: Ed25519Privat
     if top.seq == 0:
         return None
     checkpoint = _signed(signing_key, top.seq, top.hash,
-                         utc_timestamp(at if at is not None else datetime.now(UTC)))
+                         utc_timestamp(at if at is not None else datetime.now(UTC)), site)
     row_id = connection.execute(audit_checkpoints.insert().values(
         seq=checkpoint.seq, hash=checkpoint.hash, at=checkpoint.at, key_id=checkpoint.key_id,
         signature=checkpoint.signature, canonical=checkpoint.canonical)).inserted_primary_key[0]
     append(connection, actor=actor, action=CHECKPOINT_ACTION, at=at,
-           data={"hash": checkpoint.hash, "key_id": checkpoint.key_id, "seq": checkpoint.seq})
+           data={"hash": checkpoint.hash, "key_id": checkpoint.key_id, "seq": checkpoint.seq,
+                 "site": site})
     _append_line(Path(file_path), checkpoint.line())
     return _with_source(checkpoint, f"database row {row_id}")
 
 
-def _signed(signing_key: Ed25519PrivateKey, seq: int, digest: str, at: str) -> Checkpoint:
+def _signed(signing_key: Ed25519PrivateKey, seq: int, digest: str, at: str,
+            site: str) -> Checkpoint:
+    if not isinstance(site, str) or not site.strip():
+        raise AuditError("a checkpoint needs the instance's site id")
     kid = key_id(signing_key.public_key())
-    canonical = canonical_text({"at": at, "hash": digest, "key_id": kid, "seq": seq})
+    canonical = canonical_text({"at": at, "hash": digest, "key_id": kid, "seq": seq,
+                                "site": site})
     signature = base64.b64encode(signing_key.sign(canonical.encode("utf-8"))).decode("ascii")
-    return Checkpoint(seq, digest, at, kid, signature, canonical, "new")
+    return Checkpoint(seq, digest, at, kid, signature, canonical, "new", site)
 
 
 def _with_source(checkpoint: Checkpoint, source: str) -> Checkpoint:
-    return Checkpoint(checkpoint.seq, checkpoint.hash, checkpoint.at, checkpoint.key_id,
-                      checkpoint.signature, checkpoint.canonical, source)
+    return replace(checkpoint, source=source)
 
 
 def _append_line(path: Path, line: str) -> None:
@@ -155,10 +184,10 @@ def _append_line(path: Path, line: str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     if created:
-        _fsync_directory(path.parent)
+        fsync_directory(path.parent)
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
     # a new file's directory entry must be durable too, or a crash can lose the file
     descriptor = os.open(directory, os.O_RDONLY)
     try:
@@ -172,8 +201,19 @@ def list_checkpoints(connection: Session | Connection) -> list[Checkpoint]:
     c = audit_checkpoints.c
     rows = connection_of(connection).execute(
         select(c.id, c.seq, c.hash, c.at, c.key_id, c.signature, c.canonical).order_by(c.seq))
-    return [Checkpoint(seq, digest, at, kid, signature, canonical, f"database row {row_id}")
+    return [Checkpoint(seq, digest, at, kid, signature, canonical, f"database row {row_id}",
+                       _site_of(canonical))
             for row_id, seq, digest, at, kid, signature, canonical in rows]
+
+
+def _site_of(canonical: str) -> str | None:
+    """The site named in a row's signed payload (the table has no column for it: the
+    payload is what is signed, and the verifier compares the other columns with it)."""
+    try:
+        site = json.loads(canonical).get("site")
+    except (ValueError, AttributeError):
+        return None  # malformed: the verifier reports the row's payload
+    return site if isinstance(site, str) else None
 
 
 def read_checkpoint_file(path: str | os.PathLike) -> list[Checkpoint]:
@@ -194,7 +234,8 @@ def read_checkpoint_file(path: str | os.PathLike) -> list[Checkpoint]:
 def _parse_line(line: str, source: str) -> Checkpoint:
     document = json.loads(line)
     payload, signature = document["checkpoint"], document["signature"]
-    if set(document) != {"checkpoint", "signature"} or set(payload) != PAYLOAD_KEYS:
+    if (set(document) != {"checkpoint", "signature"}
+            or set(payload) not in (PAYLOAD_KEYS, LEGACY_PAYLOAD_KEYS)):
         raise CheckpointFileError("unexpected keys")
     if not isinstance(signature, str) or type(payload["seq"]) is not int:
         raise CheckpointFileError("signature must be a string and seq an integer")
@@ -203,4 +244,4 @@ def _parse_line(line: str, source: str) -> Checkpoint:
     except CanonicalError as exc:
         raise CheckpointFileError(str(exc)) from None
     return Checkpoint(payload["seq"], payload["hash"], payload["at"], payload["key_id"],
-                      signature, canonical, source)
+                      signature, canonical, source, payload.get("site"))

@@ -24,10 +24,13 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
+from audit.event_form import event_text_problem
 from audit.schema import GENESIS_HASH, audit_events
 from audit.streaming import canonical_bytes_sql, stream_rows
 
 CHUNK_ROWS = 20000
+# "action" is the first key of the canonical text, so this prefix finds checkpoint events
+CHECKPOINT_EVENT_PREFIX = b'{"action":"audit.checkpoint.signed",'
 QUERYABLE = ("seq", "at", "actor", "action", "entity_type", "entity_id", "reason",
              "prev_hash")
 
@@ -79,10 +82,21 @@ class Walk:
     last_hash: str = GENESIS_HASH
     found: dict[int, str] = field(default_factory=dict)
     bad: tuple[int, str] | None = None  # (seq, why) of the first failing event
+    # seq -> canonical bytes of every audit.checkpoint.signed event, for the cross-check
+    checkpoint_events: dict[int, bytes] = field(default_factory=dict)
+    # (seq, hash): an earlier walk found events 1..seq canonical when event seq had this
+    # hash. Their canonical form is not checked again; sound only if the chain still has
+    # that hash there (the hashes and links, checked for every event, then pin every byte
+    # before it), which form_known_held() tells after the walk.
+    form_known: tuple[int, str] = (0, GENESIS_HASH)
 
     @property
     def last_seq(self) -> int:
         return self.next_seq - 1
+
+    def form_known_held(self) -> bool:
+        seq, digest = self.form_known
+        return seq == 0 or self.found.get(seq) == digest
 
 
 def walk_events(connection: Connection, walk: Walk,
@@ -109,18 +123,23 @@ def _check_rows(rows: list[tuple], walk: Walk) -> int | None:
     wanted, found = walk.wanted, walk.found
     start = expected = walk.next_seq
     last = walk.last_hash
+    form_known_through = walk.form_known[0]
     try:
         for seq, prev, digest, text in rows:
-            if seq != expected or prev != last or sha256(text).hexdigest() != digest:
+            if (seq != expected or prev != last or sha256(text).hexdigest() != digest
+                    or (seq > form_known_through
+                        and event_text_problem(text.decode("utf-8")))):
                 break
             if seq in wanted:
                 found[seq] = digest
+            if text.startswith(CHECKPOINT_EVENT_PREFIX):
+                walk.checkpoint_events[seq] = text
             expected += 1
             last = digest
         else:
             walk.next_seq, walk.last_hash = expected, last
             return None
-    except TypeError:  # NULL canonical: the row is bad, _explain_link says why
+    except (TypeError, UnicodeDecodeError):  # NULL or not UTF-8: _explain_link says why
         pass
     walk.next_seq, walk.last_hash = expected, last
     return expected - start
@@ -136,8 +155,14 @@ def _explain_link(row: tuple, expected: int, last_hash: str) -> tuple[int, str]:
     if prev != last_hash:
         return seq, (f"event {seq}: prev_hash {prev} is not the hash of event {seq - 1} "
                      f"({last_hash}): events were removed, reordered or replaced")
-    return seq, (f"event {seq}: stored hash {digest} is not sha256 of the stored canonical "
-                 "text: the event's content was altered")
+    if not isinstance(text, bytes) or sha256(text).hexdigest() != digest:
+        return seq, (f"event {seq}: stored hash {digest} is not sha256 of the stored "
+                     "canonical text: the event's content was altered")
+    try:
+        why = event_text_problem(text.decode("utf-8"))
+    except UnicodeDecodeError:
+        why = "the event text is not UTF-8"
+    return seq, f"event {seq}: {why}"
 
 
 def column_check_in_background(connection: Connection) -> Callable[[], int | None]:

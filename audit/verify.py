@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from audit.canonical import CanonicalError, canonical_text
 from audit.checkpoints import (Checkpoint, CheckpointFileError, key_id, list_checkpoints,
                                read_checkpoint_file)
+from audit.checkpoint_events import checkpoint_event_problems
 from audit.scan import Walk, column_check_in_background, explain_columns, walk_events
 from audit.schema import GENESIS_HASH
 from audit.trail import connection_of, head
@@ -34,8 +35,15 @@ from audit.trail import connection_of, head
 _INFINITY = float("inf")
 
 
+INTACT, BROKEN, UNANCHORED = "INTACT", "BROKEN", "UNANCHORED"
+
+
 @dataclass(frozen=True)
 class VerifyResult:
+    """``verdict`` is INTACT (no problem and at least one checkpoint verified and matched
+    the chain), BROKEN (a problem, the first at ``first_bad_seq``) or UNANCHORED (no
+    problem, but no checkpoint vouches for the chain: a consistent rewrite of it would look
+    the same). ``ok`` is true for INTACT only."""
     ok: bool
     events_checked: int
     head_seq: int          # last event that passed the chain checks
@@ -44,18 +52,28 @@ class VerifyResult:
     problem: str | None    # what is wrong at first_bad_seq, for humans
     checkpoints_checked: int  # signature valid and matching the chain
     problems: tuple[str, ...] = ()  # every problem found, lowest seq first
+    verdict: str = INTACT
+    anchored_seq: int = 0  # seq of the last checkpoint that vouched for the chain
+    unanchored_events: int = 0  # events after it: hash-linked, not yet under a checkpoint
+    form_checked: tuple[int, str] = (0, GENESIS_HASH)  # (seq, hash): 1..seq are canonical
 
 
 def verify_chain(connection: Session | Connection, *,
                  public_keys: Mapping[str, Ed25519PublicKey] | None = None,
-                 checkpoint_file: Path | None = None,
+                 checkpoint_file: Path | None = None, site: str | None = None,
+                 form_known: tuple[int, str] | None = None,
                  progress: Callable[[int], None] | None = None) -> VerifyResult:
     """Verify the whole chain and every checkpoint; read-only, streams the events.
 
     ``public_keys`` maps key ids to the server's public keys (current and retired); a
     checkpoint under any other key is a problem. ``checkpoint_file`` must hold every
     checkpoint ever written; a database checkpoint missing from it is a problem.
-    ``progress(events_checked)`` is called after each chunk of events.
+    ``site`` is this instance's site id: a checkpoint naming another site is a problem
+    (legacy checkpoints without a site are accepted). ``progress(events_checked)`` is
+    called after each chunk of events. ``form_known`` is a previous result's
+    ``form_checked`` (seq, hash): the canonical form of events up to it is not parsed again
+    when the chain still has that hash at that seq (else the walk is repeated in full), so
+    a repeated verification costs hashing only; the verdict is the same either way.
     Head and checkpoints are read before the events: anything they mention was committed
     before the walk began, so concurrent appends cannot cause false alarms. The column
     comparison runs on a second connection of the same engine (see audit.scan) and so
@@ -66,15 +84,22 @@ def verify_chain(connection: Session | Connection, *,
     connection = connection_of(connection)
     stored_head = head(connection)
     pending: list[tuple[float, str]] = []  # (checkpoint seq, why): placed after the walk
-    checkpoints = list_checkpoints(connection)
-    checkpoints += _file_checkpoints(checkpoint_file, checkpoints, pending)
-    signed = _signed_checkpoints(checkpoints, public_keys, pending)
-    walk = Walk(wanted={cp.seq for cp in signed} | {stored_head.seq})
+    rows = list_checkpoints(connection)
+    checkpoints = rows + _file_checkpoints(checkpoint_file, rows, pending)
+    signed = _signed_checkpoints(checkpoints, public_keys, site, pending)
+    wanted = {cp.seq for cp in signed} | {stored_head.seq}
+    walk = Walk(wanted | {form_known[0]} if form_known else wanted,
+                form_known=form_known or (0, GENESIS_HASH))
     problems = _chain_problems(connection, walk, progress)
+    if not walk.form_known_held():  # other bytes than those checked before: check all
+        walk = Walk(wanted)
+        problems = _chain_problems(connection, walk, progress)
     problems += _head_problems(stored_head.seq, stored_head.hash, walk)
+    problems += _events_above_head(connection, walk)
     vouched = _match_checkpoints(signed, walk, problems, pending)
+    problems += checkpoint_event_problems(rows, walk, through_seq=stored_head.seq)
     problems += [(_after_last_vouched(vouched, at_seq), why) for at_seq, why in pending]
-    return _result(walk, problems, len(vouched))
+    return _result(walk, problems, vouched)
 
 
 def _chain_problems(connection: Connection, walk: Walk,
@@ -114,12 +139,13 @@ def _file_checkpoints(path: Path | None, in_database: list[Checkpoint],
 
 
 def _signed_checkpoints(checkpoints: list[Checkpoint],
-                        public_keys: Mapping[str, Ed25519PublicKey],
+                        public_keys: Mapping[str, Ed25519PublicKey], site: str | None,
                         pending: list[tuple[float, str]]) -> list[Checkpoint]:
-    """The checkpoints whose signature verifies under a known key; the rest go to pending."""
+    """The checkpoints whose signature verifies under a known key and that belong to this
+    site; the rest go to pending."""
     valid = []
     for cp in checkpoints:
-        why = _signature_problem(cp, public_keys)
+        why = _signature_problem(cp, public_keys) or _site_problem(cp, site)
         if why:
             pending.append((cp.seq, f"checkpoint at seq {cp.seq} ({cp.source}): {why}"))
         else:
@@ -142,6 +168,23 @@ def _signature_problem(cp: Checkpoint, public_keys: Mapping[str, Ed25519PublicKe
     except (InvalidSignature, binascii.Error, ValueError):
         return f"signature does not verify under key {cp.key_id}"
     return ""
+
+
+def _site_problem(cp: Checkpoint, site: str | None) -> str:
+    if site is None or cp.site is None or cp.site == site:
+        return ""
+    return f"signed for site {cp.site!r}, not for this instance's site {site!r}"
+
+
+def _events_above_head(connection: Connection, walk: Walk) -> list[tuple[int, str]]:
+    """Events beyond the head row: the head lags the chain. The head is read again after
+    the walk, so an append committed meanwhile (event and head move together) is no alarm."""
+    now = head(connection)
+    if walk.last_seq <= now.seq:
+        return []
+    return [(now.seq + 1, f"the head row says seq {now.seq} but the chain goes on to seq "
+                          f"{walk.last_seq}: {_span(now.seq + 1, walk.last_seq)} lie above "
+                          "the head (the head row was wound back, or events were inserted)")]
 
 
 def _head_problems(head_seq: int, head_hash: str, walk: Walk) -> list[tuple[int, str]]:
@@ -191,12 +234,17 @@ def _after_last_vouched(vouched: list[int], at_seq: float) -> int:
     return (below[-1] if below else 0) + 1
 
 
-def _result(walk: Walk, problems: list[tuple[int, str]], checkpoints_checked: int
+def _result(walk: Walk, problems: list[tuple[int, str]], vouched: list[int]
             ) -> VerifyResult:
     problems.sort(key=lambda problem: problem[0])  # stable: equal seqs keep their order
     first = problems[0] if problems else (None, None)
-    return VerifyResult(ok=not problems, events_checked=walk.last_seq,
+    anchored_seq = vouched[-1] if vouched else 0
+    verdict = BROKEN if problems else INTACT if vouched else UNANCHORED
+    return VerifyResult(ok=verdict == INTACT, events_checked=walk.last_seq,
                         head_seq=walk.last_seq, head_hash=walk.last_hash,
                         first_bad_seq=first[0], problem=first[1],
-                        checkpoints_checked=checkpoints_checked,
-                        problems=tuple(why for _seq, why in problems))
+                        checkpoints_checked=len(vouched),
+                        problems=tuple(why for _seq, why in problems), verdict=verdict,
+                        anchored_seq=anchored_seq,
+                        unanchored_events=walk.last_seq - anchored_seq,
+                        form_checked=(walk.last_seq, walk.last_hash))

@@ -1,4 +1,4 @@
-"""Stand-alone verifier of a QMS audit trail export (format qms-audit-export/1).
+"""Stand-alone verifier of a QMS audit trail export (qms-audit-export/2, and /1).
 
     python -m audit.verify_export EXPORT.jsonl --public-key KEY --checkpoints FILE
     python verify_export.py EXPORT.jsonl --public-key KEY --checkpoints FILE  (copied alone)
@@ -13,17 +13,21 @@ instead of trusting the system's code.
 
 Checks: the header; every event line is canonical JSON of an event object; seq runs 1, 2,
 3, ...; each prev_hash is the previous line's sha256 (64 zeros first); the header's head is
-the last event; every checkpoint, of the export and of the checkpoint files, is signed by a
-given key and names the hash of the event at its seq. A checkpoint beyond the last event
-means the tail was removed, unless it comes from a checkpoint file and was signed after the
-export was made (then the export is older than it, which is reported as a warning).
+the last event, and its exported_at is neither before the first event nor other than the
+closing checkpoint's signed time; every checkpoint, of the export and of the checkpoint
+files, is signed by a given key for the export's site and names the hash of the event at its
+seq; the audit.checkpoint.signed events agree with the export's checkpoints. A checkpoint
+beyond the last event means the tail was removed, unless it comes from a checkpoint file and
+was signed after the export's closing checkpoint (the export is older: a note).
 
 Verdict (the first line printed) and exit status:
-  INTACT      0  the chain checks out and at least one checkpoint verified under a given key
+  INTACT      0  the chain checks out and the export's closing checkpoint (signed at export
+                 time over its last event) verified under a given key
   BROKEN      1  "BROKEN at seq N: why", N the lowest seq that cannot be vouched for
-  UNANCHORED  1  the chain is consistent but no checkpoint verified under a given key (no
-                 key, no cryptography package, no checkpoint): a consistent rewrite of the
-                 whole chain would look the same. Exit 0 with --allow-unanchored.
+  UNANCHORED  1  the chain is consistent but its last event is under no verified checkpoint
+                 (no key, no cryptography package, or no closing checkpoint: a cut export
+                 with a rewritten tail looks like this). Exit 0 with --allow-unanchored only
+                 when no key could be used.
   usage error 2  (missing or unreadable file or key, bad arguments)
 """
 from __future__ import annotations
@@ -37,12 +41,17 @@ import re
 import sys
 import unicodedata
 
-EXPORT_FORMAT = "qms-audit-export/1"
+EXPORT_FORMATS = {"qms-audit-export/1": {"exported_at", "format", "head"},
+                  "qms-audit-export/2": {"exported_at", "format", "head", "site"}}
 GENESIS_HASH = "0" * 64
 MAX_SAFE_INT = 2**53 - 1
 EVENT_KEYS = {"action", "actor", "at", "data", "entity", "prev_hash", "reason", "seq"}
-CHECKPOINT_KEYS = {"at", "hash", "key_id", "seq"}
+CHECKPOINT_KEYS = {"at", "hash", "key_id", "seq", "site"}
+LEGACY_CHECKPOINT_KEYS = {"at", "hash", "key_id", "seq"}  # written before sites existed
 CHECKPOINT_PREFIX = b'{"checkpoint":'
+# "action" is an event's first key: this prefix finds the checkpoints' own events
+CHECKPOINT_EVENT_PREFIX = b'{"action":"audit.checkpoint.signed",'
+CHECKPOINT_EVENT_DATA = ({"hash", "key_id", "seq"}, {"hash", "key_id", "seq", "site"})
 HEX64 = re.compile(r"[0-9a-f]{64}")
 TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
 ACTION = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)+")
@@ -152,13 +161,15 @@ def parse_checkpoint(line: bytes) -> tuple[dict, str]:
     if not isinstance(document, dict) or set(document) != {"checkpoint", "signature"}:
         raise ValueError("not a checkpoint line")
     payload, signature = document["checkpoint"], document["signature"]
-    if not isinstance(payload, dict) or set(payload) != CHECKPOINT_KEYS:
+    if not isinstance(payload, dict) or set(payload) not in (CHECKPOINT_KEYS,
+                                                              LEGACY_CHECKPOINT_KEYS):
         raise ValueError("checkpoint payload keys differ")
     if not (type(payload["seq"]) is int and payload["seq"] > 0
             and isinstance(payload["at"], str) and TIMESTAMP.fullmatch(payload["at"])
             and isinstance(payload["hash"], str) and HEX64.fullmatch(payload["hash"])
-            and isinstance(payload["key_id"], str)):
-        raise ValueError("checkpoint fields malformed (seq, at, hash or key_id)")
+            and isinstance(payload["key_id"], str)
+            and isinstance(payload.get("site", ""), str)):
+        raise ValueError("checkpoint fields malformed (seq, at, hash, key_id or site)")
     if not isinstance(signature, str):
         raise ValueError("signature is not text")
     return payload, signature
@@ -207,6 +218,8 @@ class Checkpoint:
     def __init__(self, payload: dict, signature: str):
         self.payload, self.signature = payload, signature
         self.seq, self.at, self.hash = payload["seq"], payload["at"], payload["hash"]
+        self.site = payload.get("site")  # None: legacy, written before sites existed
+        self.identity = (self.seq, self.hash, payload["key_id"], self.site)
         self.sources: list[str] = []
         self.in_export = self.in_files = False
 
@@ -262,6 +275,8 @@ class ExportCheck:
         self.hashes: dict[int, str] = {}
         self.bad: tuple[int, str] | None = None  # where and why the walk stopped
         self.in_checkpoints = False
+        self.first_at: str | None = None
+        self.checkpoint_events: dict[int, bytes] = {}  # seq -> line of each such event
 
     def line(self, number: int, line: bytes) -> None:
         if number == 1:
@@ -283,6 +298,17 @@ class ExportCheck:
             self.last_seq = seq
             if seq in self.wanted:
                 self.hashes[seq] = self.last_hash
+            if line.startswith(CHECKPOINT_EVENT_PREFIX):
+                self.checkpoint_events[seq] = line
+            if seq == 1:
+                self.check_exported_after(json.loads(line)["at"])
+
+    def check_exported_after(self, first_at: str) -> None:
+        """An export cannot have been made before its first event: a back-dated header
+        (to pass off file checkpoints beyond a cut as "signed later") is refused."""
+        if self.header["exported_at"] < first_at:
+            self.bad = (1, f"the header's exported_at {self.header['exported_at']} is before "
+                           f"the first event ({first_at}): the header was back-dated")
 
     def head_problem(self) -> tuple[int, str] | None:
         head = self.header["head"]
@@ -297,18 +323,22 @@ class Outcome:
     """What the verification found; ``problems`` sorted by seq, lowest (first bad) first."""
 
     def __init__(self, check: ExportCheck, problems: list[tuple[int, str]],
-                 matched: list[Checkpoint], later: list[Checkpoint]):
+                 matched: list[Checkpoint], later: list[Checkpoint],
+                 closing: Checkpoint | None):
         self.events, self.head_hash = check.last_seq, check.last_hash
         self.exported_at = check.header["exported_at"]
         self.problems = sorted(problems, key=lambda problem: problem[0])
         self.matched = matched  # checkpoints naming the chain's hash at their seq
         self.later = later      # file checkpoints beyond the head, signed after the export
+        self.closing = closing  # the export's signed checkpoint over its last event
 
 
 def check_header(line: bytes) -> dict:
     try:
         header = parse_canonical(line)
-        ok = (isinstance(header, dict) and header.get("format") == EXPORT_FORMAT
+        ok = (isinstance(header, dict) and header.get("format") in EXPORT_FORMATS
+              and set(header) == EXPORT_FORMATS[header["format"]]
+              and isinstance(header.get("site", ""), str)
               and isinstance(header.get("exported_at"), str)
               and TIMESTAMP.fullmatch(header["exported_at"])
               and isinstance(header.get("head"), dict)
@@ -317,7 +347,7 @@ def check_header(line: bytes) -> dict:
     except ValueError:
         ok = False
     if not ok:
-        raise Broken(1, f"line 1 is not a {EXPORT_FORMAT} header")
+        raise Broken(1, f"line 1 is not a {' or '.join(EXPORT_FORMATS)} header")
     return header
 
 
@@ -344,10 +374,12 @@ def checkpoint_seqs(path: str) -> set[int]:
     return wanted
 
 
-def verify(path: str, keys: dict, checkpoint_files: list[str] | tuple = ()) -> Outcome:
+def verify(path: str, keys: dict, checkpoint_files: list[str] | tuple = (),
+           site: str | None = None) -> Outcome:
     """Verify the export at ``path`` with the checkpoints of the export and of
-    ``checkpoint_files``. Raises Broken when the header is unusable, UsageError when a
-    checkpoint file cannot be read, OSError when the export cannot be read."""
+    ``checkpoint_files``; ``site`` is the expected site id (default: the header's).
+    Raises Broken when the header is unusable, UsageError when a checkpoint file cannot be
+    read, OSError when the export cannot be read."""
     book = CheckpointBook()
     read_checkpoint_files(list(checkpoint_files), book)
     wanted = checkpoint_seqs(path) | {cp.seq for cp in book.distinct.values()}
@@ -356,21 +388,30 @@ def verify(path: str, keys: dict, checkpoint_files: list[str] | tuple = ()) -> O
         check.line(number, line)
     if check.header is None:
         raise Broken(1, "the file is empty")
-    return evaluate(check, book, keys)
+    return evaluate(check, book, keys, site if site is not None else check.header.get("site"))
 
 
-def evaluate(check: ExportCheck, book: CheckpointBook, keys: dict) -> Outcome:
-    """Set the checkpoints against the chain. A checkpoint that is forged or disagrees with
-    the chain is placed at the seq after the last checkpoint below it that matched."""
+def evaluate(check: ExportCheck, book: CheckpointBook, keys: dict,
+             site: str | None = None) -> Outcome:
+    """Set the checkpoints against the chain. A checkpoint that is forged, of another site
+    or disagrees with the chain is placed at the seq after the last checkpoint below it
+    that matched."""
     problems: list[tuple[int, str]] = []
     pending: list[tuple[float, str]] = [(INFINITY, why) for why in book.malformed]
     bad_seq = check.bad[0] if check.bad else INFINITY
     head_problem = None if check.bad else check.head_problem()
     problems += [problem for problem in (check.bad, head_problem) if problem]
-    exported_at = check.header["exported_at"]
+    closing = closing_checkpoint(check, book, keys, site)
+    # "signed later than the export": by the closing checkpoint's signed time when there is
+    # one; the header's own exported_at is not signed
+    exported_at = closing.at if closing else check.header["exported_at"]
+    if closing and closing.at != check.header["exported_at"]:
+        problems.append((check.last_seq + 1, (
+            f"the header's exported_at {check.header['exported_at']} is not the closing "
+            f"checkpoint's signed time {closing.at}")))
     matched, later = [], []
     for cp in book.in_seq_order():
-        why = signature_problem(cp, keys) if keys else ""
+        why = (signature_problem(cp, keys) if keys else "") or site_problem(cp, site)
         if why:
             pending.append((cp.seq, f"{cp.where()}: {why}"))
         elif cp.seq > check.last_seq:
@@ -390,10 +431,60 @@ def evaluate(check: ExportCheck, book: CheckpointBook, keys: dict) -> Outcome:
             pending.append((cp.seq, (
                 f"{cp.where()} says hash {cp.hash} but event {cp.seq} has hash "
                 f"{check.hashes.get(cp.seq)}: the chain was rewritten")))
+    problems += checkpoint_event_problems(check, book)
     for at_seq, why in pending:
         below = [cp.seq for cp in matched if cp.seq < at_seq]
         problems.append(((max(below) if below else 0) + 1, why))
-    return Outcome(check, problems, matched, later)
+    return Outcome(check, problems, matched, later, closing)
+
+
+def closing_checkpoint(check: ExportCheck, book: CheckpointBook, keys: dict,
+                       site: str | None) -> Checkpoint | None:
+    """The export's own checkpoint over its last event, when it verifies: signed under a
+    given key, of the site, naming the last event's hash. None without one."""
+    if check.bad or check.last_seq == 0 or not keys:
+        return None
+    closing = [cp for cp in book.in_seq_order()
+               if cp.in_export and cp.seq == check.last_seq and cp.hash == check.last_hash
+               and not signature_problem(cp, keys) and not site_problem(cp, site)]
+    return max(closing, key=lambda cp: cp.at, default=None)
+
+
+def site_problem(cp: Checkpoint, site: str | None) -> str:
+    if site is None or cp.site is None or cp.site == site:
+        return ""
+    return f"signed for site {cp.site!r}, not for this export's site {site!r}"
+
+
+def checkpoint_event_problems(check: ExportCheck, book: CheckpointBook
+                              ) -> list[tuple[int, str]]:
+    """The checkpoints' own events against the export's checkpoint lines (the database's
+    rows): each audit.checkpoint.signed event records one of them, at the seq before it,
+    and each of them below the last event is followed by its event. A line only in a
+    checkpoint file needs no event: it may be of a checkpoint whose transaction rolled
+    back, which is still true."""
+    exported = [cp for cp in book.in_seq_order() if cp.in_export]
+    known = {cp.identity for cp in exported}
+    problems, recorded = [], {}
+    for seq, line in check.checkpoint_events.items():
+        data = json.loads(line)["data"]
+        if set(data) not in CHECKPOINT_EVENT_DATA or data["seq"] != seq - 1:
+            problems.append((seq, f"event {seq} (audit.checkpoint.signed) does not record a "
+                                  f"checkpoint at seq {seq - 1}"))
+            continue
+        identity = (data["seq"], data["hash"], data["key_id"], data.get("site"))
+        recorded[seq - 1] = identity
+        if identity not in known:
+            problems.append((seq, (
+                f"event {seq} records a checkpoint at seq {seq - 1} (hash {data['hash']}, key "
+                f"{data['key_id']}) that is not among the export's checkpoints: the "
+                "checkpoint was removed")))
+    for cp in exported:
+        if cp.seq < check.last_seq and recorded.get(cp.seq) != cp.identity:
+            problems.append((cp.seq + 1, (
+                f"{cp.where()} is not followed by its audit.checkpoint.signed event: event "
+                f"{cp.seq + 1} does not record it")))
+    return problems
 
 
 def signature_problem(cp: Checkpoint, keys: dict) -> str:
@@ -425,53 +516,56 @@ def report(outcome: Outcome, *, unchecked: str, files: list[str],
             print(f"... and {len(outcome.problems) - 1 - MORE_LINES} more problem(s)")
         return 1
     summary = f"{outcome.events} events, head seq {outcome.events} hash {outcome.head_hash}"
-    anchors = [] if unchecked else outcome.matched
-    if anchors:
-        last = anchors[-1]
-        in_files = sum(cp.in_files for cp in anchors)
-        print(f"INTACT: {summary}")
-        print(f"{len(anchors)} checkpoint(s) match the chain, signatures valid"
-              + (f" ({in_files} of them in the checkpoint file(s))" if files else "")
-              + f"; the last anchor at seq {last.seq}, signed {last.at}")
-        after = outcome.events - last.seq
-        print(f"events after the last anchor: {after}" + (
-            f" ({span(last.seq + 1, outcome.events)}: hash-linked, not yet under a "
-            "checkpoint)" if after else ""))
-        exported_only = [cp for cp in anchors if not cp.in_files]
-        if files and exported_only:
-            print(f"WARNING: {len(exported_only)} checkpoint(s) of the export are not in the "
-                  "checkpoint file(s), so not anchored externally: seq "
-                  f"{seq_list(exported_only)}")
-        if not files:
-            print("NOTE: no --checkpoints file given: the anchors are the export's own "
-                  "checkpoints, copied from the database; give the instance's "
-                  "audit-checkpoints.jsonl too, so that removed checkpoints (with a "
-                  "truncated or rewritten chain) are detected")
-        print_later(outcome)
+    if not unchecked and outcome.closing:
+        print_intact(outcome, summary, files)
         return 0
     print(UNANCHORED)
     print(summary)
+    print_later(outcome)
     if unchecked:
         print(f"why: {unchecked}")
         if outcome.matched:
             print(f"{len(outcome.matched)} checkpoint(s) match the chain but their signatures "
                   "were NOT checked: anyone can write such a line")
-    else:
-        where = "the export" + (" or the checkpoint file(s)" if files else "")
-        print(f"why: no checkpoint at or below the head (seq {outcome.events}) in {where}"
-              + ("" if files else "; give the instance's audit-checkpoints.jsonl with "
-                                  "--checkpoints"))
-    print_later(outcome)
-    if allow_unanchored:
-        print("WARNING: accepted without an anchor because of --allow-unanchored")
-        return 0
+        if allow_unanchored:
+            print("WARNING: accepted without checking signatures because of "
+                  "--allow-unanchored")
+            return 0
+        return 1
+    last = outcome.matched[-1].seq if outcome.matched else 0
+    print(f"why: the last event (seq {outcome.events}) is under no signed checkpoint of the "
+          "export; an export ends with a checkpoint signed over its last event, so "
+          f"{span(last + 1, outcome.events)} could have been rewritten"
+          + (f" after the last anchor at seq {last}" if last else ""))
     return 1
+
+
+def print_intact(outcome: Outcome, summary: str, files: list[str]) -> None:
+    anchors = outcome.matched
+    in_files = sum(cp.in_files for cp in anchors)
+    print(f"INTACT: {summary}")
+    print(f"{len(anchors)} checkpoint(s) match the chain, signatures valid"
+          + (f" ({in_files} of them in the checkpoint file(s))" if files else "")
+          + f"; the export's closing checkpoint at seq {outcome.closing.seq}, signed "
+            f"{outcome.closing.at}" + (f", site {outcome.closing.site}"
+                                        if outcome.closing.site else ""))
+    exported_only = [cp for cp in anchors if not cp.in_files and cp is not outcome.closing]
+    if files and exported_only:
+        print(f"WARNING: {len(exported_only)} checkpoint(s) of the export are not in the "
+              "checkpoint file(s), so not anchored externally: seq "
+              f"{seq_list(exported_only)}")
+    if not files:
+        print("NOTE: no --checkpoints file given: the anchors are the export's own "
+              "checkpoints, copied from the database; give the instance's "
+              "audit-checkpoints.jsonl too, so that removed checkpoints (with a "
+              "truncated or rewritten chain) are detected")
+    print_later(outcome)
 
 
 def print_later(outcome: Outcome) -> None:
     if outcome.later:
         newest = outcome.later[-1]
-        print(f"WARNING: the checkpoint file(s) hold {len(outcome.later)} checkpoint(s) signed "
+        print(f"NOTE: the checkpoint file(s) hold {len(outcome.later)} checkpoint(s) signed "
               f"after this export was made ({outcome.exported_at}), the newest at seq "
               f"{newest.seq} signed {newest.at}: the export is older than them and says "
               f"nothing about events after seq {outcome.events}")
@@ -487,13 +581,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoints", action="append", default=[], metavar="FILE",
                         help="the instance's external checkpoint file "
                              "(audit-checkpoints.jsonl); repeatable")
+    parser.add_argument("--site", default=None,
+                        help="the site id the checkpoints must name (default: the export "
+                             "header's); a checkpoint of another site is refused")
     parser.add_argument("--allow-unanchored", action="store_true",
-                        help="exit 0 when the chain is consistent but no checkpoint "
-                             "verified (the output still says UNANCHORED)")
+                        help="without --public-key (or the cryptography package): exit 0 "
+                             "when the chain is consistent (the output still says "
+                             "UNANCHORED). Never accepts an export whose tail no signed "
+                             "checkpoint covers")
     args = parser.parse_args(argv)
     try:
         keys, unchecked = load_public_keys(args.public_key)
-        outcome = verify(args.export, keys, args.checkpoints)
+        outcome = verify(args.export, keys, args.checkpoints, args.site)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -8,6 +8,8 @@ are fixed; ``--quick`` only shrinks the sizes. Results are printed as a table an
 Sections:
 - ``writes``: an audited write against the same plain insert (SQLite and PostgreSQL,
   1 and 8 writers), then the chain written by concurrent writers is verified;
-- ``chain``: ``audit.verify.verify_chain`` against a bare sha256 loop over the same bytes;
+- ``chain``: ``audit.verify.verify_chain`` against a bare sha256 loop over the same bytes:
+  a full verification (every event parsed for canonical form) and a repeated one (the
+  canonical form known up to the previous head, as the application remembers it);
 - ``signing``: one e-signature split into password check, key unwrap and Ed25519.
 """

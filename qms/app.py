@@ -71,6 +71,7 @@ def _build_state(app: Flask, instance: Path) -> AppState:
     return AppState(db=Database(engine), security=Security.from_settings(settings, roles),
                     workflows=workflows, audit_key_path=instance / "keys" / "audit-ed25519.pem",
                     checkpoint_file=Path(settings["AUDIT_CHECKPOINT_FILE"]),
+                    site_id=settings["AUDIT_SITE_ID"],
                     numbering=load_numbering(config_dir() / "numbering.toml"))
 
 

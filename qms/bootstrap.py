@@ -1,6 +1,9 @@
 """Instance set-up used by `qms init`: keys, schema, the first administrator."""
 from __future__ import annotations
 
+from pathlib import Path
+
+import click
 from flask import current_app
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
@@ -10,14 +13,40 @@ from qms.context import state
 from qms.db import make_engine
 from qms.identity.authentication import find_user
 from qms.identity.users import create_user
-from qms.settings import ConfigError
+from qms.settings import ConfigError, write_site_id
 
 ADMIN_USERNAME = "admin"
 
 
 def ensure_keys() -> None:
-    """Create the audit checkpoint signing key in the instance folder if missing."""
-    state().audit_signing_key()
+    """Create the audit checkpoint signing key and the site id in the instance folder if
+    missing. Only `qms init` creates them; everything else refuses to run without them
+    (a key re-created elsewhere would be an unaudited rotation)."""
+    from audit.checkpoints import create_signing_key
+
+    app_state = state()
+    if not app_state.audit_key_path.exists() and _trail_was_signed():
+        raise click.ClickException(
+            f"the audit signing key {app_state.audit_key_path} is missing but this instance "
+            "has signed checkpoints: restore the key from the backup (a new key is made only "
+            "by `qms audit rotate-key`)")
+    create_signing_key(app_state.audit_key_path)
+    if not app_state.site_id:
+        app_state.site_id = write_site_id(Path(current_app.instance_path))
+
+
+def _trail_was_signed() -> bool:
+    """Whether the database already holds checkpoints (False before the schema exists)."""
+    from sqlalchemy import func, inspect, select
+
+    from audit.schema import audit_checkpoints
+
+    engine = state().db.engine
+    if not inspect(engine).has_table("audit_checkpoints"):
+        return False
+    with engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(audit_checkpoints)
+                                  ).scalar_one() > 0
 
 
 def upgrade_schema() -> None:
@@ -74,4 +103,5 @@ def anchor_chain() -> None:
     app_state = state()
     with app_state.db.unit_of_work() as session:
         write_checkpoint(session, signing_key=app_state.audit_signing_key(),
-                         file_path=app_state.checkpoint_file, actor="system")
+                         file_path=app_state.checkpoint_file, site=app_state.audit_site(),
+                         actor="system")

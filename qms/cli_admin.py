@@ -175,48 +175,101 @@ def token_revoke(token_id, reason) -> None:
 
 @audit_group.command("verify")
 def audit_verify() -> None:
-    """Verify the chain and its checkpoints; exit 1 naming the first bad seq."""
-    from audit import checkpoints
-    from audit.verify import verify_chain
+    """Verify the chain, its checkpoints (rows, file, events) and its anchor; exit 1 naming
+    the first bad seq, or when no checkpoint vouches for the chain (UNANCHORED)."""
+    from audit.verify import BROKEN
+    from qms.auditing import verify_trail
+
+    _signing_key()  # a missing key file is an error here too, never a silent new key
+    with state().db.reading() as session:
+        result = verify_trail(session, progress=_progress("verifying"))
+    click.echo("", err=True)  # end the progress line
+    if result.verdict == BROKEN:
+        fail(f"audit chain BROKEN at seq {result.first_bad_seq}: {result.problem}")
+    if not result.ok:
+        fail(f"audit chain UNANCHORED: {result.events_checked} events, consistent, but no "
+             "signed checkpoint vouches for them (write one: qms audit checkpoint)")
+    click.echo(f"audit chain intact: {result.events_checked} events, head seq "
+               f"{result.head_seq} {result.head_hash}, {result.checkpoints_checked} checkpoints; "
+               f"last anchor at seq {result.anchored_seq}, {result.unanchored_events} "
+               "event(s) after it")
+
+
+def _signed_checkpoint(actor: str):
+    """Sign and commit a checkpoint of the head now; None when the trail is empty."""
+    from audit.checkpoints import write_checkpoint
 
     app_state = state()
-    public = app_state.audit_signing_key().public_key()
-    with app_state.db.reading() as session:
-        result = verify_chain(session.connection(),
-                              public_keys={checkpoints.key_id(public): public},
-                              checkpoint_file=app_state.checkpoint_file,
-                              progress=_progress("verifying"))
-    click.echo("", err=True)  # end the progress line
-    if not result.ok:
-        fail(f"audit chain BROKEN at seq {result.first_bad_seq}: {result.problem}")
-    click.echo(f"audit chain intact: {result.events_checked} events, head seq "
-               f"{result.head_seq} {result.head_hash}, {result.checkpoints_checked} checkpoints")
+    key = _signing_key()
+    return _unit_of_work(lambda s: write_checkpoint(
+        s, signing_key=key, file_path=app_state.checkpoint_file, site=app_state.audit_site(),
+        actor=actor))
+
+
+def _signing_key():
+    try:
+        return state().audit_signing_key()
+    except FileNotFoundError as error:  # SigningKeyMissing: never re-created silently
+        fail(str(error))
 
 
 @audit_group.command("export")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 def audit_export(output: Path) -> None:
-    """Export events and checkpoints as JSON lines for the stand-alone verifier."""
+    """Sign a closing checkpoint over the head, then export events and checkpoints through
+    it as JSON lines for the stand-alone verifier (so the whole export is anchored)."""
     from audit.export import export_jsonl
 
-    with state().db.reading() as session, open(output, "w", encoding="utf-8") as out:
-        count = export_jsonl(session.connection(), out, progress=_progress("exporting"))
+    closing = _signed_checkpoint(CLI_ACTOR)
+    if closing is None:
+        fail("the audit trail is empty; nothing to export")
+    with state().db.reading() as session, open(output, "w", encoding="utf-8",
+                                               newline="\n") as out:
+        count = export_jsonl(session.connection(), out, closing=closing,
+                             progress=_progress("exporting"))
     click.echo("", err=True)
-    click.echo(f"exported {count} events to {output}")
+    click.echo(f"exported {count} events to {output}, closed by the checkpoint at seq "
+               f"{closing.seq} signed {closing.at}")
 
 
 @audit_group.command("checkpoint")
 def audit_checkpoint() -> None:
     """Sign a checkpoint of the chain head now."""
-    from audit.checkpoints import write_checkpoint
-
-    app_state = state()
-    written = _unit_of_work(lambda s: write_checkpoint(
-        s, signing_key=app_state.audit_signing_key(), file_path=app_state.checkpoint_file,
-        actor=CLI_ACTOR))
+    written = _signed_checkpoint(CLI_ACTOR)
     if written is None:
         fail("the audit trail is empty; nothing to checkpoint")
     click.echo(f"checkpoint at seq {written.seq} {written.hash}")
+
+
+@audit_group.command("rotate-key")
+@click.option("--reason", required=True, help="Why the key is replaced (recorded).")
+def audit_rotate_key(reason: str) -> None:
+    """Replace the checkpoint signing key: a last checkpoint under the old key, the
+    rotation event, the new key current (the old public key kept for verification), and a
+    first checkpoint under the new key."""
+    from audit import keys
+    from audit.checkpoints import key_id
+    from qms.auditing import record_event
+
+    if not reason.strip():
+        fail("--reason must not be empty")
+    app_state = state()
+    old_key = _signing_key()
+    _signed_checkpoint(CLI_ACTOR)
+
+    def rotate(session):
+        with keys.rotated_key(app_state.audit_key_path, old_key) as new_key:
+            record_event(session, actor=CLI_ACTOR, action=keys.ROTATION_ACTION, reason=reason,
+                         data={"old_key_id": key_id(old_key.public_key()),
+                               "new_key_id": key_id(new_key.public_key()),
+                               "site": app_state.audit_site()})
+            session.commit()  # inside the block: a failed commit puts the old key back
+        return new_key
+    new_key = _unit_of_work(rotate)
+    app_state.forget_audit_key()
+    _signed_checkpoint(CLI_ACTOR)
+    click.echo(f"audit signing key rotated: {key_id(old_key.public_key())} -> "
+               f"{key_id(new_key.public_key())} (the old public key stays for verification)")
 
 
 def _progress(label: str):

@@ -23,14 +23,36 @@ class AppState:
     audit_key_path: Path
     checkpoint_file: Path
     numbering: object = None  # qms.materials.numbering.NumberingRules (config/numbering.toml)
+    site_id: str = ""  # AUDIT_SITE_ID, else <instance>/site_id written by `qms init`
     _audit_key: Ed25519PrivateKey | None = None
 
     def audit_signing_key(self) -> Ed25519PrivateKey:
-        from audit.checkpoints import load_or_create_signing_key
+        """The checkpoint signing key; SigningKeyMissing when its file is gone (never
+        re-created here: a new key is an audited rotation)."""
+        from audit.checkpoints import load_signing_key
 
         if self._audit_key is None:
-            self._audit_key = load_or_create_signing_key(self.audit_key_path)
+            self._audit_key = load_signing_key(self.audit_key_path)
         return self._audit_key
+
+    def audit_public_keys(self) -> dict:
+        """{key id: public key} of the current key and every retired one."""
+        from audit.keys import public_keys
+
+        return public_keys(self.audit_signing_key(), self.audit_key_path)
+
+    def audit_site(self) -> str:
+        """This instance's site id, named in every checkpoint."""
+        if not self.site_id:
+            from qms.settings import ConfigError
+
+            raise ConfigError("no audit site id: run `qms init` (it writes instance/site_id) "
+                              "or set QMS_AUDIT_SITE_ID")
+        return self.site_id
+
+    def forget_audit_key(self) -> None:
+        """Drop the cached key after a rotation."""
+        self._audit_key = None
 
 
 def state() -> AppState:

@@ -28,7 +28,8 @@ def write_scheduled_checkpoint(app) -> None:
         app_state = state()
         with app_state.db.unit_of_work() as session:
             written = write_checkpoint(session, signing_key=app_state.audit_signing_key(),
-                                       file_path=app_state.checkpoint_file, actor="system")
+                                       file_path=app_state.checkpoint_file,
+                                       site=app_state.audit_site(), actor="system")
         log.info("audit checkpoint %s", f"at seq {written.seq}" if written else "skipped (empty)")
 
 

@@ -8,6 +8,7 @@ default.toml is refused, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tomllib
 from datetime import date, datetime
@@ -105,6 +106,8 @@ def resolve_paths(settings: dict[str, Any], instance: Path) -> None:
         settings["DATABASE_URL"] = f"sqlite:///{instance / 'qms.sqlite3'}"
     if not settings["AUDIT_CHECKPOINT_FILE"]:
         settings["AUDIT_CHECKPOINT_FILE"] = str(instance / "audit-checkpoints.jsonl")
+    if not settings["AUDIT_SITE_ID"] and (instance / SITE_ID_FILE).exists():
+        settings["AUDIT_SITE_ID"] = (instance / SITE_ID_FILE).read_text().strip()
     if not settings["APP_SECRET_KEY"]:
         secret_file = instance / "secret_key"
         if secret_file.exists():
@@ -128,6 +131,9 @@ def validate(settings: Mapping[str, Any]) -> None:
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"APP_TIMEZONE {settings['APP_TIMEZONE']!r} is not an IANA time "
                           "zone name such as 'Europe/Berlin' or 'Asia/Shanghai'") from None
+    if settings["AUDIT_SITE_ID"] and not SITE_ID_PATTERN.fullmatch(settings["AUDIT_SITE_ID"]):
+        raise ConfigError("AUDIT_SITE_ID must be 1 to 64 letters, digits, '.', '_' or '-', "
+                          "starting with a letter or digit")
     for key in ("JOBS_LOT_EXPIRY_INTERVAL_MINUTES", "JOBS_CAPA_OVERDUE_INTERVAL_MINUTES",
                 "ERP_MAX_ATTEMPTS", "ERP_POLL_SECONDS"):
         if settings[key] < 1:
@@ -180,6 +186,18 @@ def _validate_rate_limits(settings: Mapping[str, Any]) -> None:
 def site_today(settings: Mapping[str, Any]) -> date:
     """Today's date where the site is: expiry and due dates are calendar days there."""
     return datetime.now(ZoneInfo(settings["APP_TIMEZONE"])).date()
+
+
+SITE_ID_FILE = "site_id"
+SITE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def write_site_id(instance: Path) -> str:
+    """Generate the instance's audit site id once (qms init); never overwrites."""
+    site_file = instance / SITE_ID_FILE
+    if not site_file.exists():
+        site_file.write_text(f"site-{secrets.token_hex(8)}\n")
+    return site_file.read_text().strip()
 
 
 def write_secret_key(instance: Path) -> None:

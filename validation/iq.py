@@ -295,19 +295,20 @@ def check_admin_cannot_sign() -> str:
 
 
 def check_audit_chain() -> str:
-    from audit import checkpoints
     from audit.verify import verify_chain
 
     app_state = state()
     if not app_state.audit_key_path.exists():
         raise CheckFailed("no audit key, so the checkpoints cannot be verified")
-    public = app_state.audit_signing_key().public_key()
     with app_state.db.reading() as session:
-        result = verify_chain(session.connection(),
-                              public_keys={checkpoints.key_id(public): public},
-                              checkpoint_file=app_state.checkpoint_file)
-    if not result.ok:
+        result = verify_chain(session.connection(), public_keys=app_state.audit_public_keys(),
+                              checkpoint_file=app_state.checkpoint_file,
+                              site=app_state.audit_site())
+    if result.problems:
         raise CheckFailed(f"audit chain BROKEN at seq {result.first_bad_seq}: {result.problem}")
+    if not result.ok and result.events_checked:  # an empty new chain has nothing to anchor
+        raise CheckFailed(f"audit chain UNANCHORED: {result.events_checked} events, but no "
+                          "signed checkpoint vouches for them")
     return (f"intact: {result.events_checked} events, head seq {result.head_seq}, "
             f"{result.checkpoints_checked} checkpoints verified")
 

@@ -6,12 +6,12 @@ from flask import g
 from marshmallow import Schema, fields, validate
 
 from audit import checkpoints, trail
-from audit.verify import verify_chain
 from qms.api import api
+from qms.auditing import verify_trail
 from qms.api.schemas import PublicKeyOut
 from qms.api.spec import SafeInteger, endpoint
 from qms.context import commit, db_session, state
-from qms.errors import Conflict
+from qms.errors import Conflict, NotFound
 
 
 class EventQuery(Schema):
@@ -47,7 +47,12 @@ class EventPage(Schema):
 
 
 class VerifyReport(Schema):
-    ok = fields.Boolean()
+    ok = fields.Boolean(metadata={"description": "true only for the verdict INTACT"})
+    verdict = fields.String(metadata={"enum": ["INTACT", "BROKEN", "UNANCHORED"]})
+    anchored_seq = fields.Integer(metadata={"description": "the last checkpoint that "
+                                                           "vouched for the chain (0: none)"})
+    unanchored_events = fields.Integer(metadata={"description": "events after it, "
+                                                                "hash-linked only"})
     events_checked = fields.Integer()
     head_seq = fields.Integer()
     head_hash = fields.String()
@@ -61,6 +66,9 @@ class CheckpointInfo(Schema):
     hash = fields.String()
     at = fields.String()
     key_id = fields.String()
+    site = fields.String(allow_none=True, metadata={"description": "the instance's site id "
+                                                                   "(null: written before "
+                                                                   "sites existed)"})
     signature = fields.String()
 
 
@@ -80,19 +88,18 @@ def audit_events(query):
 
 
 def run_verification() -> dict:
-    app_state = state()
-    public = app_state.audit_signing_key().public_key()
-    result = verify_chain(db_session().connection(),
-                          public_keys={checkpoints.key_id(public): public},
-                          checkpoint_file=app_state.checkpoint_file)
-    return VerifyReport().dump(result)
+    """The verdict of the whole chain: INTACT, BROKEN or UNANCHORED (no checkpoint
+    vouches for it), checked with the current and every retired public key."""
+    return VerifyReport().dump(verify_trail(db_session()))
 
 
 @endpoint(api, "/audit/verify", "GET", summary="Verify the whole chain and its checkpoints",
           tag="audit", permission="audit.read", response=VerifyReport)
 def audit_verify():
-    """Walks every event: seq continuity, hash links, stored hashes, column agreement, and
-    every checkpoint signature (database and external file). Names the first bad seq."""
+    """Walks every event: seq continuity, hash links, stored hashes, canonical form, column
+    agreement, the head row, and every checkpoint (signature, site, database row, external
+    file and its audit.checkpoint.signed event). Names the first bad seq; UNANCHORED when no
+    checkpoint vouches for the chain."""
     return run_verification()
 
 
@@ -109,6 +116,7 @@ def create_checkpoint():
     app_state = state()
     written = checkpoints.write_checkpoint(db_session(), signing_key=app_state.audit_signing_key(),
                                            file_path=app_state.checkpoint_file,
+                                           site=app_state.audit_site(),
                                            actor=g.api_user.username)
     if written is None:
         raise Conflict("the audit trail is empty; nothing to checkpoint")
@@ -116,8 +124,21 @@ def create_checkpoint():
     return CheckpointInfo().dump(written), 201
 
 
+class PublicKeyQuery(Schema):
+    key_id = fields.String(validate=validate.Regexp(r"^[0-9a-f]{16}$"), metadata={
+        "description": "a retired key, named by the checkpoints it signed (default: the "
+                       "current key)"})
+
+
 @endpoint(api, "/audit/public-key", "GET", summary="The server's checkpoint-signing public key",
-          tag="audit", response=PublicKeyOut)
-def audit_public_key():
-    """Give this to the stand-alone verifier (python -m audit.verify_export)."""
-    return checkpoints.public_key_document(state().audit_signing_key().public_key())
+          tag="audit", query=PublicKeyQuery, response=PublicKeyOut, errors=(404,))
+def audit_public_key(query):
+    """Give this to the stand-alone verifier (python -m audit.verify_export); after a key
+    rotation, give it the retired keys too (``?key_id=`` of the older checkpoints)."""
+    app_state = state()
+    if "key_id" not in query:
+        return checkpoints.public_key_document(app_state.audit_signing_key().public_key())
+    public = app_state.audit_public_keys().get(query["key_id"])
+    if public is None:
+        raise NotFound(f"no audit signing key {query['key_id']}")
+    return checkpoints.public_key_document(public)

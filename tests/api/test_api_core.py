@@ -100,10 +100,11 @@ def test_checkpoint_on_demand_verifies_with_the_public_key(client, make_user, au
     key = client.get("/api/v1/audit/public-key", headers=admin).get_json()
     assert key["key_id"] == checkpoint["key_id"]
     public = Ed25519PublicKey.from_public_bytes(base64.b64decode(key["public_key_b64"]))
-    payload = {k: checkpoint[k] for k in ("at", "hash", "key_id", "seq")}
+    payload = {k: checkpoint[k] for k in ("at", "hash", "key_id", "seq", "site")}
     public.verify(base64.b64decode(checkpoint["signature"]), canonical_bytes(payload))
     report = client.get("/api/v1/audit/verify", headers=admin).get_json()
     assert report["ok"] is True and report["checkpoints_checked"] >= 1
+    assert report["verdict"] == "INTACT"
     assert client.get("/api/v1/audit/checkpoints", headers=admin).get_json()[0]["seq"] == checkpoint["seq"]
 
 

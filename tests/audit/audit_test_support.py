@@ -18,6 +18,7 @@ from audit.schema import GENESIS_HASH, initialize_head, metadata
 from qms.db import Database
 
 ITEM_ACTION = "test.item.created"
+SITE = "site-test-production"  # the site id the tests' checkpoints name
 
 
 class ItemBase(DeclarativeBase):
@@ -91,4 +92,30 @@ def rewrite_chain_from(engine: Engine, seq: int, new_actor: str) -> None:
                     {"c": canonical, "h": sha256(canonical.encode()).hexdigest(), "p": prev,
                      "a": new_actor, "s": row_seq})
             prev = sha256(canonical.encode()).hexdigest()
+        connection.execute(text("UPDATE audit_head SET hash = :h"), {"h": prev})
+
+
+def rewrite_event_text(engine: Engine, seq: int, new_text: str) -> None:
+    """Store ``new_text`` as event ``seq``'s canonical text with a matching hash, and relink
+    every later event and the head: a forgery consistent in hashes, links and columns, that
+    only the canonical-form check can reveal."""
+    with engine.begin() as connection:
+        drop_guards(connection)
+        rows = connection.execute(text(
+            "SELECT seq, canonical FROM audit_events WHERE seq >= :s ORDER BY seq"),
+            {"s": seq}).all()
+        prev = None
+        for row_seq, canonical in rows:
+            if row_seq == seq:
+                canonical = new_text
+            else:
+                document = json.loads(canonical)
+                document["prev_hash"] = prev
+                canonical = canonical_text(document)
+                connection.execute(text("UPDATE audit_events SET prev_hash = :p WHERE seq = :s"),
+                                   {"p": prev, "s": row_seq})
+            digest = sha256(canonical.encode()).hexdigest()
+            connection.execute(text("UPDATE audit_events SET canonical = :c, hash = :h "
+                                    "WHERE seq = :s"), {"c": canonical, "h": digest, "s": row_seq})
+            prev = digest
         connection.execute(text("UPDATE audit_head SET hash = :h"), {"h": prev})

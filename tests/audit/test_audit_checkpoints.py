@@ -14,7 +14,7 @@ from audit.canonical import canonical_bytes
 from audit.checkpoints import (CHECKPOINT_ACTION, CheckpointFileError, key_id,
                                list_checkpoints, load_or_create_signing_key,
                                public_key_document, read_checkpoint_file, write_checkpoint)
-from audit_test_support import append_events
+from audit_test_support import SITE, append_events
 
 
 def test_signing_key_is_created_private_and_reloaded(tmp_path):
@@ -42,7 +42,7 @@ def test_key_id_and_public_key_document(signing_key):
 def test_no_checkpoint_for_an_empty_chain(audit_db, signing_key, checkpoint_file):
     with audit_db.unit_of_work() as session:
         assert write_checkpoint(session, signing_key=signing_key,
-                                file_path=checkpoint_file) is None
+                                file_path=checkpoint_file, site=SITE) is None
     assert not checkpoint_file.exists()
 
 
@@ -50,10 +50,10 @@ def test_checkpoint_row_event_and_file_line(audit_db, signing_key, checkpoint_fi
     events = append_events(audit_db, 3)
     with audit_db.unit_of_work() as session:
         checkpoint = write_checkpoint(session, signing_key=signing_key,
-                                      file_path=checkpoint_file, actor="qa.admin")
+                                      file_path=checkpoint_file, site=SITE, actor="qa.admin")
     assert (checkpoint.seq, checkpoint.hash) == (3, events[-1].hash)
     payload = {"at": checkpoint.at, "hash": checkpoint.hash, "key_id": checkpoint.key_id,
-               "seq": 3}
+               "seq": 3, "site": SITE}
     assert checkpoint.canonical.encode() == canonical_bytes(payload)
     signing_key.public_key().verify(base64.b64decode(checkpoint.signature),
                                     canonical_bytes(payload))
@@ -62,7 +62,9 @@ def test_checkpoint_row_event_and_file_line(audit_db, signing_key, checkpoint_fi
         [event] = trail.query_events(session, action=CHECKPOINT_ACTION)
     assert stored.canonical == checkpoint.canonical and stored.signature == checkpoint.signature
     assert (event.seq, event.actor) == (4, "qa.admin")
-    assert event.data == {"hash": checkpoint.hash, "key_id": checkpoint.key_id, "seq": 3}
+    assert event.data == {"hash": checkpoint.hash, "key_id": checkpoint.key_id, "seq": 3,
+                          "site": SITE}
+    assert stored.site == SITE
     line = checkpoint_file.read_text(encoding="utf-8")
     assert line == json.dumps({"checkpoint": payload, "signature": checkpoint.signature},
                               sort_keys=True, separators=(",", ":")) + "\n"
@@ -75,7 +77,7 @@ def test_checkpoints_accumulate_in_the_file(audit_db, signing_key, checkpoint_fi
     for _ in range(3):
         append_events(audit_db, 2)
         with audit_db.unit_of_work() as session:
-            write_checkpoint(session, signing_key=signing_key, file_path=checkpoint_file)
+            write_checkpoint(session, signing_key=signing_key, file_path=checkpoint_file, site=SITE)
     assert [cp.seq for cp in read_checkpoint_file(checkpoint_file)] == [2, 5, 8]
     with audit_db.reading() as session:
         assert [cp.seq for cp in list_checkpoints(session)] == [2, 5, 8]
@@ -86,7 +88,7 @@ def test_checkpoint_refused_after_appends_in_the_same_transaction(audit_db, sign
     with pytest.raises(trail.AuditError, match="without earlier appends"):
         with audit_db.unit_of_work() as session:
             trail.append(session, actor="alice", action="test.item.created", data={})
-            write_checkpoint(session, signing_key=signing_key, file_path=checkpoint_file)
+            write_checkpoint(session, signing_key=signing_key, file_path=checkpoint_file, site=SITE)
     assert not checkpoint_file.exists()
 
 
@@ -96,7 +98,7 @@ def test_rolled_back_checkpoint_leaves_a_true_file_line(audit_db, signing_key,
     append_events(audit_db, 2)
     with pytest.raises(RuntimeError):
         with audit_db.unit_of_work() as session:
-            write_checkpoint(session, signing_key=signing_key, file_path=checkpoint_file)
+            write_checkpoint(session, signing_key=signing_key, file_path=checkpoint_file, site=SITE)
             raise RuntimeError("the commit never happens")
     assert len(read_checkpoint_file(checkpoint_file)) == 1
     append_events(audit_db, 1)

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from audit.checkpoints import public_key_document, write_checkpoint
 from audit.export import EXPORT_FORMAT, export_jsonl
-from audit_test_support import append_events
+from audit_test_support import SITE, append_events
 from conftest import ROOT, run_python
 
 VERIFIER = ROOT / "audit" / "verify_export.py"
@@ -21,14 +21,15 @@ def exported(audit_db, signing_key, checkpoint_file, tmp_path):
     """An export of 9 events with checkpoints at seq 3 and 7, and the key files."""
     append_events(audit_db, 3)
     with audit_db.unit_of_work() as session:
-        write_checkpoint(session, signing_key=signing_key, file_path=checkpoint_file)
+        write_checkpoint(session, signing_key=signing_key, file_path=checkpoint_file, site=SITE)
     append_events(audit_db, 3)
     with audit_db.unit_of_work() as session:
-        write_checkpoint(session, signing_key=signing_key, file_path=checkpoint_file)
+        write_checkpoint(session, signing_key=signing_key, file_path=checkpoint_file, site=SITE)
     append_events(audit_db, 1)
     path = tmp_path / "export.jsonl"
     progress = []
-    assert export_to(audit_db, path, progress=progress.append) == 9
+    assert export_to(audit_db, path, signing_key, checkpoint_file,
+                     progress=progress.append) == 9
     assert progress == [9]
     public = signing_key.public_key()
     pem = tmp_path / "audit-public.pem"
@@ -39,9 +40,14 @@ def exported(audit_db, signing_key, checkpoint_file, tmp_path):
     return path, pem, document
 
 
-def export_to(database, path, progress=None) -> int:
+def export_to(database, path, signing_key, checkpoint_file, progress=None) -> int:
+    """What `qms audit export` does: sign and commit a closing checkpoint over the head,
+    then export through it."""
+    with database.unit_of_work() as session:
+        closing = write_checkpoint(session, signing_key=signing_key, file_path=checkpoint_file,
+                                   site=SITE)
     with database.reading() as session, open(path, "w", encoding="utf-8", newline="\n") as out:
-        return export_jsonl(session, out, progress=progress)
+        return export_jsonl(session, out, closing=closing, progress=progress)
 
 
 def verifier_arguments(keys=(), checkpoints=(), options=()) -> list[str]:
@@ -66,10 +72,14 @@ def test_export_layout(exported, audit_db):
     assert header["format"] == EXPORT_FORMAT
     assert header["head"]["seq"] == 9 == events[-1]["seq"]
     assert [event["seq"] for event in events] == list(range(1, 10))
-    assert [line["checkpoint"]["seq"] for line in checkpoints] == [3, 7]
+    # ... and last the closing checkpoint, signed at export time over the last event
+    assert [line["checkpoint"]["seq"] for line in checkpoints] == [3, 7, 9]
+    closing = checkpoints[-1]["checkpoint"]
+    assert (header["exported_at"], header["head"]["hash"]) == (closing["at"], closing["hash"])
+    assert header["site"] == closing["site"] == SITE
     with audit_db.reading() as session:
         stored = session.connection().exec_driver_sql(
-            "SELECT canonical FROM audit_events ORDER BY seq").scalars().all()
+            "SELECT canonical FROM audit_events WHERE seq <= 9 ORDER BY seq").scalars().all()
     assert lines_of(path)[1:10] == [f"{text}\n".encode() for text in stored]
 
 
@@ -79,13 +89,13 @@ def test_intact_export_verifies_as_a_module(exported, checkpoint_file):
         result = verify_module(path, key)
         assert result.returncode == 0, result.stdout + result.stderr
         assert result.stdout.startswith("INTACT: 9 events")
-        assert "2 checkpoint(s) match the chain, signatures valid" in result.stdout
-        assert "the last anchor at seq 7" in result.stdout
-        assert "events after the last anchor: 2 (events 8..9" in result.stdout
+        assert "3 checkpoint(s) match the chain, signatures valid" in result.stdout
+        assert "the export's closing checkpoint at seq 9" in result.stdout
+        assert f"site {SITE}" in result.stdout
         assert "NOTE: no --checkpoints file given" in result.stdout
     anchored = verify_module(path, pem, checkpoints=[checkpoint_file])
     assert anchored.returncode == 0, anchored.stdout + anchored.stderr
-    assert "(2 of them in the checkpoint file(s))" in anchored.stdout
+    assert "(3 of them in the checkpoint file(s))" in anchored.stdout
     assert "NOTE" not in anchored.stdout and "WARNING" not in anchored.stdout
 
 
@@ -135,7 +145,9 @@ def test_edited_event_is_broken(exported):
     (lambda lines: [lines[0].replace(b'"format"', b'"fmt"')] + lines[1:], 1, "header"),
     (lambda lines: lines[:3] + [lines[3].replace(b":", b": ", 1)] + lines[4:], 3,
      "canonical"),
-    (lambda lines: lines[:-1] + [lines[-1].replace(b'"signature":"', b'"signature":"A')], 4,
+    (lambda lines: lines[:-2] + [lines[-2].replace(b'"signature":"', b'"signature":"A')]
+     + lines[-1:], 4, "does not verify"),
+    (lambda lines: lines[:-1] + [lines[-1].replace(b'"signature":"', b'"signature":"A')], 8,
      "does not verify"),
     (lambda lines: lines[:-1] + [lines[2], lines[-1]], 10, "an event after the checkpoints"),
 ])

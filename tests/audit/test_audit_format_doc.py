@@ -17,6 +17,7 @@ from audit.export import export_jsonl
 from conftest import ROOT, run_python
 
 DOC = (ROOT / "docs" / "audit-trail-format.md").read_text(encoding="utf-8")
+EXAMPLE_SITE = "site-example"
 
 
 def example_key() -> Ed25519PrivateKey:
@@ -42,15 +43,31 @@ def build_example(database, checkpoint_file):
                               at=datetime(2026, 3, 2, 10, 0, tzinfo=UTC))
     with database.unit_of_work() as session:
         checkpoint = write_checkpoint(session, signing_key=example_key(),
-                                      file_path=checkpoint_file,
+                                      file_path=checkpoint_file, site=EXAMPLE_SITE,
                                       at=datetime(2026, 3, 2, 11, 0, tzinfo=UTC))
     with database.reading() as session:
         [third] = trail.query_events(session, seq_from=3)
     return [first, second, third], checkpoint
 
 
-def test_worked_example_is_reproduced_byte_for_byte(audit_db, checkpoint_file):
+def export_example(database, checkpoint_file, out):
+    """The export of section 6, closed by a checkpoint signed at 12:00 over event 3."""
+    with database.unit_of_work() as session:
+        closing = write_checkpoint(session, signing_key=example_key(),
+                                   file_path=checkpoint_file, site=EXAMPLE_SITE,
+                                   at=datetime(2026, 3, 2, 12, 0, tzinfo=UTC))
+    with database.reading() as session:
+        export_jsonl(session, out, closing=closing)
+    return closing
+
+
+def test_worked_example_is_reproduced_byte_for_byte(audit_db, checkpoint_file, tmp_path):
     events, checkpoint = build_example(audit_db, checkpoint_file)
+    with open(tmp_path / "export.jsonl", "w", encoding="utf-8", newline="\n") as out:
+        closing = export_example(audit_db, checkpoint_file, out)
+    header = (tmp_path / "export.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    assert f"`{header}`" in DOC
+    assert f"\n{closing.line()}\n" in DOC
     for event in events:
         assert f"\n{event.canonical}\n" in DOC
         assert f"hash `{event.hash}`" in DOC
@@ -83,19 +100,19 @@ def test_recipe_is_25_lines_and_verifies_an_export(audit_db, checkpoint_file, tm
     script.write_text(code, encoding="utf-8")
     build_example(audit_db, checkpoint_file)
     export = tmp_path / "export.jsonl"
-    with audit_db.reading() as session, open(export, "w", encoding="utf-8", newline="\n") as out:
-        export_jsonl(session, out)
+    with open(export, "w", encoding="utf-8", newline="\n") as out:
+        export_example(audit_db, checkpoint_file, out)
     pem = tmp_path / "key.pem"
     pem.write_bytes(example_key().public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     result = run_python(str(script), str(export), str(pem), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("intact: 3 events, head 5579b952")
+    assert result.stdout.startswith("intact: 3 events, head 255818c7")
     export.write_bytes(export.read_bytes().replace(b'"severity":"major"', b'"severity":"minor"'))
     assert run_python(str(script), str(export), str(pem), cwd=tmp_path).returncode != 0
 
 
 @pytest.mark.parametrize("word", ["RFC 8785", "NFC", "lowercase", "2^53", "Ed25519",
-                                  "first 16 hex digits", "qms-audit-export/1"])
+                                  "first 16 hex digits", "qms-audit-export/2", "site"])
 def test_format_rules_are_stated(word):
     assert word in DOC

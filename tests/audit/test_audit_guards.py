@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError
 from audit import trail
 from audit.checkpoints import write_checkpoint
 from audit.guards import drop_guards, install_guards
-from audit_test_support import append_events
+from audit_test_support import SITE, append_events
 
 REFUSED_ON_EVENTS = [
     "UPDATE audit_events SET actor = 'mallory' WHERE seq = 2",
@@ -31,7 +31,7 @@ REFUSED_ON_CHECKPOINTS_AND_HEAD = [
 def chain(audit_db, signing_key, checkpoint_file):
     append_events(audit_db, 3)
     with audit_db.unit_of_work() as session:
-        write_checkpoint(session, signing_key=signing_key, file_path=checkpoint_file)
+        write_checkpoint(session, signing_key=signing_key, file_path=checkpoint_file, site=SITE)
     return audit_db
 
 

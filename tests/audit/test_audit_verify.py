@@ -13,7 +13,7 @@ from audit.canonical import canonical_text
 from audit.checkpoints import key_id, write_checkpoint
 from audit.guards import drop_guards
 from audit.verify import verify_chain
-from audit_test_support import append_events, create_schema, rewrite_chain_from, tamper
+from audit_test_support import SITE, append_events, create_schema, rewrite_chain_from, tamper
 from qms.db import Database
 
 
@@ -25,7 +25,7 @@ def verify(database, public_keys, checkpoint_file=None, **options):
 
 def checkpoint(database, signing_key, checkpoint_file):
     with database.unit_of_work() as session:
-        return write_checkpoint(session, signing_key=signing_key, file_path=checkpoint_file)
+        return write_checkpoint(session, signing_key=signing_key, file_path=checkpoint_file, site=SITE)
 
 
 @pytest.fixture
@@ -42,9 +42,10 @@ def assert_broken(result, seq: int, *words: str) -> None:
         assert word in result.problem, result.problem
 
 
-def test_empty_chain_is_intact(audit_db):
+def test_empty_chain_is_unanchored(audit_db):
     result = verify(audit_db, {})
-    assert result.ok and (result.events_checked, result.head_seq) == (0, 0)
+    assert result.verdict == "UNANCHORED" and not result.ok and not result.problems
+    assert (result.events_checked, result.head_seq) == (0, 0)
 
 
 def test_intact_chain_with_checkpoints(chain, signing_key, public_keys, checkpoint_file):
@@ -117,7 +118,9 @@ def test_e_removed_tail_is_caught_by_a_checkpoint(chain, signing_key, public_key
     assert_broken(result, 9, "beyond the chain's end", "events 9..10 removed")
     tamper(chain.engine, "DELETE FROM audit_checkpoints")
     assert_broken(verify(chain, public_keys, checkpoint_file), 9, "removed")
-    assert verify(chain, public_keys).ok  # without any anchor a clean truncation is invisible
+    # without any anchor a clean truncation is invisible, but no longer called intact
+    result = verify(chain, public_keys)
+    assert (result.verdict, result.ok, result.problems) == ("UNANCHORED", False, ())
 
 
 def test_head_row_disagreeing_with_the_chain(chain):
@@ -168,7 +171,8 @@ def test_f_rewrite_resigned_with_the_stolen_server_key_is_caught_by_the_file(
         two_checkpoints, signing_key, public_keys, checkpoint_file):
     rewrite_chain_from(two_checkpoints.engine, 7, new_actor="mallory")
     rewrite_checkpoint_rows(two_checkpoints.engine, signing_key, seq_from=7)
-    assert verify(two_checkpoints, public_keys).ok  # the database alone is fooled
+    # the re-signed rows no longer match the checkpoint events inside the chain
+    assert_broken(verify(two_checkpoints, public_keys), 10, "in no checkpoint row")
     result = verify(two_checkpoints, public_keys, checkpoint_file)
     assert_broken(result, 5, "seq 9")
     assert any("missing from the checkpoint file" in problem for problem in result.problems)
@@ -202,13 +206,13 @@ def test_awkward_text_in_every_field_verifies(audit_db):
                      reason=awkward)
         trail.append(session, actor="x", action="test.awkward.text", data={}, reason="")
     result = verify(audit_db, {})
-    assert result.ok, result.problems
+    assert result.verdict == "UNANCHORED" and not result.problems, result.problems
 
 
 def test_column_check_falls_back_to_python(chain, monkeypatch):
     monkeypatch.setitem(scan._DISAGREEING_SQL, chain.engine.dialect.name,
                         "SELECT no_such_function()")
-    assert verify(chain, {}).ok
+    assert not verify(chain, {}).problems
     tamper(chain.engine, "UPDATE audit_events SET entity_type = 'capa' WHERE seq = 8")
     assert_broken(verify(chain, {}), 8, "entity_type")
 
@@ -218,7 +222,7 @@ def test_in_memory_database_checks_columns_on_the_callers_connection():
     create_schema(engine)
     database = Database(engine)
     append_events(database, 4)
-    assert verify(database, {}).ok
+    assert not verify(database, {}).problems
     with engine.begin() as connection:
         drop_guards(connection)
         connection.execute(text("UPDATE audit_events SET reason = 'forged' WHERE seq = 2"))

@@ -3,10 +3,15 @@ public key. The external checkpoint file (--checkpoints) catches what a database
 hide in an export: deleted checkpoint rows with a rewritten or truncated chain."""
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 
+from audit.canonical import canonical_bytes
+
 from audit.checkpoints import write_checkpoint
-from audit_test_support import append_events, rewrite_chain_from, tamper
+from audit_test_support import SITE, append_events, rewrite_chain_from, tamper
 from test_audit_export import export_to, exported, lines_of, verify_module  # noqa: F401
 
 
@@ -20,46 +25,107 @@ def test_without_a_key_the_verdict_is_unanchored(exported, checkpoint_file):
             "rewritten")
         assert "9 events, head seq 9" in result.stdout
         assert "no --public-key given" in result.stdout
-        assert "2 checkpoint(s) match the chain but their signatures were NOT checked" \
+        assert "3 checkpoint(s) match the chain but their signatures were NOT checked" \
             in result.stdout
         assert "INTACT" not in result.stdout
     accepted = verify_module(path, options=["--allow-unanchored"])
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr
     assert accepted.stdout.startswith("UNANCHORED: ")
-    assert "WARNING: accepted without an anchor because of --allow-unanchored" \
+    assert "WARNING: accepted without checking signatures because of --allow-unanchored" \
         in accepted.stdout
 
 
-def test_export_without_checkpoints_is_unanchored_even_with_a_key(exported, audit_db,
-                                                                  tmp_path):
-    _path, pem, _document = exported
-    tamper(audit_db.engine, "DELETE FROM audit_checkpoints")
-    path = tmp_path / "no-checkpoints.jsonl"
-    assert export_to(audit_db, path) == 9
-    assert all(b'"checkpoint"' not in line for line in lines_of(path))
-    result = verify_module(path, pem)
+def without_checkpoint_lines(path, tmp_path):
+    """The export with its checkpoint lines cut off (as an export of format /1 could be)."""
+    cut = tmp_path / "no-checkpoints.jsonl"
+    cut.write_bytes(b"".join(line for line in lines_of(path)
+                             if not line.startswith(b'{"checkpoint"')))
+    return cut
+
+
+def test_export_without_its_closing_checkpoint_is_unanchored_even_with_a_key(
+        exported, tmp_path):
+    path, pem, _document = exported
+    cut = tmp_path / "cut.jsonl"
+    cut.write_bytes(b"".join(lines_of(path)[:-1]))  # the closing checkpoint removed
+    result = verify_module(cut, pem)
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.stdout.startswith("UNANCHORED: ")
-    assert "no checkpoint at or below the head (seq 9) in the export" in result.stdout
-    assert "--checkpoints" in result.stdout
-    assert verify_module(path, pem, options=["--allow-unanchored"]).returncode == 0
+    assert "the last event (seq 9) is under no signed checkpoint of the export" in result.stdout
+    assert "events 8..9 could have been rewritten after the last anchor at seq 7" \
+        in result.stdout
+    # never accepted: --allow-unanchored is only for a verification without any key
+    assert verify_module(cut, pem, options=["--allow-unanchored"]).returncode == 1
 
 
-def test_empty_checkpoint_file_anchors_nothing(exported, audit_db, tmp_path):
-    _path, pem, _document = exported
-    tamper(audit_db.engine, "DELETE FROM audit_checkpoints")
-    path = tmp_path / "no-checkpoints.jsonl"
-    export_to(audit_db, path)
+def test_empty_checkpoint_file_anchors_nothing(exported, tmp_path):
+    path, pem, _document = exported
     empty = tmp_path / "empty.jsonl"
     empty.write_bytes(b"")
-    result = verify_module(path, pem, checkpoints=[empty])
+    result = verify_module(without_checkpoint_lines(path, tmp_path), pem, checkpoints=[empty])
+    # nothing anchors it, and the chain's checkpoint events name checkpoints that are gone
+    assert result.returncode == 1 and "INTACT" not in result.stdout
+    assert "not among the export's checkpoints" in result.stdout
+
+
+def test_cut_export_with_a_rewritten_tail_and_a_backdated_header_is_never_intact(
+        exported, audit_db, signing_key, checkpoint_file, tmp_path):
+    """Issue 9 point 5: cut an export between checkpoints, rewrite its tail with consistent
+    hashes, back-date the header so that the file's later checkpoints look "signed after
+    the export": UNANCHORED (exit 1), never INTACT with a warning."""
+    path, pem, _document = exported
+    lines = lines_of(path)
+    header, events = json.loads(lines[0]), [json.loads(line) for line in lines[1:10]]
+    prev = hashlib.sha256(lines[7].rstrip(b"\n")).hexdigest()  # event 7, under the anchor
+    forged = []
+    for event in events[7:]:  # events 8 and 9 rewritten
+        event["actor"], event["prev_hash"] = "mallory", prev
+        text = canonical_bytes(event)
+        forged.append(text + b"\n")
+        prev = hashlib.sha256(text).hexdigest()
+    header["head"] = {"hash": prev, "seq": 9}
+    header["exported_at"] = events[6]["at"]  # just after event 7: "before" checkpoint 9
+    cut = tmp_path / "forged.jsonl"
+    cut.write_bytes(canonical_bytes(header) + b"\n" + b"".join(lines[1:8]) + b"".join(forged)
+                    + b"".join(lines[10:12]))  # the checkpoints at seq 3 and 7 only
+    result = verify_module(cut, pem, checkpoints=[checkpoint_file])
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "INTACT" not in result.stdout and "WARNING" not in result.stdout
+    assert result.stdout.startswith(("UNANCHORED: ", "BROKEN at seq ")), result.stdout
+    without_file = verify_module(cut, pem)
+    assert without_file.returncode == 1
+    assert without_file.stdout.startswith("UNANCHORED: "), without_file.stdout
+
+
+def test_an_export_dated_before_its_first_event_is_refused(exported, tmp_path):
+    path, pem, _document = exported
+    lines = lines_of(path)
+    header = json.loads(lines[0])
+    header["exported_at"] = "2000-01-01T00:00:00.000000Z"
+    backdated = tmp_path / "backdated.jsonl"
+    backdated.write_bytes(canonical_bytes(header) + b"\n" + b"".join(lines[1:]))
+    result = verify_module(backdated, pem)
     assert result.returncode == 1
-    assert "in the export or the checkpoint file(s)" in result.stdout
+    assert result.stdout.startswith("BROKEN at seq 1: the header's exported_at "
+                                    "2000-01-01T00:00:00.000000Z is before the first event")
+
+
+def test_a_header_dated_otherwise_than_its_closing_checkpoint_is_broken(exported, tmp_path):
+    path, pem, _document = exported
+    lines = lines_of(path)
+    header = json.loads(lines[0])
+    header["exported_at"] = json.loads(lines[9])["at"]  # after the last event, but not signed
+    redated = tmp_path / "redated.jsonl"
+    redated.write_bytes(canonical_bytes(header) + b"\n" + b"".join(lines[1:]))
+    result = verify_module(redated, pem)
+    assert result.returncode == 1
+    assert "is not the closing checkpoint's signed time" in result.stdout
 
 
 @pytest.mark.parametrize("rewritten_from, first_bad", [(4, 4), (6, 4), (2, 1)])
 def test_rewrite_with_deleted_checkpoint_rows_is_caught_by_the_file(
-        exported, audit_db, checkpoint_file, tmp_path, rewritten_from, first_bad):
+        exported, audit_db, signing_key, checkpoint_file, tmp_path, rewritten_from,
+        first_bad):
     """The owner deletes the checkpoint rows and rewrites the chain consistently from
     ``rewritten_from``; the export alone shows nothing. The external file's checkpoints (at
     seq 3 and 7) name the first seq that cannot be vouched for: the one after the last
@@ -68,12 +134,14 @@ def test_rewrite_with_deleted_checkpoint_rows_is_caught_by_the_file(
     tamper(audit_db.engine, "DELETE FROM audit_checkpoints")
     rewrite_chain_from(audit_db.engine, rewritten_from, new_actor="mallory")
     path = tmp_path / "rewritten.jsonl"
-    assert export_to(audit_db, path) == 9
+    assert export_to(audit_db, path, signing_key, checkpoint_file) == 10
+    # the chain's own checkpoint events still name the deleted checkpoints
     alone = verify_module(path, pem)
-    assert alone.returncode == 1 and alone.stdout.startswith("UNANCHORED: ")
+    assert alone.returncode == 1 and alone.stdout.startswith("BROKEN at seq "), alone.stdout
+    assert "not among the export's checkpoints" in alone.stdout
     result = verify_module(path, pem, checkpoints=[checkpoint_file])
     assert result.returncode == 1, result.stdout + result.stderr
-    assert result.stdout.startswith(f"BROKEN at seq {first_bad}: checkpoint at seq ")
+    assert result.stdout.startswith(f"BROKEN at seq {first_bad}: "), result.stdout
     assert "audit-checkpoints.jsonl line" in result.stdout
     assert "the chain was rewritten" in result.stdout
 
@@ -84,16 +152,14 @@ def test_intact_export_with_the_checkpoint_file_is_intact(exported, checkpoint_f
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("INTACT: 9 events, head seq 9 hash ")
-    assert lines[1].startswith("2 checkpoint(s) match the chain, signatures valid "
-                               "(2 of them in the checkpoint file(s)); the last anchor at "
-                               "seq 7, signed ")
-    assert lines[2] == "events after the last anchor: 2 (events 8..9: hash-linked, not yet " \
-                       "under a checkpoint)"
-    assert len(lines) == 3
+    assert lines[1].startswith("3 checkpoint(s) match the chain, signatures valid "
+                               "(3 of them in the checkpoint file(s)); the export's closing "
+                               "checkpoint at seq 9, signed ")
+    assert len(lines) == 2
 
 
 def test_truncated_tail_with_deleted_checkpoint_row_is_caught_by_the_file(
-        exported, audit_db, checkpoint_file, tmp_path):
+        exported, audit_db, signing_key, checkpoint_file, tmp_path):
     """Events 7..9 and the checkpoint row at seq 7 deleted, the head row moved back: the
     export is consistent and anchored by the checkpoint at seq 3, but the file knows seq 7."""
     _path, pem, _document = exported
@@ -101,9 +167,9 @@ def test_truncated_tail_with_deleted_checkpoint_row_is_caught_by_the_file(
            "DELETE FROM audit_checkpoints WHERE seq >= 7",
            "UPDATE audit_head SET seq = 6, hash = (SELECT hash FROM audit_events WHERE seq = 6)")
     path = tmp_path / "truncated.jsonl"
-    assert export_to(audit_db, path) == 6
-    alone = verify_module(path, pem)
-    assert alone.returncode == 0 and "events after the last anchor: 3" in alone.stdout
+    assert export_to(audit_db, path, signing_key, checkpoint_file) == 6
+    alone = verify_module(path, pem)  # a consistent, re-anchored export of the cut chain
+    assert alone.returncode == 0 and "closing checkpoint at seq 6" in alone.stdout
     result = verify_module(path, pem, checkpoints=[checkpoint_file])
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.stdout.startswith("BROKEN at seq 7: checkpoint at seq 7 (")
@@ -113,18 +179,18 @@ def test_truncated_tail_with_deleted_checkpoint_row_is_caught_by_the_file(
         "BROKEN at seq 7")
 
 
-def test_export_older_than_a_later_checkpoint_is_intact_with_a_warning(
+def test_export_older_than_a_later_checkpoint_is_intact_with_a_note(
         exported, audit_db, signing_key, checkpoint_file):
     path, pem, _document = exported
     append_events(audit_db, 2)
     with audit_db.unit_of_work() as session:
-        write_checkpoint(session, signing_key=signing_key, file_path=checkpoint_file)
+        write_checkpoint(session, signing_key=signing_key, file_path=checkpoint_file, site=SITE)
     result = verify_module(path, pem, checkpoints=[checkpoint_file])
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("INTACT: 9 events")
-    assert "WARNING: the checkpoint file(s) hold 1 checkpoint(s) signed after this export " \
+    assert "NOTE: the checkpoint file(s) hold 1 checkpoint(s) signed after this export " \
            "was made" in result.stdout
-    assert "the newest at seq 11" in result.stdout
+    assert "the newest at seq 12" in result.stdout and "WARNING" not in result.stdout
     assert "says nothing about events after seq 9" in result.stdout
 
 
@@ -155,9 +221,9 @@ def test_several_checkpoint_files_are_read(exported, checkpoint_file, tmp_path):
     # a forged checkpoint at seq 7: nothing after the checkpoint at seq 3 is vouched for
     (lambda line: line.replace(b'"signature":"', b'"signature":"A'), 4, "does not verify"),
     # a line that says nothing readable: placed after the last checkpoint that verified
-    # (the export's own one at seq 7)
-    (lambda line: line.replace(b'"seq":', b'"seq": '), 8, "not in canonical form"),
-    (lambda line: line[:40], 8, "not canonical JSON"),
+    # (the export's closing one at seq 9)
+    (lambda line: line.replace(b'"seq":', b'"seq": '), 10, "not in canonical form"),
+    (lambda line: line[:40], 10, "not canonical JSON"),
 ])
 def test_forged_or_damaged_file_lines_are_broken(exported, checkpoint_file, tmp_path, change,
                                                  seq, why):
@@ -171,13 +237,13 @@ def test_forged_or_damaged_file_lines_are_broken(exported, checkpoint_file, tmp_
     assert "damaged.jsonl line 2" in result.stdout and why in result.stdout
 
 
-def test_every_problem_is_listed_lowest_seq_first(exported, audit_db, checkpoint_file,
-                                                  tmp_path):
+def test_every_problem_is_listed_lowest_seq_first(exported, audit_db, signing_key,
+                                                  checkpoint_file, tmp_path):
     _path, pem, _document = exported
     tamper(audit_db.engine, "DELETE FROM audit_checkpoints")
     rewrite_chain_from(audit_db.engine, 2, new_actor="mallory")
     path = tmp_path / "rewritten.jsonl"
-    export_to(audit_db, path)
+    export_to(audit_db, path, signing_key, checkpoint_file)
     result = verify_module(path, pem, checkpoints=[checkpoint_file])
     lines = result.stdout.splitlines()
     assert lines[0].startswith("BROKEN at seq 1: checkpoint at seq 3 ")

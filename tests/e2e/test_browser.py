@@ -65,8 +65,10 @@ def sign_in(page, user, screenshot=None) -> None:
     page.click("button.button-primary")
 
 
-def test_first_sign_in_audit_trail_and_chinese(live_server, page, make_user, tmp_path):
+def test_first_sign_in_audit_trail_and_chinese(app, live_server, page, make_user, tmp_path):
     from playwright.sync_api import expect
+
+    from qms.jobs import write_scheduled_checkpoint
 
     user = make_user("qa.lee", "qa_reviewer", full_name="Lee Quality", temporary=True)
     page.goto(live_server + "/")
@@ -89,10 +91,16 @@ def test_first_sign_in_audit_trail_and_chinese(live_server, page, make_user, tmp
 
     page.click("nav.mainnav >> text=Audit trail")
     expect(page).to_have_url(live_server + "/audit")
+    # no checkpoint yet: nothing vouches for the chain
+    expect(page.locator("#chain-status")).to_contain_text("Audit chain UNANCHORED")
+    page.screenshot(path=tmp_path / "4-audit-unanchored.png", full_page=True)
+    write_scheduled_checkpoint(app)  # what the scheduler does, as `qms init` did at start
+    page.reload()
     expect(page.locator("#chain-status")).to_contain_text("Audit chain intact")
     actions = page.locator("code.action")
     expect(actions.filter(has_text="identity.login.succeeded")).to_have_count(1)
     expect(actions.filter(has_text="identity.password.changed")).to_have_count(1)
+    expect(actions.filter(has_text="audit.checkpoint.signed")).to_have_count(1)
     page.screenshot(path=tmp_path / "4-audit.png", full_page=True)
 
     page.fill("#actor", user.username)

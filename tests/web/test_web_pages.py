@@ -117,10 +117,19 @@ def test_audit_paging_newest_first(client, add_events, auditor):
     assert 'rel="prev"' in second.text
 
 
-def test_chain_status_intact(client, sample_events):
+def test_chain_status_unanchored_without_a_checkpoint(client, sample_events):
+    response = client.get("/audit")
+    assert "Audit chain UNANCHORED" in response.text
+    assert "Audit chain intact" not in response.text and "BROKEN" not in response.text
+
+
+def test_chain_status_intact(app, client, sample_events):
+    from qms.jobs import write_scheduled_checkpoint
+
+    write_scheduled_checkpoint(app)
     response = client.get("/audit")
     assert "Audit chain intact" in response.text
-    assert "BROKEN" not in response.text
+    assert "BROKEN" not in response.text and "UNANCHORED" not in response.text
 
 
 def test_chain_status_broken_names_the_seq(owner_engine, client, sample_events, events):
@@ -176,10 +185,14 @@ def test_browser_language_is_followed(client, header, chinese):
     assert ("登录" in page) is chinese
 
 
-def test_chinese_audit_page(client, csrf, sample_events):
+def test_chinese_audit_page(app, client, csrf, sample_events):
     client.post("/language", data={"csrf_token": csrf("/"), "locale": "zh_Hans_CN"})
     page = client.get("/audit").text
-    assert "审计追踪" in page and "审计链完整" in page
+    assert "审计追踪" in page and "审计链未锚定" in page
+    from qms.jobs import write_scheduled_checkpoint
+
+    write_scheduled_checkpoint(app)
+    assert "审计链完整" in client.get("/audit").text
 
 
 def test_html_error_pages_and_api_problems(client):

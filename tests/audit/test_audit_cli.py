@@ -1,0 +1,150 @@
+"""`qms audit verify|export|checkpoint|rotate-key` as real subprocesses (issue 9 points 5, 6,
+8): an unanchored chain fails, an export verifies stand-alone, a missing key is an error and
+never silently re-created, and a key rotation is audited with old checkpoints still valid."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from sqlalchemy import text
+
+from audit.guards import drop_guards
+from qms.db import make_engine
+from test_cli import qms  # noqa: F401  (the fixture: an initialised instance)
+
+
+def instance_of(tmp_path):
+    return tmp_path / "instance"
+
+
+def run_sql(database_url: str, *statements: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            drop_guards(connection)
+            for statement in statements:
+                connection.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+def verify_export(export, *options):
+    return subprocess.run([sys.executable, "-m", "audit.verify_export", str(export), *options],
+                          capture_output=True, text=True)
+
+
+def test_verify_fails_unanchored_when_no_checkpoint_vouches(qms, database_url, tmp_path):
+    assert qms("audit", "verify").returncode == 0  # qms init anchored the new instance
+    run_sql(database_url, "DELETE FROM audit_checkpoints",
+            "DELETE FROM audit_events WHERE action = 'audit.checkpoint.signed'",
+            "UPDATE audit_head SET seq = 1, hash = (SELECT hash FROM audit_events "
+            "WHERE seq = 1)")  # a consistent chain, as if never checkpointed
+    (instance_of(tmp_path) / "audit-checkpoints.jsonl").unlink()
+    result = qms("audit", "verify")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "UNANCHORED" in result.stderr and "intact" not in result.stdout
+
+
+def test_export_is_closed_by_a_checkpoint_and_verifies_stand_alone(qms, tmp_path):
+    export = tmp_path / "audit.jsonl"
+    made = qms("audit", "export", "-o", str(export))
+    assert made.returncode == 0, made.stderr
+    lines = export.read_text(encoding="utf-8").splitlines()
+    header, closing = json.loads(lines[0]), json.loads(lines[-1])["checkpoint"]
+    site = (instance_of(tmp_path) / "site_id").read_text().strip()
+    assert header["site"] == closing["site"] == site and site.startswith("site-")
+    assert (closing["seq"], closing["at"]) == (header["head"]["seq"], header["exported_at"])
+    key = tmp_path / "public.json"
+    key.write_text(qms_public_key(tmp_path))
+    result = verify_export(export, "--public-key", str(key), "--checkpoints",
+                           str(instance_of(tmp_path) / "audit-checkpoints.jsonl"))
+    assert result.returncode == 0 and result.stdout.startswith("INTACT: "), result.stdout
+    other_site = verify_export(export, "--public-key", str(key), "--site", "site-production")
+    assert other_site.returncode == 1 and "signed for site" in other_site.stdout
+    assert qms("audit", "verify").returncode == 0
+
+
+def qms_public_key(tmp_path) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    from audit.checkpoints import public_key_document
+
+    pem = (instance_of(tmp_path) / "keys" / "audit-ed25519.pem").read_bytes()
+    private = serialization.load_pem_private_key(pem, password=None)
+    return json.dumps(public_key_document(private.public_key()))
+
+
+def test_a_missing_key_is_an_error_and_is_not_re_created(qms, tmp_path):
+    key = instance_of(tmp_path) / "keys" / "audit-ed25519.pem"
+    key.unlink()
+    for command in (("audit", "checkpoint"), ("audit", "verify"),
+                    ("audit", "export", "-o", str(tmp_path / "x.jsonl"))):
+        result = qms(*command)
+        assert result.returncode == 1, (command, result.stdout, result.stderr)
+        assert "audit signing key" in result.stderr and "is missing" in result.stderr
+        assert not key.exists()
+
+
+def test_rotate_key_is_audited_and_old_checkpoints_still_verify(qms, database_url, tmp_path):
+    key = instance_of(tmp_path) / "keys" / "audit-ed25519.pem"
+    before = key.read_bytes()
+    assert qms("audit", "rotate-key", "--reason", "  ").returncode == 1
+    assert key.read_bytes() == before
+    rotated = qms("audit", "rotate-key", "--reason", "annual key rotation per SOP-IT-007")
+    assert rotated.returncode == 0, rotated.stderr
+    assert key.read_bytes() != before
+    retired = list((instance_of(tmp_path) / "keys" / "audit-ed25519-retired").glob("*.pem"))
+    assert len(retired) == 1
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text(
+                "SELECT actor, action, reason, canonical FROM audit_events "
+                "WHERE seq > (SELECT max(seq) - 3 FROM audit_events) ORDER BY seq")).all()
+            key_ids = connection.execute(text(
+                "SELECT DISTINCT key_id FROM audit_checkpoints")).scalars().all()
+    finally:
+        engine.dispose()
+    # last checkpoint under the old key, the rotation, first checkpoint under the new key
+    assert [row.action for row in rows] == ["audit.checkpoint.signed", "audit.key.rotated",
+                                            "audit.checkpoint.signed"]
+    rotation = rows[1]
+    assert rotation.reason == "annual key rotation per SOP-IT-007"
+    data = json.loads(rotation.canonical)["data"]
+    assert data["old_key_id"] == retired[0].stem != data["new_key_id"]
+    assert set(key_ids) == {data["old_key_id"], data["new_key_id"]}
+    verified = qms("audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_init_does_not_replace_a_lost_key_of_a_signed_trail(qms, tmp_path):
+    key = instance_of(tmp_path) / "keys" / "audit-ed25519.pem"
+    key.unlink()
+    again = qms("init")
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert "is missing but this instance has signed checkpoints" in again.stderr
+    assert not key.exists()
+
+
+def test_retired_public_keys_are_served_by_key_id(qms, database_url, tmp_path):
+    from qms.app import create_app
+
+    old = json.loads(qms_public_key(tmp_path))["key_id"]
+    assert qms("audit", "rotate-key", "--reason", "suspected key exposure").returncode == 0
+    assert qms("user", "create", "svc.audit", "--name", "Audit Robot", "--role", "auditor",
+               "--service").returncode == 0
+    token = qms("token", "create", "svc.audit").stdout.strip()
+    app = create_app({"TESTING": True, "INSTANCE_PATH": str(instance_of(tmp_path)),
+                      "DATABASE_URL": database_url})
+    try:
+        client, headers = app.test_client(), {"Authorization": f"Bearer {token}"}
+        url = "/api/v1/audit/public-key"
+        current = client.get(url, headers=headers).get_json()["key_id"]
+        retired = client.get(f"{url}?key_id={old}", headers=headers)
+        assert retired.status_code == 200 and retired.get_json()["key_id"] == old != current
+        assert client.get(f"{url}?key_id=0123456789abcdef", headers=headers).status_code == 404
+        invalid = client.get(f"{url}?key_id=nope", headers=headers)
+        assert invalid.status_code == 422 and "key_id" in invalid.get_json()["errors"]
+    finally:
+        app.extensions["qms"].db.dispose()
