@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
-from qms.cli import CLI_ACTOR, administer, fail, fail_with, upgrade_schema_or_fail
+from qms.cli import administer, fail, fail_with, upgrade_schema_or_fail
 from qms.context import state
 from qms.errors import DomainError
 from qms.identity import tokens, users
@@ -197,13 +197,17 @@ def audit_verify() -> None:
 
 def _signed_checkpoint(actor: str):
     """Sign and commit a checkpoint of the head now; None when the trail is empty."""
+    return _unit_of_work(lambda session: _checkpoint(session, _signing_key(), actor))
+
+
+def _checkpoint(session, signing_key, actor: str):
+    """Sign a checkpoint of the head in ``session`` (flushes, never commits)."""
     from audit.checkpoints import write_checkpoint
 
     app_state = state()
-    key = _signing_key()
-    return _unit_of_work(lambda s: write_checkpoint(
-        s, signing_key=key, file_path=app_state.checkpoint_file, site=app_state.audit_site(),
-        actor=actor))
+    return write_checkpoint(session, signing_key=signing_key,
+                            file_path=app_state.checkpoint_file,
+                            site=app_state.audit_site(), actor=actor)
 
 
 def _signing_key():
@@ -220,7 +224,10 @@ def audit_export(output: Path) -> None:
     it as JSON lines for the stand-alone verifier (so the whole export is anchored)."""
     from audit.export import export_jsonl
 
-    closing = _signed_checkpoint(CLI_ACTOR)
+    # the person exporting signs the closing checkpoint, so the export names who made it
+    key = _signing_key()
+    closing = administer("audit.export", lambda session, operator: _checkpoint(
+        session, key, operator.username))
     if closing is None:
         fail("the audit trail is empty; nothing to export")
     with state().db.reading() as session, open(output, "w", encoding="utf-8",
@@ -234,8 +241,10 @@ def audit_export(output: Path) -> None:
 
 @audit_group.command("checkpoint")
 def audit_checkpoint() -> None:
-    """Sign a checkpoint of the chain head now."""
-    written = _signed_checkpoint(CLI_ACTOR)
+    """Sign a checkpoint of the chain head now, as the authenticated administrator."""
+    key = _signing_key()
+    written = administer("audit.checkpoint", lambda session, operator: _checkpoint(
+        session, key, operator.username))
     if written is None:
         fail("the audit trail is empty; nothing to checkpoint")
     click.echo(f"checkpoint at seq {written.seq} {written.hash}")
@@ -255,19 +264,20 @@ def audit_rotate_key(reason: str) -> None:
         fail("--reason must not be empty")
     app_state = state()
     old_key = _signing_key()
-    _signed_checkpoint(CLI_ACTOR)
 
-    def rotate(session):
+    def rotate(session, operator):
+        _checkpoint(session, old_key, operator.username)  # the last one under the old key
         with keys.rotated_key(app_state.audit_key_path, old_key) as new_key:
-            record_event(session, actor=CLI_ACTOR, action=keys.ROTATION_ACTION, reason=reason,
+            record_event(session, actor=operator.username, action=keys.ROTATION_ACTION,
+                         reason=reason,
                          data={"old_key_id": key_id(old_key.public_key()),
                                "new_key_id": key_id(new_key.public_key()),
                                "site": app_state.audit_site()})
             session.commit()  # inside the block: a failed commit puts the old key back
-        return new_key
-    new_key = _unit_of_work(rotate)
+        return new_key, operator.username
+    new_key, operator = administer("audit.checkpoint", rotate)
     app_state.forget_audit_key()
-    _signed_checkpoint(CLI_ACTOR)
+    _signed_checkpoint(operator)  # the first one under the new key
     click.echo(f"audit signing key rotated: {key_id(old_key.public_key())} -> "
                f"{key_id(new_key.public_key())} (the old public key stays for verification)")
 

@@ -34,9 +34,10 @@ def verify_export(export, *options):
                           capture_output=True, text=True)
 
 
-def test_verify_fails_unanchored_when_no_checkpoint_vouches(qms, database_url, tmp_path):
+def test_verify_fails_unanchored_when_no_checkpoint_vouches(qms, test_database, tmp_path):
     assert qms("audit", "verify").returncode == 0  # qms init anchored the new instance
-    run_sql(database_url, "DELETE FROM audit_checkpoints",
+    # as the database's owner (on PostgreSQL the app role cannot switch the guards off)
+    run_sql(test_database.owner_url or test_database.url, "DELETE FROM audit_checkpoints",
             "DELETE FROM audit_events WHERE action = 'audit.checkpoint.signed'",
             "UPDATE audit_head SET seq = 1, hash = (SELECT hash FROM audit_events "
             "WHERE seq = 1)")  # a consistent chain, as if never checkpointed
@@ -109,6 +110,8 @@ def test_rotate_key_is_audited_and_old_checkpoints_still_verify(qms, database_ur
     # last checkpoint under the old key, the rotation, first checkpoint under the new key
     assert [row.action for row in rows] == ["audit.checkpoint.signed", "audit.key.rotated",
                                             "audit.checkpoint.signed"]
+    # the authenticated administrator, never `system`, rotated the key and signed both
+    assert [row.actor for row in rows] == ["admin", "admin", "admin"]
     rotation = rows[1]
     assert rotation.reason == "annual key rotation per SOP-IT-007"
     data = json.loads(rotation.canonical)["data"]
