@@ -5,10 +5,9 @@ the stand-alone verifier (audit/verify_export.py, which re-implements the same p
 rules on its own) calls BROKEN: a duplicate key, spacing, an escape, a non-NFC string, a
 float, or a field of the wrong shape, even when the hashes and links are consistent.
 
-At a million events the check must cost a few microseconds: the C decoder parses, the C
-encoder re-encodes, and only texts that could hold something the plain encoder does not
-check (non-ASCII, or a run of 16 digits that may be an integer beyond 2**53) take the full
-``canonical_text`` path.
+At a million events the check must cost a few microseconds: the C decoder parses (its
+number hooks refuse floats and range-check integers), the C encoder re-encodes, and only
+non-ASCII texts pay for the NFC and ASCII-key checks.
 """
 from __future__ import annotations
 
@@ -16,61 +15,72 @@ import json
 import re
 import unicodedata
 
-from audit.canonical import CanonicalError, canonical_text, encode_checked_value
+from audit.canonical import MAX_SAFE_INT, CanonicalError, encode_checked_value
 
 EVENT_KEYS = frozenset({"action", "actor", "at", "data", "entity", "prev_hash", "reason",
                         "seq"})
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
 _ACTION = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)+")
-# 2**53 - 1 has 16 digits: a shorter integer is always within the format's range
-_LONG_DIGITS = re.compile(r"\d{16}")
 
 
 def _no_float(literal: str):
     raise CanonicalError(f"{literal} is not allowed (no floats)")
 
 
-_DECODER = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_float)
+def _safe_integer(literal: str) -> int:
+    number = int(literal)
+    if -MAX_SAFE_INT <= number <= MAX_SAFE_INT:
+        return number
+    raise CanonicalError(f"integer {literal} outside +-(2**53 - 1)")
+
+
+# the C scanner hands every number literal to these hooks: floats are refused as they are
+# parsed and integers range-checked, with no second pass over the text or the value
+_DECODER = json.JSONDecoder(parse_float=_no_float, parse_int=_safe_integer,
+                            parse_constant=_no_float)
+_CONTAINERS = (dict, list)
 
 
 def event_text_problem(text: str) -> str:
     """Why ``text`` is not the canonical JSON of an event object ("" when it is).
 
     The same rules, and the same verdicts, as the stand-alone verifier's check of an event
-    line (parse_canonical, then event_shape_problem).
+    line (parse_canonical, then event_shape_problem). The decoder refuses floats and
+    integers out of range; re-encoding the decoded value must give the text back, which
+    fails for a duplicate key, key order, spacing and any escape the canonical form does not
+    use (a lone surrogate too); what re-encoding cannot see, NFC and ASCII keys, is checked
+    on its own, and only when the text is not plain ASCII.
     """
     try:
         event = _DECODER.decode(text)
-        if _plain_encoding_suffices(text, event):
-            form = encode_checked_value(event)
-        else:
-            form = canonical_text(event)  # raises for what the format forbids
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and CanonicalError too
         return f"the event text is not canonical JSON ({exc})"
-    if form != text:
+    if not text.isascii() and not _nfc_with_ascii_keys(text, event):
+        return "the event text is not in canonical form (a string is not NFC or a key is " \
+               "not ASCII)"
+    if encode_checked_value(event) != text:
         return ("the event text is not in canonical form (duplicate key, key order, "
                 "spacing, escapes or NFC differ)")
     return event_shape_problem(event)
 
 
-def _plain_encoding_suffices(text: str, event) -> bool:
-    """True when re-encoding ``event`` without checks proves canonical form, given that the
-    re-encoding must equal ``text``: no integer can be out of range (no 16-digit run), and
-    non-ASCII text is NFC with ASCII keys. Escapes need no check: the re-encoding writes
-    characters as themselves, so an escaped one (a lone surrogate too) cannot compare
-    equal. NFC of the whole text is NFC of each string, since the JSON punctuation between
-    them is ASCII, which never combines."""
-    if _LONG_DIGITS.search(text):
-        return False
-    return text.isascii() or (unicodedata.is_normalized("NFC", text) and _ascii_keys(event))
+def _nfc_with_ascii_keys(text: str, event) -> bool:
+    """NFC of the whole text is NFC of each string, since the JSON punctuation between them
+    is ASCII, which never combines with what follows."""
+    return unicodedata.is_normalized("NFC", text) and _ascii_keys(event)
 
 
 def _ascii_keys(value) -> bool:
-    if type(value) is dict:
-        return all(key.isascii() and _ascii_keys(item) for key, item in value.items())
-    if type(value) is list:
-        return all(_ascii_keys(item) for item in value)
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if type(item) is dict:
+            if not "".join(item).isascii():
+                return False
+            pending.extend(v for v in item.values() if type(v) in _CONTAINERS)
+        elif type(item) is list:
+            pending.extend(v for v in item if type(v) in _CONTAINERS)
     return True
 
 
