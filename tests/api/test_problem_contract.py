@@ -63,12 +63,15 @@ def _subclasses(cls: type) -> set[type]:
     return found.union(*(_subclasses(sub) for sub in found)) | {cls}
 
 
-def test_refusals_carry_exactly_the_documented_members(client, author, draft, document):
+def test_refusals_carry_exactly_the_documented_members(client, author, draft, document,
+                                                       make_user, auth_headers):
     """The members the issue found undocumented (open_actions, state, version, ...) are
     declared by their problem type and validate against the published document."""
     path = "/api/v1/documents/{number}/transitions"
     url = f"/api/v1/documents/{draft}/transitions"
-    not_open = client.post(url, headers=author, json={"action": "approve"})
+    # an approver (the state is told only to whoever may take the action) on a draft
+    approver = auth_headers(make_user("quinn.approver", "qa_approver"))
+    not_open = client.post(url, headers=approver, json={"action": "approve"})
     assert not_open.status_code == 409
     body = assert_documented(document, path, "post", not_open)
     assert body["type"].endswith("/invalid-transition") and body["open_actions"]
