@@ -1,8 +1,9 @@
 """The `qms` command (also `flask --app qms`). Each command is one unit of work: it commits
 once at the end, or not at all. Administrative commands (users, tokens, requeues) run as an
-authenticated administrator, who is the actor of their audit events (``administer``);
-`system` is the actor only of `qms init` (the first account, the first checkpoint), the
-scheduler and on-demand checkpoints."""
+authenticated administrator, who is the actor of their audit events (``administer``), and
+so do the audit commands that sign a checkpoint (checkpoint, export, rotate-key); `system`
+is the actor only of `qms init` (the first account, the first checkpoint) and of the
+scheduled jobs."""
 from __future__ import annotations
 
 import os
@@ -63,9 +64,12 @@ def init_command(demo: bool) -> None:
             created = create_admin(password, chosen="QMS_ADMIN_PASSWORD" in os.environ)
         except DomainError as error:
             fail(f"QMS_ADMIN_PASSWORD: {error.detail}")
-        if created:
-            if "QMS_ADMIN_PASSWORD" not in os.environ:
-                click.echo(f"admin password (shown once, must be changed at first login): {password}")
+        if demo and not created:
+            # demo accounts sign with a published password: never on an instance in use
+            fail("--demo only creates a new instance: this one already has its users (and "
+                 "demo accounts would sign with a published password)")
+        if created and "QMS_ADMIN_PASSWORD" not in os.environ:
+            click.echo(f"admin password (shown once, must be changed at first login): {password}")
         if demo:
             from qms.demo import create_demo_data
 

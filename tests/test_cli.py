@@ -37,6 +37,15 @@ def test_init_is_idempotent_and_creates_the_admin(qms, tmp_path):
     assert "admin" in listing and "System Administrator" in listing
 
 
+def test_demo_data_is_refused_on_an_instance_in_use(qms):
+    """Demo accounts sign with a published password: `init --demo` on an instance that
+    already has its users would plant signers nobody administered."""
+    refused = qms("init", "--demo")
+    assert refused.returncode == 1 and "--demo only creates a new instance" in refused.stderr
+    listing = qms("user", "list").stdout
+    assert "qa.approver" not in listing and "admin" in listing
+
+
 def test_user_create_reads_the_temporary_password_from_stdin(qms):
     created = qms("user", "create", "alice", "--name", "Alice Able", "--role", "qa_approver",
                   "--role", "auditor", "--password-stdin", stdin="temporary password 1\n")

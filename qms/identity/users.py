@@ -65,14 +65,20 @@ def _check_new_user(session, security, username, full_name, roles, password, ser
     if not full_name.strip():
         raise InvalidInput("the printed name is required for signature manifestation",
                            field="full_name")
-    _check_roles(security, roles)
+    _check_roles(security, roles, service=service)
     if not service:
         problems = security.policy.problems(password or "", username)
         if problems:
             raise InvalidInput("; ".join(problems), field="password")
 
 
-def _check_roles(security: Security, roles: list[str]) -> None:
+# What a machine may do with a token: read, export and take the ERP feed. Administration,
+# requeues and every GMP write stay with people, who are named in the trail (a service
+# account holding `admin` would let an administrator act on their own account as a robot).
+SERVICE_PERMISSIONS = frozenset({"record.read", "audit.read", "audit.export", "erp.feed"})
+
+
+def _check_roles(security: Security, roles: list[str], *, service: bool) -> None:
     if not roles:
         raise InvalidInput("at least one role is required", field="roles")
     for role in roles:
@@ -80,6 +86,10 @@ def _check_roles(security: Security, roles: list[str]) -> None:
             security.roles.check_role(role)
         except ValueError as error:
             raise InvalidInput(str(error), field="roles") from None
+    beyond = security.roles.permissions_of(roles) - SERVICE_PERMISSIONS if service else ()
+    if beyond:
+        raise InvalidInput(f"a service account only reads, exports and takes the ERP feed; "
+                           f"these roles grant {', '.join(sorted(beyond))}", field="roles")
 
 
 def refuse_own_account(actor: str, user: User) -> None:
@@ -96,7 +106,7 @@ def set_roles(session: Session, security: Security, *, actor: str, user: User,
     """Replace the user's roles; audited with before and after. Flushes, never commits."""
     refuse_own_account(actor, user)
     reason = required_reason(reason)
-    _check_roles(security, roles)
+    _check_roles(security, roles, service=user.is_service)
     before = user.roles
     user.role_rows = [UserRole(role=r) for r in sorted(set(roles))]
     record_event(session, actor=actor, action="identity.user.roles_changed",

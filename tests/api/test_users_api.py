@@ -73,6 +73,24 @@ def test_a_service_account_is_created_without_a_password(client, admin):
     assert refused.status_code == 409
 
 
+@pytest.mark.parametrize("roles", [["admin"], ["erp", "qa_approver"], ["production"]])
+def test_a_service_account_only_reads_exports_and_takes_the_feed(client, admin, roles,
+                                                                  db_snapshot):
+    """A machine holding `admin` (or a GMP role) would act with no person named: an
+    administrator could even administer their own account through it."""
+    before = db_snapshot()
+    refused = client.post("/api/v1/users", headers=admin, json={
+        "username": "robot", "full_name": "Robot", "roles": roles, "service_account": True})
+    assert refused.status_code == 422 and "roles" in refused.get_json()["errors"]
+    assert db_snapshot() == before
+    _ok(client.post("/api/v1/users", headers=admin, json={
+        "username": "robot", "full_name": "Robot", "roles": ["auditor", "erp"],
+        "service_account": True}), 201)
+    widened = client.put("/api/v1/users/robot/roles", headers=admin,
+                         json={"roles": roles, "reason": "needs more"})
+    assert widened.status_code == 422 and "roles" in widened.get_json()["errors"]
+
+
 def test_only_user_managers_administer_users(client, make_user, auth_headers, db_snapshot):
     make_user("bea", "qa_reviewer")
     qa = auth_headers(make_user("quinn.qa", "qa_approver"))

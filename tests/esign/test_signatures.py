@@ -20,6 +20,7 @@ from qms.esign.service import (manifestation, must_commit_before_raise, not_auth
                                require_distinct, sign_record, verify_signature,
                                verify_stored_signature)
 from qms.identity.authentication import find_user
+from qms.identity.models import UserRole
 from qms.records.models import RecordVersion
 from qms.records.service import current_content_hash
 
@@ -168,8 +169,10 @@ def test_admin_and_service_accounts_cannot_sign(app, review_target, make_user):
 
     state = app.extensions["qms"]
     with state.db.unit_of_work() as session:
-        create_user(session, state.security, actor="system", username="erp.bot",
-                    full_name="ERP", roles=["erp", "qa_reviewer"], password=None, service=True)
+        bot = create_user(session, state.security, actor="system", username="erp.bot",
+                          full_name="ERP", roles=["erp"], password=None, service=True)
+        # a signing role given to a machine before service accounts were limited to reading
+        bot.role_rows.append(UserRole(role="qa_reviewer"))
     admin_error = _refusal(app, review_target.number, "adam.admin", review_target.reviewer.password)
     assert isinstance(admin_error, SignatureRefused) and admin_error.status == 403
     service_error = _refusal(app, review_target.number, "erp.bot", "any password at all")
