@@ -31,6 +31,28 @@ def db_upgrade() -> None:
     QMS_DATABASE_OWNER_URL, then grant the application role its privileges)."""
     upgrade_schema_or_fail()
     click.echo("database schema is up to date")
+    _name_the_site()
+
+
+def _name_the_site() -> None:
+    """An instance from before checkpoints named their site gets its site id here, once, as
+    `qms init` gives a new one (without it no checkpoint could be signed). A lost site id of
+    an instance whose checkpoints name one is not replaced: that would split its trail."""
+    from flask import current_app
+
+    from audit.checkpoints import list_checkpoints
+    from qms.settings import write_site_id
+
+    app_state = state()
+    if app_state.site_id:
+        return
+    with app_state.db.reading() as session:
+        named = {c.site for c in list_checkpoints(session) if c.site is not None}
+    if named:
+        fail(f"the audit site id is missing but checkpoints name {', '.join(sorted(named))}: "
+             "restore instance/site_id from the backup or set QMS_AUDIT_SITE_ID")
+    app_state.site_id = write_site_id(Path(current_app.instance_path))
+    click.echo(f"audit site id {app_state.site_id} written to the instance folder")
 
 
 def _read_password_line() -> str:
@@ -223,9 +245,18 @@ def audit_export(output: Path) -> None:
     """Sign a closing checkpoint over the head, then export events and checkpoints through
     it as JSON lines for the stand-alone verifier (so the whole export is anchored)."""
     from audit.export import export_jsonl
+    from audit.verify import BROKEN
+    from qms.auditing import verify_trail
 
-    # the person exporting signs the closing checkpoint, so the export names who made it
     key = _signing_key()
+    # the closing checkpoint vouches for the exported chain: never for one found BROKEN
+    with state().db.reading() as session:
+        found = verify_trail(session, progress=_progress("verifying"))
+    click.echo("", err=True)
+    if found.verdict == BROKEN:
+        fail(f"audit chain BROKEN at seq {found.first_bad_seq}: {found.problem}; not exported "
+             "(its closing checkpoint would vouch for it); see qms audit verify")
+    # the person exporting signs the closing checkpoint, so the export names who made it
     closing = administer("audit.export", lambda session, operator: _checkpoint(
         session, key, operator.username))
     if closing is None:

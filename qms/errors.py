@@ -73,3 +73,9 @@ class TooManyAttempts(DomainError):
         super().__init__(detail)
         self.retry_after = retry_after
         self.headers["Retry-After"] = str(retry_after)
+
+
+class AuditKeyMissing(DomainError):
+    """The audit checkpoint signing key file is gone: nothing is signed or verified until
+    it is restored (a new key is made only by `qms audit rotate-key`)."""
+    status, code, title = 503, "audit-key-missing", "Audit signing key missing"

@@ -6,10 +6,12 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from audit.canonical import CanonicalError
+from audit.checkpoints import SigningKeyMissing
 from qms.api.problems import problem
 from qms.api.spec import text_problem
 from qms.context import SAFE_METHODS, db_session, state
-from qms.errors import Conflict, DomainError, InvalidInput, PasswordChangeRequired
+from qms.errors import (AuditKeyMissing, Conflict, DomainError, InvalidInput,
+                        PasswordChangeRequired)
 from qms.identity.authentication import password_change_due
 from qms.esign.service import verify_ahead
 from qms.identity.tokens import needs_touch, resolve_token, touch
@@ -118,6 +120,12 @@ def domain_error(error: DomainError):
                        errors=error.errors, **error.extra)
     response.headers.update(error.headers)
     return response
+
+
+@api.errorhandler(SigningKeyMissing)
+def audit_key_missing(error: SigningKeyMissing):
+    """A clear answer, not a 500, when the checkpoint key file is gone (never re-created)."""
+    return domain_error(AuditKeyMissing(str(error)))
 
 
 @api.errorhandler(IntegrityError)

@@ -94,7 +94,7 @@ def run_verification() -> dict:
 
 
 @endpoint(api, "/audit/verify", "GET", summary="Verify the whole chain and its checkpoints",
-          tag="audit", permission="audit.read", response=VerifyReport)
+          tag="audit", permission="audit.read", response=VerifyReport, errors=(503,))
 def audit_verify():
     """Walks every event: seq continuity, hash links, stored hashes, canonical form, column
     agreement, the head row, and every checkpoint (signature, site, database row, external
@@ -111,7 +111,7 @@ def audit_checkpoints():
 
 @endpoint(api, "/audit/checkpoints", "POST", summary="Write a signed checkpoint now",
           tag="audit", permission="audit.checkpoint", response=CheckpointInfo, status=201,
-          errors=(409,))
+          errors=(409, 503))
 def create_checkpoint():
     app_state = state()
     written = checkpoints.write_checkpoint(db_session(), signing_key=app_state.audit_signing_key(),
@@ -131,7 +131,7 @@ class PublicKeyQuery(Schema):
 
 
 @endpoint(api, "/audit/public-key", "GET", summary="The server's checkpoint-signing public key",
-          tag="audit", query=PublicKeyQuery, response=PublicKeyOut, errors=(404,))
+          tag="audit", query=PublicKeyQuery, response=PublicKeyOut, errors=(404, 503))
 def audit_public_key(query):
     """Give this to the stand-alone verifier (python -m audit.verify_export); after a key
     rotation, give it the retired keys too (``?key_id=`` of the older checkpoints)."""

@@ -16,7 +16,8 @@ from qms.api.spec import FIT_TEXT_PATTERN, OPERATIONS, Operation, endpoint, open
 ERROR_TEXT = {401: "Not authenticated", 403: "Not permitted, segregation of duties, or "
               "wrong signature credentials", 404: "Not found", 409: "Invalid transition, "
               "conflict or failed release gate", 422: "Invalid input (errors per field)",
-              423: "Account locked", 429: "Too many attempts"}
+              423: "Account locked", 429: "Too many attempts",
+              503: "The audit signing key is missing (restore it)"}
 # string schemas whose values are already constrained more narrowly than the text rule
 CONSTRAINED = ("pattern", "format", "enum", "const")
 

@@ -78,6 +78,8 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
     ProblemType("invalid-input", 422, "The body, query or path is invalid; errors names "
                                       "each field."),
     ProblemType("account-locked", 423, "Locked after repeated failures."),
+    ProblemType("audit-key-missing", 503, "The audit signing key file is missing: restore "
+                                          "it from the backup."),
     ProblemType("too-many-attempts", 429, "Too many failed credential checks; the Retry-After "
                                           "header says when to try again."),
 )

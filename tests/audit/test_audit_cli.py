@@ -151,3 +151,48 @@ def test_retired_public_keys_are_served_by_key_id(qms, database_url, tmp_path):
         assert invalid.status_code == 422 and "key_id" in invalid.get_json()["errors"]
     finally:
         app.extensions["qms"].db.dispose()
+
+
+def test_an_export_never_vouches_for_a_broken_chain(qms, test_database, tmp_path):
+    """A queryable column edited as the owner: the database says BROKEN, so no closing
+    checkpoint is signed and nothing is exported (the stand-alone verifier, which sees only
+    the canonical text, would otherwise call the export INTACT)."""
+    run_sql(test_database.owner_url or test_database.url,
+            "UPDATE audit_events SET actor = 'mallory' WHERE seq = 1")
+    checkpoints_before = checkpoint_count(test_database.url)
+    export = tmp_path / "audit.jsonl"
+    refused = qms("audit", "export", "-o", str(export))
+    assert refused.returncode == 1 and "BROKEN at seq 1" in refused.stderr, refused.stderr
+    assert not export.exists()
+    assert checkpoint_count(test_database.url) == checkpoints_before
+
+
+def checkpoint_count(database_url: str) -> int:
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT count(*) FROM audit_checkpoints")).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def test_an_upgraded_instance_gets_its_site_id(qms, test_database, tmp_path):
+    """An instance from before checkpoints named their site: `qms db upgrade` names it, so
+    the scheduler and `qms audit checkpoint` go on signing. A lost site id of an instance
+    whose checkpoints name one is refused instead (a new one would split the trail)."""
+    site_file = instance_of(tmp_path) / "site_id"
+    site = site_file.read_text().strip()
+    site_file.unlink()
+    lost = qms("db", "upgrade")
+    assert lost.returncode == 1 and site in lost.stderr and not site_file.exists()
+    run_sql(test_database.owner_url or test_database.url,  # as before sites existed
+            "DELETE FROM audit_checkpoints",
+            "DELETE FROM audit_events WHERE action = 'audit.checkpoint.signed'",
+            "UPDATE audit_head SET seq = (SELECT max(seq) FROM audit_events), "
+            "hash = (SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1)")
+    (instance_of(tmp_path) / "audit-checkpoints.jsonl").unlink()
+    upgraded = qms("db", "upgrade")
+    assert upgraded.returncode == 0 and "audit site id" in upgraded.stdout, upgraded.stderr
+    assert site_file.read_text().strip().startswith("site-")
+    assert qms("audit", "checkpoint").returncode == 0
+    assert qms("audit", "verify").returncode == 0
