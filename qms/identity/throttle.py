@@ -12,6 +12,7 @@ between the server's workers.
 """
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections.abc import Mapping
@@ -63,7 +64,7 @@ class AttemptThrottle:
         fixed interval (aligned to the epoch, so every worker agrees on its bounds)."""
         seconds = int(self.unknown_user_interval.total_seconds())
         index = int(time.time()) // seconds
-        client = client_address()
+        client = address_block(client_address())
         count = self.storage.incr(f"qms/unknown-user/{client}/{index}", seconds)
         return Tally(client, datetime.fromtimestamp(index * seconds, timezone.utc), count)
 
@@ -86,7 +87,7 @@ class AttemptThrottle:
             self.window.hit(item, *key)
 
     def _limits(self, username: str):
-        address = client_address()
+        address = address_block(client_address())
         name = username.strip().casefold()[:150]
         return [*((item, ("address", address)) for item in self.per_address),
                 *((item, ("username", name)) for item in self.per_username)]
@@ -94,6 +95,20 @@ class AttemptThrottle:
     def _seconds_left(self, item: RateLimitItem, key: tuple[str, str]) -> int:
         reset_at = self.window.get_window_stats(item, *key).reset_time
         return max(1, math.ceil(reset_at - time.time()))
+
+
+def address_block(address: str) -> str:
+    """The unit a per-address limit counts: an IPv4 address, or an IPv6 /64 (one end
+    network, in which a client can choose any of 2**64 addresses)."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if parsed.version == 4:
+        return str(parsed)
+    if parsed.ipv4_mapped is not None:  # ::ffff:192.0.2.1 is the IPv4 client 192.0.2.1
+        return str(parsed.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
 
 
 def client_address() -> str:

@@ -38,6 +38,18 @@ def test_an_address_over_its_failures_gets_429_with_retry_after(app, client, mak
     assert token_request(client, "hana", hana.password, address="192.0.2.2").status_code == 201
 
 
+def test_an_ipv6_client_is_counted_by_its_64_network(app, client, make_user):
+    """A client chooses freely among the 2**64 addresses of its network: rotating them
+    neither escapes the address limit nor writes one unknown-user event per guess."""
+    guesses = [token_request(client, f"ghost{i}", "wrong password 1",
+                             address=f"2001:db8:0:7::{i:x}").status_code for i in range(4)]
+    assert guesses == [401, 401, 401, 429]
+    other_network = token_request(client, "ghost9", "wrong password 1", address="2001:db8:0:8::1")
+    assert other_network.status_code == 401
+    assert [e.data["client"] for e in events(app, "identity.login.failed")] == [
+        "2001:db8:0:7::/64", "2001:db8:0:8::/64"]
+
+
 def test_a_username_over_its_failures_gets_429_from_any_address(app, client, make_user):
     make_user("admin.ivy", "admin")
     statuses = [token_request(client, "admin.ivy", "wrong password 1", address=address).status_code
