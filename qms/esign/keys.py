@@ -6,6 +6,12 @@ under a password of the user's own: it is created when they set their first own 
 change of their own password re-wraps it, and an admin reset retires it (its public key stays
 for verifying old signatures) without creating a new one under the temporary password
 (qms.identity.authentication.change_password creates the next).
+
+Keys from before that rule may have been sealed under a temporary password and only later
+re-wrapped, so a backup from that time opens them: migration 0011 marks every key it found
+active ``replace_before_signing``, and such a key never signs. The user's next signature
+or own password change retires it and creates a new key under the password they just typed
+(``replace_legacy_key``).
 """
 from __future__ import annotations
 
@@ -19,12 +25,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String, select
+from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String, false, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from qms.auditing import record_event
 from qms.db import Base, UTCDateTime, utcnow
 
 SCRYPT_R, SCRYPT_P = 8, 1
+KEY_REPLACED = "esign.key.replaced"
+LEGACY_KEY_REASON = "created before keys waited for the user's own password"
 
 
 class SigningKey(Base):
@@ -40,6 +49,10 @@ class SigningKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     retired_reason: Mapped[str | None] = mapped_column(String(200))
+    # set only by migration 0011 on keys that existed before it: they may have been sealed
+    # under a temporary password once, so they are replaced before they sign again
+    replace_before_signing: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                         server_default=false())
 
 
 class KeyUnwrapError(Exception):
@@ -89,6 +102,11 @@ def unwrap(key: SigningKey, password: str) -> Ed25519PrivateKey:
 
 def create_signing_key(session: Session, user_id: int, password: str, log_n: int) -> SigningKey:
     """Generate a key pair for the user, wrapped under ``password``. Flushes, never commits."""
+    return _new_key(session, user_id, password, log_n)[0]
+
+
+def _new_key(session: Session, user_id: int, password: str, log_n: int
+             ) -> tuple[SigningKey, Ed25519PrivateKey]:
     private_key = Ed25519PrivateKey.generate()
     public_bytes = raw_public_key(private_key.public_key())
     sealed = wrap(private_key, password, log_n)
@@ -97,7 +115,22 @@ def create_signing_key(session: Session, user_id: int, password: str, log_n: int
                      nonce=sealed.nonce, scrypt_log_n=log_n)
     session.add(key)
     session.flush()
-    return key
+    return key, private_key
+
+
+def replace_legacy_key(session: Session, key: SigningKey, *, username: str, password: str,
+                       log_n: int) -> tuple[SigningKey, Ed25519PrivateKey]:
+    """Retire ``key`` (flagged ``replace_before_signing``) and create the user's new key,
+    sealed under ``password``, which the caller has just verified as the user's own; audited
+    as ``esign.key.replaced``. Returns the new key and its private half, so the caller can
+    sign without unwrapping it again. The caller holds the user's row lock, so one key is
+    never replaced twice. Flushes, never commits."""
+    retire(key, LEGACY_KEY_REASON)
+    new_key, private_key = _new_key(session, key.user_id, password, log_n)
+    record_event(session, actor=username, action=KEY_REPLACED,
+                 data={"old_key_id": key.key_id, "new_key_id": new_key.key_id,
+                       "why": LEGACY_KEY_REASON}, entity=("user", username))
+    return new_key, private_key
 
 
 def active_key(session: Session, user_id: int, *, for_update: bool = False) -> SigningKey | None:

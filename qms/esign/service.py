@@ -70,8 +70,8 @@ def sign_record(session: Session, security: Security, *, user: User,
         refusal = None if check.ok else _as_signing_error(check.error)
     if refusal is not None:
         raise _refused(session, user, target, required_meaning, refusal)
-    key_row, private_key = _unlock_key(session, user, credentials["password"], target,
-                                       required_meaning, ahead)
+    key_row, private_key = _unlock_key(session, security, user, credentials["password"],
+                                       target, required_meaning, ahead)
     return _apply(session, user, target, content_hash, required_meaning, key_row, private_key)
 
 
@@ -88,9 +88,11 @@ class VerifiedAhead:
     private_key: Ed25519PrivateKey | None
 
     def opened(self, key_row: keys.SigningKey) -> bool:
-        """True when this is the key that was unwrapped, sealed as it was then."""
+        """True when this is the key that was unwrapped, sealed as it was then, and it may
+        sign (a key flagged ``replace_before_signing`` never does)."""
         return (self.private_key is not None and key_row.key_id == self.key_id
-                and key_row.wrapped_private_key == self.sealed)
+                and key_row.wrapped_private_key == self.sealed
+                and not key_row.replace_before_signing)
 
 
 def verify_ahead(reader: Session, security: Security, username: str, password: str) -> None:
@@ -196,10 +198,17 @@ def must_commit_before_raise(error: BaseException) -> bool:
     return bool(getattr(error, "commit_before_raise", False))
 
 
-def _unlock_key(session: Session, user: User, password: str, target: dict[str, Any],
-                meaning: str, ahead: VerifiedAhead | None
+def _unlock_key(session: Session, security: Security, user: User, password: str,
+                target: dict[str, Any], meaning: str, ahead: VerifiedAhead | None
                 ) -> tuple[keys.SigningKey, Ed25519PrivateKey]:
+    """The key to sign with, and its private half. Called only after the password was
+    verified, so a key from before this version (``replace_before_signing``; a backup from a
+    temporary password's time may open it) is replaced by one sealed under this password and
+    never signs, even when ``verify_ahead`` unwrapped it."""
     key_row = keys.active_key(session, user.id)
+    if key_row is not None and key_row.replace_before_signing:
+        return keys.replace_legacy_key(session, key_row, username=user.username,
+                                       password=password, log_n=security.key_wrap_log_n)
     try:
         if key_row is None:
             raise keys.KeyUnwrapError("the user has no active signing key")

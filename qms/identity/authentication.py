@@ -240,9 +240,15 @@ def change_password(session: Session, security: Security, user: User,
 def _key_for_new_password(session: Session, security: Security, user: User,
                           old_password: str, new_password: str) -> dict[str, str | None]:
     """Re-seal the user's key under ``new_password``, or retire and replace it when it was
-    sealed under a temporary password (rows from before keys waited for the user's own
-    password). Returns the audit event's key fields."""
+    sealed under a temporary password, or may once have been (``replace_before_signing``:
+    rows from before keys waited for the user's own password). Returns the audit event's
+    key fields."""
     key = keys.active_key(session, user.id, for_update=True)
+    if key is not None and key.replace_before_signing:
+        created, _ = keys.replace_legacy_key(session, key, username=user.username,
+                                             password=new_password,
+                                             log_n=security.key_wrap_log_n)
+        return {"signing_key_created": created.key_id, "signing_key_retired": key.key_id}
     if key is not None and not user.password_temporary:
         try:
             keys.rewrap(key, old_password, new_password)

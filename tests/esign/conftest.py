@@ -24,16 +24,20 @@ def review_target(app, make_user) -> ReviewTarget:
     """A document in_review (version 2), written by ann.author; rick.reviewer may review it."""
     author = make_user("ann.author", "production")
     reviewer = make_user("rick.reviewer", "qa_reviewer")
+    return ReviewTarget(document_in_review(app, author.username), author, reviewer)
+
+
+def document_in_review(app, author: str) -> str:
+    """Write and submit a document as ``author``; its number (version 2, in_review)."""
     state = app.extensions["qms"]
     workflow = state.workflows.get("document")
     with state.db.unit_of_work() as session:
-        writer = find_user(session, author.username)
+        writer = find_user(session, author)
         document = create_record(session, workflow, writer, {
             "title": "Specification of purified water", "doc_type": "specification",
             "summary": "Conductivity below 1.3 uS/cm.", "effective_date": None})
         apply_transition(session, state.security, workflow, document, writer, "submit", None, None)
-        number = document.number
-    return ReviewTarget(number, author, reviewer)
+        return document.number
 
 
 @pytest.fixture
