@@ -111,5 +111,6 @@ def test_the_api_keeps_its_published_contract(live_server, make_user, token_for,
     token = token_for(make_user(f"contract.{role}", role))
     result = run_schemathesis(live_server, token, PHASES[role], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    # a run whose token stopped working passes while testing nothing
-    assert "Authentication failed" not in result.stdout, result.stdout
+    # a run whose token stopped working passes while testing nothing (a 403 is the role's
+    # permission, listed apart by schemathesis)
+    assert "401 Unauthorized (" not in result.stdout, result.stdout
