@@ -8,8 +8,8 @@ from flask import Response, g
 from qms.api import api
 from qms.api.spec import endpoint
 from qms.context import commit, db_session, state
-from qms.materials.batches import (add_batch_inputs, list_batches, produce_batch,
-                                   reverse_batch_input)
+from qms.materials.batches import (add_batch_inputs, edit_batch, list_batches,
+                                   produce_batch, reverse_batch_input)
 from qms.materials.models import BATCHES, LOTS, MATERIALS, SUPPLIERS
 from qms.materials.schemas import (BatchChanges, BatchCreate, BatchInputReversal,
                                    BatchInputsRequest, BatchOut, BatchQuery, LotChanges,
@@ -17,8 +17,8 @@ from qms.materials.schemas import (BatchChanges, BatchCreate, BatchInputReversal
                                    MaterialChanges, MaterialCreate, MaterialOut, MaterialQuery,
                                    SupplierChanges, SupplierCreate, SupplierOut, SupplierQuery,
                                    TraceOut, TraceQuery)
-from qms.materials.service import (create_material, create_supplier, list_lots,
-                                   list_materials, list_suppliers, receive_lot)
+from qms.materials.service import (correct_lot, create_material, create_supplier,
+                                   list_lots, list_materials, list_suppliers, receive_lot)
 from qms.materials.trace import trace_json
 from qms.records.api import record_document, record_routes
 from qms.records.service import find_record
@@ -155,5 +155,9 @@ record_routes(MATERIALS, MaterialOut, changes_schema=MaterialChanges,
               edit_permission="material.manage")
 record_routes(SUPPLIERS, SupplierOut, changes_schema=SupplierChanges,
               edit_permission="supplier.manage")
-record_routes(LOTS, LotOut, changes_schema=LotChanges, edit_permission="lot.edit")
-record_routes(BATCHES, BatchOut, changes_schema=BatchChanges, edit_permission="batch.manage")
+# a produced lot is corrected through its batch: correct_lot refuses it, edit_batch versions
+# both the batch and its lot
+record_routes(LOTS, LotOut, changes_schema=LotChanges, edit_permission="lot.edit",
+              edit=correct_lot)
+record_routes(BATCHES, BatchOut, changes_schema=BatchChanges, edit_permission="batch.manage",
+              edit=edit_batch)

@@ -24,14 +24,15 @@ from qms.db import utcnow
 from qms.errors import Conflict, InvalidInput
 from qms.identity.models import User
 from qms.dates import today
-from qms.materials.models import (BATCHES, LOTS, Batch, Lot, LotConsumption, LotOrigin,
-                                  LotStatus, Material, MaterialKind)
+from qms.materials.holds import lock_lots
+from qms.materials.models import (BATCH_EDIT, BATCHES, LOTS, Batch, Lot, LotConsumption,
+                                  LotOrigin, LotStatus, Material, MaterialKind)
 from qms.materials.numbering import NumberingRules, next_number
 from qms.materials.service import (expiry, lot_exists, material_by_code, require_active,
                                    require_in_date, require_unit)
 from qms.materials.trace import Direction, reachable_ids
-from qms.records.service import create_record, required_reason, revise_record
-from qms.records.workflow import WorkflowRegistry
+from qms.records.service import create_record, required_reason, revise_record, update_record
+from qms.records.workflow import Workflow, WorkflowRegistry
 
 PRODUCIBLE_KINDS = (MaterialKind.INTERMEDIATE.value, MaterialKind.FINISHED.value)
 IN_PRODUCTION = "in_production"
@@ -78,6 +79,33 @@ def produce_batch(session: Session, workflows: WorkflowRegistry, numbering: Numb
         number=number)
     if inputs:
         _consume(session, batch, actor, inputs, reason=None)
+    return batch
+
+
+def edit_batch(session: Session, workflow: Workflow, batch: Batch, actor: User,
+               changes: Mapping[str, Any], reason: str | None, *,
+               expected_version: int | None = None) -> Batch:
+    """Correct the batch record in production or produced (update_record's rules), including
+    its output lot's expiry date: the batch gets a new version naming it, so the editor is an
+    author of the batch and a signature on the old version no longer matches; the lot gets a
+    new version in the same transaction (``batch_edit``, with the batch version). The expiry
+    is never before the production date (422), and the lot must still be in quarantine
+    (409). Flushes, never commits."""
+    lot = batch.lot
+    expiry_changes = "expires_on" in changes and changes["expires_on"] != lot.expires_on
+    if expiry_changes and workflow.is_editable(batch.state):  # else update_record refuses
+        # the lot before the audit head, as on every path that changes a lot
+        lot = lock_lots(session, {batch.lot_id})[0]
+        if lot.state != LotStatus.QUARANTINE.value:
+            raise Conflict(f"lot {lot.number} is {lot.state}; its expiry date is corrected "
+                           "only while it is in quarantine", extra={"lot_status": lot.state})
+    update_record(session, workflow, batch, actor, changes, reason,
+                  expected_version=expected_version)
+    if expiry_changes:
+        # the batch edit set the lot's date (Batch.expires_on); the lot records it as its own
+        revise_record(session, lot, actor.username, action=BATCH_EDIT,
+                      reason=required_reason(reason), changes={"expires_on": lot.expires_on},
+                      details={"batch": batch.number, "batch_version": batch.version})
     return batch
 
 

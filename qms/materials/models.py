@@ -117,6 +117,16 @@ class Batch(VersionedRecord, Base):
     lot: Mapped[Lot] = relationship(lazy="joined", innerjoin=True)
 
     @property
+    def expires_on(self) -> date | None:
+        """The output lot's expiry date: batch record data, corrected only by a batch edit
+        (qms.materials.batches.edit_batch), which also versions the lot."""
+        return self.lot.expires_on
+
+    @expires_on.setter
+    def expires_on(self, value: date) -> None:
+        self.lot.expires_on = value
+
+    @property
     def inputs(self) -> list[dict]:
         """The consumed lots [{"lot", "quantity", "unit"}], in lot number order, then in
         the order they were consumed."""
@@ -165,6 +175,8 @@ class NumberSequence(Base):
     last_value: Mapped[int] = mapped_column(Integer)
 
 
+# the version action of a produced lot corrected through its batch (edit_batch)
+BATCH_EDIT = "batch_edit"
 UNITS = ("kg", "g", "mg", "L", "mL", "pcs")  # no conversion: a lot is in its material's unit
 
 
@@ -216,9 +228,13 @@ def lot_problems(content: dict) -> dict[str, list[str]]:
 
 
 def batch_problems(content: dict) -> dict[str, list[str]]:
-    produced = content.get("produced_on")
+    """Rules every version of a batch keeps: not produced in the future, and its lot does
+    not expire before it was produced (ISO dates compare as text)."""
+    produced, expires = content.get("produced_on"), content.get("expires_on")
     if produced and produced > today().isoformat():
         return {"produced_on": [f"{produced} is in the future"]}
+    if produced and expires and expires < produced:
+        return {"expires_on": [f"{expires} is before the production date {produced}"]}
     return {}
 
 
@@ -230,11 +246,18 @@ LOTS = register_record_type(RecordType(
     check_content=lot_problems, before_transition=before_lot_transition,
     state_changed=lot_status_changed,
     # holds, the status a decision elsewhere sets, and expiry follow from other records
-    decision_revisions=frozenset({"hold", "unhold", "released", "rejected", "expire"})))
+    decision_revisions=frozenset({"hold", "unhold", "released", "rejected", "expire"}),
+    # a produced lot's data is corrected on its batch, which the lot follows
+    content_revisions=frozenset({BATCH_EDIT})))
 BATCHES = register_record_type(RecordType(
     name="batch", model=Batch, collection="batches",
-    content_fields=("material", "lot", "line", "quantity", "unit", "produced_on"),
-    editable_fields=frozenset({"line", "produced_on"}), extra_content=_batch_content,
+    # expires_on is the output lot's (Batch.expires_on): in the batch's snapshot, so a
+    # signature of the batch names the expiry date the signer saw, and corrected by a batch
+    # edit (qms.materials.batches.edit_batch), never on the lot
+    content_fields=("material", "lot", "line", "quantity", "unit", "produced_on",
+                    "expires_on"),
+    editable_fields=frozenset({"line", "produced_on", "expires_on"}),
+    extra_content=_batch_content,
     check_content=batch_problems, before_transition=before_batch_transition,
     after_transition=after_batch_transition, owners=owners_of_batch,
     # a consumption and its reversal change what the batch is made of: production authorship

@@ -134,7 +134,8 @@ class LotReceive(Schema):
 
 
 class LotChanges(Schema):
-    """Correct a quarantined lot's data (reason required)."""
+    """Correct a received lot's data in quarantine (reason required); a produced lot is
+    corrected on its batch (409 naming the batch)."""
     supplier_lot = _text(80, allow_none=True)
     expires_on = fields.Date()
 
@@ -208,8 +209,12 @@ class BatchInputReversal(Schema):
 
 
 class BatchChanges(Schema):
+    """Correct the batch record in production or produced (reason required), including its
+    output lot's expiry date, which is never before the production date."""
     line = _line()
     produced_on = fields.Date()
+    expires_on = fields.Date(metadata={"description": "the output lot's expiry date; the "
+                                                      "lot gets a new version too"})
 
 
 # the batch workflow's states (config/workflows.toml; a test keeps the two in step)

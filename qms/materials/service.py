@@ -19,8 +19,8 @@ from qms.materials.hooks import lot_received
 from qms.materials.models import (LOTS, MATERIALS, SUPPLIERS, Lot, LotOrigin, Material,
                                   MaterialKind, Supplier)
 from qms.materials.numbering import NumberingRules, next_number
-from qms.records.service import create_record, find_named
-from qms.records.workflow import WorkflowRegistry
+from qms.records.service import create_record, find_named, update_record
+from qms.records.workflow import Workflow, WorkflowRegistry
 
 # material and supplier codes: they become URL path segments and parts of lot numbers
 CODE = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,39}$")
@@ -125,6 +125,21 @@ def receive_lot(session: Session, workflows: WorkflowRegistry, numbering: Number
         number=number)
     lot_received(session, lot, actor)
     return lot
+
+
+def correct_lot(session: Session, workflow: Workflow, lot: Lot, actor: User,
+                changes: Mapping[str, Any], reason: str | None, *,
+                expected_version: int | None = None) -> Lot:
+    """Correct a received lot's data in quarantine (update_record's rules). A produced lot's
+    data belongs to its batch record: refused with 409 naming the batch, nothing written;
+    it is corrected on the batch (edit_batch), so that the change is a batch version by an
+    author of the batch. Flushes, never commits."""
+    if lot.origin == LotOrigin.PRODUCED.value:
+        raise Conflict(f"lot {lot.number} is the output of batch {lot.number}: correct it on "
+                       f"the batch (PATCH /api/v1/batches/{lot.number})",
+                       extra={"batch": lot.number})
+    return update_record(session, workflow, lot, actor, changes, reason,
+                         expected_version=expected_version)
 
 
 def _check_receivable(material: Material, supplier: Supplier) -> None:

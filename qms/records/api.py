@@ -174,9 +174,12 @@ def history_document(record: VersionedRecord) -> dict[str, Any]:
 
 def record_routes(record_type: RecordType, schema: type[Schema], *,
                   changes_schema: type[Schema] | None = None,
-                  edit_permission: str | None = None) -> None:
+                  edit_permission: str | None = None,
+                  edit: Callable[..., VersionedRecord] = update_record) -> None:
     """Register the generic endpoints for one record type under its collection. An editable
-    type must name the permission that edits it (never "any signed-in user")."""
+    type must name the permission that edits it (never "any signed-in user"); ``edit`` is
+    the operation PATCH calls, update_record's signature, when the type's edits have rules
+    or consequences of their own."""
     if changes_schema is not None and not edit_permission:
         raise ValueError(f"{record_type.name}: editing needs an edit_permission")
     _register(record_type, "GET", "", _read_view(record_type, schema), summary="Read one",
@@ -185,7 +188,7 @@ def record_routes(record_type: RecordType, schema: type[Schema], *,
         body = Schema.from_dict({"changes": fields.Nested(changes_schema, required=True),
                                  "reason": REASON, "version": VERSION},
                                 name=f"{changes_schema.__name__}Request")
-        _register(record_type, "PATCH", "", _edit_view(record_type, schema),
+        _register(record_type, "PATCH", "", _edit_view(record_type, schema, edit),
                   summary="Edit own fields (reason required)", permission=edit_permission,
                   body=body, response=schema, errors=(404, 409))
     # record.read first: a caller who may not read the record learns nothing of it, not
@@ -214,14 +217,15 @@ def _read_view(record_type: RecordType, schema: type[Schema]) -> Callable:
     return read
 
 
-def _edit_view(record_type: RecordType, schema: type[Schema]) -> Callable:
+def _edit_view(record_type: RecordType, schema: type[Schema],
+               operation: Callable[..., VersionedRecord]) -> Callable:
     def edit(number: str, body):
         """Change own fields in an editable state; makes a new version. A reason is
         required, and a change that changes nothing is refused."""
         session, user = db_session(), g.api_user
         record = find_record(session, record_type, number, for_update=True)
-        update_record(session, state().workflows.get(record_type.name), record, user,
-                      body["changes"], body["reason"], expected_version=body["version"])
+        operation(session, state().workflows.get(record_type.name), record, user,
+                  body["changes"], body["reason"], expected_version=body["version"])
         document = record_document(record, schema, user)
         commit()
         return document

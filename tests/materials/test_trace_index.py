@@ -66,7 +66,7 @@ def test_changes_since_the_last_trace_show_in_the_next(app, basics, team):
         api: "released", granulate["number"]: "quarantine"}
 
     expiry = (date.today() + timedelta(days=30)).isoformat()
-    m.ok(m.patch(team.production, f"/lots/{granulate['number']}", {"expires_on": expiry}))
+    m.ok(m.patch(team.production, f"/batches/{granulate['number']}", {"expires_on": expiry}))
     m.ok(m.patch(team.reviewer, "/materials/IM-GRAN", {"name": "Granulate, renamed"}))
     m.ok(m.transition(team.approver, f"/lots/{api}", "reject", meaning="rejected",
                       reason="supplier recall"))

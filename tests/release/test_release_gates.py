@@ -204,15 +204,21 @@ def test_reviewed_by_production(plant, db_snapshot, legacy_entry):
 
 
 def test_expiry_date(plant, db_snapshot):
-    batch = plant.ready_batch()
+    """The output lot's expiry is batch record data: corrected on the batch before review."""
+    batch = plant.ready_batch(submit=False)
+    two_days_ago = (date.today() - timedelta(days=2)).isoformat()
     yesterday = (date.today() - timedelta(days=1)).isoformat()
-    plant.ok(plant.patch(plant.team.production, f"/lots/{batch}", {"expires_on": yesterday},
+    plant.ok(plant.patch(plant.team.production, f"/batches/{batch}",
+                         {"produced_on": two_days_ago, "expires_on": yesterday},
                          reason="shelf life per the stability study"))
+    plant.submit(batch)
     detail = blocked(plant, batch, ["expiry_date"], db_snapshot)["expiry_date"]
     assert f"lot {batch} expired on {yesterday}" in detail
+    plant.return_to_production(batch)
     corrected = (date.today() + timedelta(days=700)).isoformat()
-    plant.ok(plant.patch(plant.team.production, f"/lots/{batch}", {"expires_on": corrected},
+    plant.ok(plant.patch(plant.team.production, f"/batches/{batch}", {"expires_on": corrected},
                          reason="typing error in the shelf life"))
+    plant.submit(batch)
     assert plant.gate(batch, "expiry_date")["detail"] == f"expires on {corrected}"
     released(plant, batch)
 
