@@ -92,11 +92,16 @@ def load_or_create_signing_key(path: str | os.PathLike) -> Ed25519PrivateKey:
     return load_signing_key(path)
 
 
+def private_pem(key: Ed25519PrivateKey) -> bytes:
+    """The key file's bytes: unencrypted PKCS#8 PEM (the file mode protects it)."""
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
 def _write_new_key(path: Path, key: Ed25519PrivateKey) -> bool:
     """Write ``key`` so that it appears complete or not at all, and never replaces another."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = private_pem(key)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (Ed25519PrivateKey,
                                                                Ed25519PublicKey)
 
-from audit.checkpoints import fsync_directory, key_id
+from audit.checkpoints import fsync_directory, key_id, private_pem
 
 ROTATION_ACTION = "audit.key.rotated"
 
@@ -52,7 +52,7 @@ def rotated_key(key_path: Path, current: Ed25519PrivateKey):
     old_pem = key_path.read_bytes()
     _retire(current.public_key(), key_path)
     new_key = Ed25519PrivateKey.generate()
-    _replace_key_file(key_path, _pem(new_key))
+    _replace_key_file(key_path, private_pem(new_key))
     try:
         yield new_key
     except BaseException:
@@ -68,11 +68,6 @@ def _retire(public: Ed25519PublicKey, key_path: Path) -> None:
         target.write_bytes(public.public_bytes(serialization.Encoding.PEM,
                                                serialization.PublicFormat.SubjectPublicKeyInfo))
         fsync_directory(folder)
-
-
-def _pem(key: Ed25519PrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
 
 
 def _replace_key_file(path: Path, pem: bytes) -> None:

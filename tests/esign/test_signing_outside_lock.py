@@ -13,15 +13,12 @@ import threading
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
 
-from qms.db import Database, make_engine
 from qms.documents.models import Document
 from qms.esign import keys
 from qms.esign.models import Signature
 from qms.esign.service import verify_stored_signature
-from qms.identity.models import User
-from tests.identity.test_lock_free_password_check import ObservedHasher
+from tests.identity.test_lock_free_password_check import ObservedHasher, write_beside
 from tests.identity.test_login_and_lockout import failed_attempts
 
 
@@ -36,24 +33,6 @@ class ObservedCall:
         self.started.set()
         self.go.wait(timeout=60)
         return self.real(*args, **kwargs)
-
-
-def write_beside(app, username: str, number: str) -> str:
-    """Another write transaction that locks the signer's and the document's rows and
-    commits, or reports that it could not (a short busy timeout / NOWAIT makes a held lock
-    an error, not a wait)."""
-    engine = make_engine(app.config["DATABASE_URL"], busy_timeout_ms=100)
-    try:
-        with Database(engine).unit_of_work() as session:
-            session.scalar(select(User).where(User.username == username)
-                           .with_for_update(nowait=True))
-            session.scalar(select(Document).where(Document.number == number)
-                           .with_for_update(nowait=True))
-        return "other writer committed"
-    except OperationalError:
-        return "other writer blocked"
-    finally:
-        engine.dispose()
 
 
 def sign_review(app, number: str, reviewer, headers, answers: list) -> threading.Thread:
@@ -86,7 +65,8 @@ def test_another_writer_commits_while_a_signature_does_its_slow_work(
     try:
         assert observed.started.wait(timeout=60)
         order = [f"{step} started",
-                 write_beside(app, review_target.reviewer.username, review_target.number)]
+                 write_beside(app, review_target.reviewer.username,
+                              select(Document).where(Document.number == review_target.number))]
     finally:
         observed.go.set()
         signer.join(timeout=60)

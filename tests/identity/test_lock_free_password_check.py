@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from qms.db import Database, make_engine
 from qms.identity.models import User
+from tests.identity.test_login_and_lockout import failed_attempts
 
 
 class ObservedHasher:
@@ -44,14 +45,15 @@ def observed_hasher(app):
     security.hasher = observed.real
 
 
-def write_beside(app, username: str) -> str:
-    """Another write transaction that locks ``username``'s row and commits, or reports that
-    it could not (a short busy timeout / NOWAIT makes a held lock an error, not a wait)."""
+def write_beside(app, username: str, *also_locked) -> str:
+    """Another write transaction that locks ``username``'s row (and each ``also_locked``
+    select) and commits, or reports that it could not (a short busy timeout / NOWAIT makes
+    a held lock an error, not a wait)."""
     engine = make_engine(app.config["DATABASE_URL"], busy_timeout_ms=100)
     try:
         with Database(engine).unit_of_work() as session:
-            session.scalar(select(User).where(User.username == username)
-                           .with_for_update(nowait=True))
+            for query in (select(User).where(User.username == username), *also_locked):
+                session.scalar(query.with_for_update(nowait=True))
         return "other writer committed"
     except OperationalError:
         return "other writer blocked"
@@ -77,6 +79,4 @@ def test_another_writer_commits_while_a_wrong_password_is_hashed(app, make_user,
     guesser.join(timeout=60)
     assert order == ["hash check started", "other writer committed"]
     assert answers == [401]
-    with app.extensions["qms"].db.reading() as session:
-        assert session.scalar(select(User.failed_attempts)
-                              .where(User.username == "victim")) == 1  # still counted
+    assert failed_attempts(app, "victim") == 1  # still counted

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from sqlalchemy import select
-
-from qms.identity.models import User
 from tests.identity.test_lock_free_password_check import (  # noqa: F401  (fixture)
     observed_hasher, write_beside)
+from tests.identity.test_login_and_lockout import failed_attempts
 
 
 def test_another_writer_commits_while_a_sign_in_is_hashed(app, client, csrf, make_user,
@@ -31,6 +29,4 @@ def test_another_writer_commits_while_a_sign_in_is_hashed(app, client, csrf, mak
         guesser.join(timeout=60)
     assert order == ["hash check started", "other writer committed"]
     assert answers == [401]
-    with app.extensions["qms"].db.reading() as session:
-        assert session.scalar(select(User.failed_attempts)
-                              .where(User.username == "victim")) == 1
+    assert failed_attempts(app, "victim") == 1
