@@ -97,12 +97,13 @@ CONTRIBUTIONS: dict[str, tuple[str, Callable[[Api, str], None]]] = {
 }
 
 
-# (record type, source state) -> what the decider records before signing there: the
-# effectiveness verification is the verifier's decision (a decision revision, no authorship)
-DECISIONS: dict[tuple[str, str], Callable[[Api, str], None]] = {
-    ("change_control", "implemented"): lambda api, n: _ok(api.post(
-        "decider", f"/change-controls/{n}/verification",
-        {"result": "effective", "notes": "Blend uniformity within limits",
+# (record type, source state) -> what a signer records before signing there: the
+# effectiveness verification is the verifier's decision (a decision revision, no authorship),
+# and only whoever recorded it signs it
+DECISIONS: dict[tuple[str, str], Callable[[Api, str, str], None]] = {
+    ("change_control", "implemented"): lambda api, n, user: _ok(api.post(
+        user, f"/change-controls/{n}/verification",
+        {"result": "effective", "notes": f"Blend uniformity within limits, checked by {user}",
          "reason": "verified"})),
 }
 
@@ -141,10 +142,9 @@ def test_a_contributor_is_an_author_a_signer_is_not(app, api, monkeypatch, recor
     _put_in_state(app, record_type, number, state)
     contribute(api, number)
     _put_in_state(app, record_type, number, source)
-    if (record_type, source) in DECISIONS:
-        DECISIONS[record_type, source](api, number)
+    decide = DECISIONS.get((record_type, source), lambda api, number, user: None)
+    decide(api, number, "contributor")
     assert _authors(app, record_type, number) >= {"author", "contributor"}
-    assert "decider" not in _authors(app, record_type, number)
 
     before = _state_and_version(app, record_type, number)
     version = before[1]
@@ -156,6 +156,9 @@ def test_a_contributor_is_an_author_a_signer_is_not(app, api, monkeypatch, recor
     # the refusal is audited (qms.esign.service), the record is untouched
     assert before == _state_and_version(app, record_type, number)
 
+    decide(api, number, "decider")
+    assert "decider" not in _authors(app, record_type, number)
+    version = _state_and_version(app, record_type, number)[1]
     decided = api.post("decider", f"{path}/transitions",
                        _request(api.users["decider"], action, transition.meaning, version))
     assert decided.status_code != 403, decided.get_json()

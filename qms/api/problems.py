@@ -50,6 +50,8 @@ CONFLICT_MEMBERS: dict[str, dict] = {
     "open_slots": {**STRINGS, "description": "change control approvals still required"},
     "verification_result": {"type": ["string", "null"]},
     "completed_by": {"type": "string", "description": "who completed the action"},
+    "recorded_by": {"type": "string", "description": "who recorded the decision the "
+                                                  "signature would confirm"},
 }
 GATE = {"type": "object", "additionalProperties": False,
         "required": ["code", "passed", "detail"],

@@ -214,8 +214,15 @@ def text_problem(text: str) -> str | None:
     match = UNFIT_TEXT.search(text)
     if match is None:
         return None
-    kind = "an unpaired surrogate" if match[0] >= "\ud800" else "a control character"
-    return f"must not contain U+{ord(match[0]):04X} ({kind})"
+    return f"must not contain U+{ord(match[0]):04X} ({_kind_of_unfit(match[0])})"
+
+
+def _kind_of_unfit(character: str) -> str:
+    if character in "\ufffe\uffff":
+        return "a noncharacter"
+    if "\ud800" <= character <= "\udfff":
+        return "an unpaired surrogate"
+    return "a control character"
 
 
 def scalar_problem(value: Any) -> str | None:

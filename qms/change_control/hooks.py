@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, object_session
 
 from qms.auditing import record_event
 from qms.change_control.approvals import approvals_complete, open_slots, slot_for
@@ -20,6 +21,7 @@ from qms.errors import Conflict
 from qms.esign.models import Signature
 from qms.esign.service import signatures_of
 from qms.identity.models import User
+from qms.records.models import RecordVersion
 from qms.records.service import revise_record
 from qms.records.workflow import Transition
 
@@ -80,6 +82,23 @@ def _verified_effective(record: ChangeControl, actor: User) -> None:
                        f"verification result 'effective' (now: {record.verification_result}); "
                        "a change that was not effective is reopened",
                        extra={"verification_result": record.verification_result})
+    # The recorded verification is a decision, not content (it makes nobody an author), so
+    # it is attributable only if the person who recorded it is the one who signs it.
+    recorder = verification_recorder(record)
+    if recorder != actor.username:
+        raise Conflict(f"the effectiveness verification of {record.number} was recorded by "
+                       f"{recorder}, who signs it; to sign it yourself, record your own "
+                       "verification first", extra={"recorded_by": recorder})
+
+
+def verification_recorder(record: ChangeControl) -> str | None:
+    """Who recorded the verification the current version carries."""
+    return object_session(record).scalar(
+        select(RecordVersion.changed_by)
+        .where(RecordVersion.record_type == record.record_type,
+               RecordVersion.record_id == record.number,
+               RecordVersion.action == "verification_recorded")
+        .order_by(RecordVersion.version.desc()).limit(1))
 
 
 _READINESS: dict[str, Callable[[Any, User], None]] = {

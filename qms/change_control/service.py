@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from qms.change_control.hooks import verification_recorder
 from qms.change_control.models import ChangeControl, ChangeControlItem, ItemKind, item_problems
 from qms.documents.models import Document
 from qms.errors import Conflict, InvalidInput, NotFound
@@ -76,9 +77,14 @@ def record_verification(session: Session, record: ChangeControl, actor: User, re
     """Record (or correct) the effectiveness verification of an implemented change, before
     the verifier signs ``verify`` (effective) or reopens it (not effective); a new version."""
     _require_state(record, "implemented", "the effectiveness verification is recorded")
-    return _revise_fields(session, record, actor,
-                          {"verification_result": result, "verification_notes": notes.strip()},
-                          reason, action="verification_recorded",
+    changes = {"verification_result": result, "verification_notes": notes.strip()}
+    recorder = verification_recorder(record)
+    if recorder not in (None, actor.username) and _unchanged(record, changes):
+        # the verifier signs what they recorded, so a second verifier records their own
+        raise InvalidInput(f"this repeats the verification {recorder} recorded; record your "
+                           "own notes to make the verification yours", field="notes")
+    return _revise_fields(session, record, actor, changes, reason,
+                          action="verification_recorded",
                           event="change_control.verification.recorded")
 
 
@@ -86,10 +92,14 @@ def _revise_fields(session: Session, record: ChangeControl, actor: User,
                    changes: dict[str, Any], reason: str | None, *, action: str,
                    event: str) -> ChangeControl:
     reason = required_reason(reason)
-    if all(getattr(record, name) == value for name, value in changes.items()):
+    if _unchanged(record, changes):
         raise InvalidInput("the request does not change anything", field=next(iter(changes)))
     return revise_record(session, record, actor.username, action=action, reason=reason,
                          changes=changes, event=event)
+
+
+def _unchanged(record: ChangeControl, changes: Mapping[str, Any]) -> bool:
+    return all(getattr(record, name) == value for name, value in changes.items())
 
 
 def _require_state(record: ChangeControl, state: str, what: str) -> None:

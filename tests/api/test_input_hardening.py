@@ -9,6 +9,7 @@ import pytest
 
 import qms.documents.api  # noqa: F401  (registers the record type and its routes before any app)
 from audit import trail
+from qms.api.spec import text_problem
 
 SURROGATE, NUL, BELL, ESC = "\ud800", "\x00", "\x07", "\x1b"
 HUGE = 10**20
@@ -160,3 +161,11 @@ def test_canonical_error_that_escapes_the_check_is_422_and_rolled_back(
     assert response.mimetype == "application/problem+json"
     assert "surrogate" in response.get_json()["detail"]
     assert db_snapshot() == before
+
+
+@pytest.mark.parametrize("text, kind", [("a\x07", "U+0007 (a control character)"),
+                                        ("a" + SURROGATE, "(an unpaired surrogate)"),
+                                        ("a\uffff", "U+FFFF (a noncharacter)"),
+                                        ("a\ufffe", "U+FFFE (a noncharacter)")])
+def test_the_refusal_names_the_kind_of_unfit_character(text, kind):
+    assert kind in text_problem(text)

@@ -1,4 +1,6 @@
-"""Helpers shared by the audit tests and their worker processes (audit_writer.py).
+"""Helpers shared by the audit tests and their worker processes (audit_writer.py); kept out
+of conftest.py, which tests cannot import by name once another conftest (tests/validation)
+is loaded in the same run.
 
 A small "record" table stands in for the application's tables: an audited write inserts one
 item and appends one event naming it, in one transaction.
@@ -6,9 +8,17 @@ item and appends one event naming it, in one transaction.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from hashlib import sha256
+from pathlib import Path
 
-from sqlalchemy import Engine, String, text
+import pytest
+from sqlalchemy import Engine, String, create_engine, make_url, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from audit import trail
@@ -17,6 +27,7 @@ from audit.guards import drop_guards, install_guards
 from audit.schema import GENESIS_HASH, initialize_head, metadata
 from qms.db import Database
 
+ROOT = Path(__file__).resolve().parents[2]
 ITEM_ACTION = "test.item.created"
 SITE = "site-test-production"  # the site id the tests' checkpoints name
 
@@ -119,3 +130,35 @@ def rewrite_event_text(engine: Engine, seq: int, new_text: str) -> None:
                                     "WHERE seq = :s"), {"c": canonical, "h": digest, "s": row_seq})
             prev = digest
         connection.execute(text("UPDATE audit_head SET hash = :h"), {"h": prev})
+
+
+def run_python(*args: str, cwd: Path = ROOT, python_options: tuple[str, ...] = (),
+               timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run ``python [options] args`` with the repository importable; capture text output."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, *python_options, *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+POSTGRES_URL = os.environ.get("QMS_TEST_POSTGRES_URL", "")
+AUDIT_BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
+    not POSTGRES_URL, reason="QMS_TEST_POSTGRES_URL is not set"))]
+
+
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """URL of a new, empty database on the QMS_TEST_POSTGRES_URL server; dropped after."""
+    server = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg")
+    name = f"audit_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield server.set(drivername="postgresql", database=name).render_as_string(
+                hide_password=False)
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()

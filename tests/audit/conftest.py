@@ -7,44 +7,14 @@ audit.schema.metadata, install_guards, initialize_head (plus a small item table)
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
 
 from audit.checkpoints import key_id, load_or_create_signing_key
-from audit_test_support import create_schema
+from audit_test_support import AUDIT_BACKENDS, create_schema, fresh_postgres_database
 from qms.db import Database, make_engine
-
-ROOT = Path(__file__).resolve().parents[2]
-POSTGRES_URL = os.environ.get("QMS_TEST_POSTGRES_URL", "")
-AUDIT_BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
-    not POSTGRES_URL, reason="QMS_TEST_POSTGRES_URL is not set"))]
-
-
-@contextmanager
-def fresh_postgres_database() -> Iterator[str]:
-    """URL of a new, empty database on the QMS_TEST_POSTGRES_URL server; dropped after."""
-    server = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg")
-    name = f"audit_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield server.set(drivername="postgresql", database=name).render_as_string(
-                hide_password=False)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 @pytest.fixture(params=AUDIT_BACKENDS)
@@ -91,9 +61,3 @@ def checkpoint_file(tmp_path) -> Path:
     return tmp_path / "instance" / "audit-checkpoints.jsonl"
 
 
-def run_python(*args: str, cwd: Path = ROOT, python_options: tuple[str, ...] = (),
-               timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run ``python [options] args`` with the repository importable; capture text output."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, *python_options, *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from audit import trail
 from audit.verify import verify_chain
 from audit_test_support import ITEM_ACTION, Item, audited_write
-from conftest import ROOT
+from audit_test_support import ROOT
 
 WORKER = ROOT / "tests" / "audit" / "audit_writer.py"
 WRITERS, WRITES_EACH = 8, 200

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from audit.checkpoints import public_key_document, write_checkpoint
 from audit.export import EXPORT_FORMAT, export_jsonl
 from audit_test_support import SITE, append_events
-from conftest import ROOT, run_python
+from audit_test_support import ROOT, run_python
 
 VERIFIER = ROOT / "audit" / "verify_export.py"
 

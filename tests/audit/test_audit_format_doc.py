@@ -14,7 +14,7 @@ from audit import trail
 from audit.canonical import canonical_bytes
 from audit.checkpoints import public_key_document, write_checkpoint
 from audit.export import export_jsonl
-from conftest import ROOT, run_python
+from audit_test_support import ROOT, run_python
 
 DOC = (ROOT / "docs" / "audit-trail-format.md").read_text(encoding="utf-8")
 EXAMPLE_SITE = "site-example"

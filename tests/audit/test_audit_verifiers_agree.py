@@ -32,7 +32,7 @@ from audit.schema import audit_checkpoints
 from audit.verify import verify_chain
 from audit_test_support import (SITE, create_schema, rewrite_chain_from, rewrite_event_text,
                                 tamper)
-from conftest import AUDIT_BACKENDS, fresh_postgres_database
+from audit_test_support import AUDIT_BACKENDS, fresh_postgres_database
 from qms.db import Database, make_engine
 
 KEY = Ed25519PrivateKey.generate()

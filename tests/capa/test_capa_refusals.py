@@ -51,6 +51,38 @@ def test_owner_action_owner_or_author_cannot_close(app, api, team, make_user, db
                           meaning="approved").status_code == 200
 
 
+@pytest.mark.parametrize("who", ["owner", "action_owner", "author"])
+def test_owner_action_owner_or_author_cannot_verify_effectiveness(app, api, team, make_user,
+                                                                  db_snapshot, who):
+    verifier = make_user("vera.verifier", "qa_approver")
+    roles = {"owner": team.production, "action_owner": team.inspector,
+             "author": team.reviewer}
+    roles[who] = verifier
+    manager = verifier if who == "author" else team.reviewer
+    number = api.ok(api.post(manager, "capas", {**CAPA, "owner": roles["owner"].username,
+                                                "effectiveness_due_on": SOON}), 201)["number"]
+    api.ok(api.post(manager, f"capas/{number}/actions", {
+        "description": "New torque setting.", "owner": roles["action_owner"].username,
+        "due_on": SOON, "reason": "planned"}), 201)
+    api.ok(api.transition(manager, f"capas/{number}", "start_implementation"))
+    api.ok(api.post(roles["action_owner"], f"capas/{number}/actions/1/complete",
+                    {"evidence": "Torque set to 2.4 Nm."}))
+    api.ok(api.transition(manager, f"capas/{number}", "submit_effectiveness_check"))
+    api.headers(verifier)
+    before, start = db_snapshot(), audit_head(app)
+    refused = api.transition(verifier, f"capas/{number}", "verify_effective",
+                             reason="no leak in 3 shipments", meaning="verified")
+    assert refused.status_code == 403, refused.get_json()
+    assert refused.get_json()["type"].endswith("/segregation-of-duties")
+    assert [a for a, _, _ in audit_events(app, start)] == ["signature.refused"]
+    unchanged = ("audit_events", "audit_head")
+    assert {k: v for k, v in db_snapshot().items() if k not in unchanged} == \
+        {k: v for k, v in before.items() if k not in unchanged}
+    assert api.transition(team.second_approver, f"capas/{number}", "verify_effective",
+                          reason="no leak in 3 shipments", meaning="verified"
+                          ).status_code == 200
+
+
 @pytest.mark.parametrize("who", ["earlier_owner", "completer"])
 def test_an_earlier_owner_or_an_action_completer_cannot_close(app, api, team, make_user,
                                                               db_snapshot, who):

@@ -125,10 +125,23 @@ def test_not_effective_change_is_reopened_and_implemented_again(changes, team, m
     changes.post(team.qa1, number, "/implementation", {"notes": "Done, with new mixer speed.",
                                                        "reason": "second implementation"})
     changes.ok(team.qa1, number, "implement", meaning="performed")
-    changes.post(team.qa2, number, "/verification", {"result": "effective", "notes": "",
-                                                     "reason": "re-checked"})
+    changes.post(team.qa1, number, "/verification", {"result": "effective", "notes": "",
+                                                     "reason": "own check"})
     # whoever signed an implementation may not verify it
     refused = changes.transition(team.qa1, number, "verify", meaning="verified")
     assert refused.status_code == 403
     assert refused.get_json()["type"].endswith("/segregation-of-duties")
+    # the verification is qa1's decision: nobody else signs it as theirs
+    before = db_snapshot()
+    not_theirs = changes.transition(team.qa2, number, "verify", meaning="verified")
+    assert not_theirs.status_code == 409
+    assert not_theirs.get_json()["recorded_by"] == team.qa1.username
+    assert db_snapshot() == before
+    repeated = changes.post(team.qa2, number, "/verification",
+                            {"result": "effective", "notes": "", "reason": "re-checked"})
+    assert repeated.status_code == 422 and "notes" in repeated.get_json()["errors"]
+    assert db_snapshot() == before
+    changes.post(team.qa2, number, "/verification", {"result": "effective",
+                                                     "notes": "Blend uniformity in limits",
+                                                     "reason": "re-checked"})
     assert changes.ok(team.qa2, number, "verify", meaning="verified")["state"] == "verified"
