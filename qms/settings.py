@@ -123,6 +123,8 @@ def validate(settings: Mapping[str, Any]) -> None:
         raise ConfigError("SECURITY_API_TOKEN_IDLE_MINUTES must be between 1 and 1440")
     if settings["SECURITY_LOCKOUT_MINUTES"] < 0:
         raise ConfigError("SECURITY_LOCKOUT_MINUTES must be 0 (until unlocked) or more")
+    if not 1 <= settings["SECURITY_LOCKOUT_WINDOW_MINUTES"] <= 24 * 60:
+        raise ConfigError("SECURITY_LOCKOUT_WINDOW_MINUTES must be between 1 and 1440")
     if not 1 <= settings["SECURITY_SESSION_IDLE_MINUTES"] <= 60:
         raise ConfigError("SECURITY_SESSION_IDLE_MINUTES must be between 1 and 60")
     _validate_rate_limits(settings)
@@ -165,18 +167,27 @@ def _validate_owner_url(url: str, owner_url: str) -> None:
 
 def _validate_rate_limits(settings: Mapping[str, Any]) -> None:
     from limits import parse_many
-    from limits.storage import storage_from_string
+    from limits.storage import MovingWindowSupport, storage_from_string
 
-    for key in ("RATELIMIT_FAILURES_PER_ADDRESS", "RATELIMIT_FAILURES_PER_USERNAME"):
+    from qms.identity.throttle import policy_problems
+
+    for key in ("RATELIMIT_FAILURES_PER_ADDRESS", "RATELIMIT_FAILURES_PER_USERNAME",
+                "RATELIMIT_FAILURES_PER_ADDRESS_AND_USERNAME"):
         try:
             parse_many(settings[key])
         except ValueError:
             raise ConfigError(f"{key} {settings[key]!r} is not a rate limit such as "
                               "'30 per 15 minutes'") from None
     try:
-        storage_from_string(settings["RATELIMIT_STORAGE_URI"])
+        storage = storage_from_string(settings["RATELIMIT_STORAGE_URI"])
     except Exception as error:  # unknown scheme, or its client library missing
         raise ConfigError(f"RATELIMIT_STORAGE_URI: {error}") from None
+    if not isinstance(storage, MovingWindowSupport):
+        raise ConfigError(f"RATELIMIT_STORAGE_URI: {settings['RATELIMIT_STORAGE_URI']!r} keeps "
+                          "no moving windows; use memory:// or redis://")
+    problems = policy_problems(settings)
+    if problems:
+        raise ConfigError("; ".join(problems))
     if not 1 <= settings["RATELIMIT_UNKNOWN_USER_AUDIT_MINUTES"] <= 24 * 60:
         raise ConfigError("RATELIMIT_UNKNOWN_USER_AUDIT_MINUTES must be between 1 and 1440")
     if settings["SERVER_PROXY_HOPS"] < 0:
