@@ -117,14 +117,13 @@ def resolve_paths(settings: dict[str, Any], instance: Path) -> None:
 def validate(settings: Mapping[str, Any]) -> None:
     if settings["SECURITY_PASSWORD_MIN_LENGTH"] < 12:
         raise ConfigError("SECURITY_PASSWORD_MIN_LENGTH may not be below 12")
-    if settings["SECURITY_LOCKOUT_THRESHOLD"] < 1:
-        raise ConfigError("SECURITY_LOCKOUT_THRESHOLD must be at least 1")
+    if settings["SECURITY_LOCKOUT_THRESHOLD"] < 2:
+        raise ConfigError("SECURITY_LOCKOUT_THRESHOLD must be at least 2: one client address "
+                          "brings an account at most one failure short of it")
     if not 1 <= settings["SECURITY_API_TOKEN_IDLE_MINUTES"] <= 24 * 60:
         raise ConfigError("SECURITY_API_TOKEN_IDLE_MINUTES must be between 1 and 1440")
     if settings["SECURITY_LOCKOUT_MINUTES"] < 0:
         raise ConfigError("SECURITY_LOCKOUT_MINUTES must be 0 (until unlocked) or more")
-    if not 1 <= settings["SECURITY_LOCKOUT_WINDOW_MINUTES"] <= 24 * 60:
-        raise ConfigError("SECURITY_LOCKOUT_WINDOW_MINUTES must be between 1 and 1440")
     if not 1 <= settings["SECURITY_SESSION_IDLE_MINUTES"] <= 60:
         raise ConfigError("SECURITY_SESSION_IDLE_MINUTES must be between 1 and 60")
     _validate_rate_limits(settings)

@@ -112,7 +112,8 @@ def _check_admitted(session: Session, security: Security, username: str, passwor
         return CredentialCheck(user, refusal[1])
     if not _password_matches(security, user, password, verdict):
         attempt.fail()
-        return CredentialCheck(user, _count_failure(session, security, user, purpose, attempt))
+        return CredentialCheck(user, _count_failure(session, security, user, purpose,
+                                                    attempt.client))
     user.failed_attempts = 0
     return CredentialCheck(user)
 
@@ -184,16 +185,25 @@ def locked_error(security: Security) -> AccountLocked:
 
 
 def _count_failure(session: Session, security: Security, user: User, purpose: str,
-                   attempt: Attempt) -> DomainError:
-    now = utcnow()
-    if user.failed_attempts == 0 or security.policy.failures_forgotten(user.failures_since, now):
-        user.failed_attempts, user.failures_since = 0, now  # the window closed: count anew
-    user.failed_attempts += 1
+                   client: str) -> DomainError:
+    """Count a wrong password toward the lockout, but at most ``lockout_threshold - 1`` from
+    one client address: one address cannot lock an account by itself, whatever the rate
+    limit's storage. The failure that reaches that share is reported urgently (Part 11
+    §11.300(d)); later ones from that address are audited, not counted."""
+    by_client = dict(user.failures_by_client or {}) if user.failed_attempts else {}
+    share = security.policy.lockout_threshold - 1
+    counted = by_client.get(client, 0) < share
+    if counted:
+        by_client[client] = by_client.get(client, 0) + 1
+        user.failed_attempts, user.failures_by_client = user.failed_attempts + 1, by_client
     record_event(session, actor=user.username, action="identity.login.failed",
-                 data={"purpose": purpose, "failed_attempts": user.failed_attempts},
-                 entity=user_entity(user))
-    if attempt.last_for_address_and_username:
-        _audit_throttled(session, user, attempt, purpose)
+                 data={"purpose": purpose, "failed_attempts": user.failed_attempts,
+                       "client": client, "counted": counted}, entity=user_entity(user))
+    if counted and by_client[client] == share:
+        record_event(session, actor=SYSTEM_ACTOR, action="identity.login.client_limit_reached",
+                     data={"urgent": True, "purpose": purpose, "username": user.username,
+                           "client": client, "failures_from_client": share},
+                     entity=user_entity(user))
     if user.failed_attempts < security.policy.lockout_threshold:
         return AuthenticationFailed("invalid username or password")
     user.locked_at = utcnow()
@@ -203,17 +213,6 @@ def _count_failure(session: Session, security: Security, user: User, purpose: st
                        "lockout_minutes": security.policy.lockout_minutes},
                  entity=user_entity(user))
     return locked_error(security)
-
-
-def _audit_throttled(session: Session, user: User, attempt: Attempt, purpose: str) -> None:
-    """Urgent: the failure that used up what one client address may fail at this account
-    (Part 11 §11.300(d)); from now on that address gets 429 for this username, while the
-    account stays open to its owner elsewhere. One address never reaches the lockout, so this
-    is the immediate report of its attempt."""
-    record_event(session, actor=SYSTEM_ACTOR, action="identity.login.throttled",
-                 data={"urgent": True, "purpose": purpose, "username": user.username,
-                       "client": attempt.client, "failed_attempts": user.failed_attempts},
-                 entity=user_entity(user))
 
 
 def password_change_due(security: Security, user: User) -> bool:

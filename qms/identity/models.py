@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from qms.db import Base, UTCDateTime, utcnow
@@ -26,11 +26,12 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     password_temporary: Mapped[bool] = mapped_column(Boolean, default=True)
-    # failures toward the lockout, counted since ``failures_since`` (the first of them):
-    # once [security] lockout_window_minutes have passed since then, a failure starts a new
-    # count, so failures spread thinner than the threshold per window never lock
+    # failures toward the lockout since the last success, and how many of them came from
+    # each client address ({"192.0.2.1": 4}): one address counts at most threshold - 1, so it
+    # cannot lock the account by itself (qms.identity.authentication); meaningful only while
+    # failed_attempts > 0
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
-    failures_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failures_by_client: Mapped[dict[str, int] | None] = mapped_column(JSON)
     locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(150))

@@ -17,8 +17,6 @@ class PasswordPolicy:
     lockout_threshold: int
     # 0 (UNTIL_UNLOCKED): a lockout lasts until an administrator unlocks or resets
     lockout_minutes: int = 30
-    # failures count toward the threshold only this long from the first of them
-    lockout_window_minutes: int = 15
 
     @classmethod
     def from_settings(cls, settings) -> PasswordPolicy:
@@ -26,20 +24,13 @@ class PasswordPolicy:
                    history=settings["SECURITY_PASSWORD_HISTORY"],
                    expiry_days=settings["SECURITY_PASSWORD_EXPIRY_DAYS"],
                    lockout_threshold=settings["SECURITY_LOCKOUT_THRESHOLD"],
-                   lockout_minutes=settings["SECURITY_LOCKOUT_MINUTES"],
-                   lockout_window_minutes=settings["SECURITY_LOCKOUT_WINDOW_MINUTES"])
+                   lockout_minutes=settings["SECURITY_LOCKOUT_MINUTES"])
 
     def lockout_over(self, locked_at: datetime, now: datetime) -> bool:
         """True when a lockout that began at ``locked_at`` has run its configured time."""
         if self.lockout_minutes == UNTIL_UNLOCKED:
             return False
         return now - locked_at >= timedelta(minutes=self.lockout_minutes)
-
-    def failures_forgotten(self, failures_since: datetime | None, now: datetime) -> bool:
-        """True when failures counted since ``failures_since`` no longer count toward the
-        lockout: the window that the first of them opened has closed."""
-        return (failures_since is None
-                or now - failures_since >= timedelta(minutes=self.lockout_window_minutes))
 
     def expired(self, changed_at: datetime | None, now: datetime) -> bool:
         if self.expiry_days == 0 or changed_at is None:

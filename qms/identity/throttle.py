@@ -14,9 +14,10 @@ as one ``Attempt``, before the slow hash runs:
   taken first (``incr``, atomic in every storage), so of N parallel guesses at most as many
   run as the allowance has failures left; the rest are refused (429, ``Retry-After``) without
   hashing and without writing anything.
-- The allowance per client address and username is below the account lockout threshold, so
-  that one address (one IPv6 /64) cannot lock an account by itself (``policy_problems``,
-  checked at start-up; docs/decisions.md, "Login under attack").
+- The allowance per client address and username is below the account lockout threshold
+  (``policy_problems``, checked at start-up): an address is stopped when its failures no
+  longer count toward the lockout, as one address never locks an account by itself
+  (qms.identity.authentication; docs/decisions.md, "Login under attack").
 
 The counters live in the ``limits`` library's storage: ``memory://`` by default, per
 process; a ``redis://`` URI shares them between the server's workers.
@@ -53,22 +54,13 @@ class Limit:
     item: RateLimitItem
     key: tuple[str, ...]
 
-    @property
-    def per_address_and_username(self) -> bool:
-        return self.key[0] == ADDRESS_AND_USERNAME
-
-
-ADDRESS, USERNAME, ADDRESS_AND_USERNAME = "address", "username", "address+username"
-
 
 @dataclass
 class Attempt:
-    """A credential check the throttle admitted. ``fail()`` it when the check fails; it is
-    counted when the check ends."""
+    """A credential check the throttle admitted, from ``client`` (an address or IPv6 /64).
+    ``fail()`` it when the check fails; it is counted when the check ends."""
     client: str
     limits: list[Limit] = field(default_factory=list)
-    # whether a failure now uses up the last failure this address has for this username
-    last_for_address_and_username: bool = False
     failed: bool = False
 
     def fail(self) -> None:
@@ -137,8 +129,6 @@ class AttemptThrottle:
                 remaining = self.window.get_window_stats(limit.item, *limit.key).remaining
                 if in_flight > remaining:
                     raise self._refusal(limit, remaining)
-                if limit.per_address_and_username and in_flight == remaining:
-                    attempt.last_for_address_and_username = True
                 attempt.limits.append(limit)
         except BaseException:
             self._leave(slots)
@@ -164,10 +154,10 @@ class AttemptThrottle:
         address = address_block(client_address())
         name = username.strip().casefold()[:150]
         # the narrowest first: a refused pair then uses up nothing of the wider allowances
-        return [*(Limit(item, (ADDRESS_AND_USERNAME, address, name))
+        return [*(Limit(item, ("address+username", address, name))
                   for item in self.per_address_and_username),
-                *(Limit(item, (USERNAME, name)) for item in self.per_username),
-                *(Limit(item, (ADDRESS, address)) for item in self.per_address)]
+                *(Limit(item, ("username", name)) for item in self.per_username),
+                *(Limit(item, ("address", address)) for item in self.per_address)]
 
     def _refusal(self, limit: Limit, remaining: int) -> TooManyAttempts:
         # full: until its oldest failure leaves the window; else only checks in flight are
@@ -198,28 +188,26 @@ def wait_phrase(seconds: int) -> str:
 def policy_problems(settings: Mapping[str, Any]) -> list[str]:
     """What makes the rate limits incoherent with the account lockout (empty when nothing):
 
-    - some per-address-and-username allowance must be below ``lockout_threshold`` over at
-      least ``lockout_window_minutes``, or one client address could lock any account alone;
+    - some per-address-and-username allowance must be below ``lockout_threshold``, so that an
+      address is stopped by the time its failures stop counting toward the lockout;
     - every per-username allowance must reach ``lockout_threshold``, or a distributed attack
-      would be throttled forever instead of ending in the lockout and its urgent event;
+      would be throttled for ever instead of ending in the lockout and its urgent event;
     - no per-username allowance may be one address's to use up, or that address could shut
       a username out from everywhere.
     Rate limiting switched off is a site's deliberate choice and is not judged here."""
     if not settings["RATELIMIT_ENABLED"]:
         return []
     threshold = settings["SECURITY_LOCKOUT_THRESHOLD"]
-    pair = parse_many(settings["RATELIMIT_FAILURES_PER_ADDRESS_AND_USERNAME"])
-    problems = []
-    minutes = settings["SECURITY_LOCKOUT_WINDOW_MINUTES"]
     per_pair = settings["RATELIMIT_FAILURES_PER_ADDRESS_AND_USERNAME"]
-    if not any(item.amount < threshold and item.get_expiry() >= minutes * 60 for item in pair):
-        problems.append(
-            f"RATELIMIT_FAILURES_PER_ADDRESS_AND_USERNAME {per_pair!r} must allow fewer than "
-            f"SECURITY_LOCKOUT_THRESHOLD ({threshold}) failures over at least "
-            f"SECURITY_LOCKOUT_WINDOW_MINUTES ({minutes} minutes), e.g. "
-            f"'{max(threshold - 1, 1)} per {minutes} minutes': otherwise one client address "
-            "can lock any account by itself")
     per_username = settings["RATELIMIT_FAILURES_PER_USERNAME"]
+    pair = parse_many(per_pair)
+    problems = []
+    if not any(item.amount < threshold for item in pair):
+        problems.append(
+            f"RATELIMIT_FAILURES_PER_ADDRESS_AND_USERNAME {per_pair!r} must include a limit of "
+            f"fewer failures than SECURITY_LOCKOUT_THRESHOLD ({threshold}), e.g. "
+            f"'{threshold - 1} per 30 minutes': one address's failures stop counting toward "
+            "the lockout there, and it would go on guessing")
     for item in parse_many(per_username):
         one_address = min(p.amount * math.ceil(item.get_expiry() / p.get_expiry()) for p in pair)
         if item.amount < threshold:
