@@ -1,5 +1,5 @@
 """The sign-in form answers a throttled attempt with a form message (429, Retry-After), in
-the user's language (issue 9, point 11)."""
+the user's language, saying the wait in minutes (issue 9, point 11)."""
 from __future__ import annotations
 
 import math
