@@ -16,6 +16,7 @@ from audit.checkpoints import write_checkpoint
 from qms.capa.jobs import report_overdue_capa
 from qms.context import state
 from qms.erp import delivery
+from qms.identity.unknown_users import close_ended_intervals
 from qms.materials.holds import expire_lots
 from qms.settings import site_today
 
@@ -47,6 +48,18 @@ def report_overdue(app) -> list[dict]:
     return reported
 
 
+def total_unknown_user_failures(app) -> int:
+    """One audit event with the total of every ended interval of failed checks at unknown
+    usernames (qms.identity.unknown_users); an interval is closed once."""
+    with app.app_context():
+        app_state = state()
+        with app_state.db.unit_of_work() as session:
+            closed = close_ended_intervals(
+                session, interval=app_state.security.throttle.unknown_user_interval)
+    log.info("unknown-user failures: %d interval total(s) audited", len(closed))
+    return len(closed)
+
+
 def _by_site_day(app, job):
     """Run ``job(session, today)`` in its own transaction, today being the site's day."""
     with app.app_context():
@@ -73,7 +86,9 @@ def build_scheduler(app) -> BlockingScheduler:
     scheduler = BlockingScheduler(timezone="UTC")
     jobs = ((write_scheduled_checkpoint, "audit-checkpoint", "AUDIT_CHECKPOINT_INTERVAL_MINUTES"),
             (expire_due_lots, "lot-expiry", "JOBS_LOT_EXPIRY_INTERVAL_MINUTES"),
-            (report_overdue, "capa-overdue", "JOBS_CAPA_OVERDUE_INTERVAL_MINUTES"))
+            (report_overdue, "capa-overdue", "JOBS_CAPA_OVERDUE_INTERVAL_MINUTES"),
+            (total_unknown_user_failures, "unknown-user-totals",
+             "RATELIMIT_UNKNOWN_USER_AUDIT_MINUTES"))
     for job, job_id, interval in jobs:
         scheduler.add_job(job, "interval", minutes=app.config[interval], args=[app],
                           id=job_id, max_instances=1, coalesce=True)
@@ -91,5 +106,6 @@ def run_scheduler() -> None:
     # catch up at start-up (a scheduler that was down owes these), then on the interval
     expire_due_lots(app)
     report_overdue(app)
+    total_unknown_user_failures(app)
     write_scheduled_checkpoint(app)
     build_scheduler(app).start()

@@ -117,8 +117,9 @@ def resolve_paths(settings: dict[str, Any], instance: Path) -> None:
 def validate(settings: Mapping[str, Any]) -> None:
     if settings["SECURITY_PASSWORD_MIN_LENGTH"] < 12:
         raise ConfigError("SECURITY_PASSWORD_MIN_LENGTH may not be below 12")
-    if settings["SECURITY_LOCKOUT_THRESHOLD"] < 1:
-        raise ConfigError("SECURITY_LOCKOUT_THRESHOLD must be at least 1")
+    if settings["SECURITY_LOCKOUT_THRESHOLD"] < 2:
+        raise ConfigError("SECURITY_LOCKOUT_THRESHOLD must be at least 2: one client address "
+                          "brings an account at most one failure short of it")
     if not 1 <= settings["SECURITY_API_TOKEN_IDLE_MINUTES"] <= 24 * 60:
         raise ConfigError("SECURITY_API_TOKEN_IDLE_MINUTES must be between 1 and 1440")
     if settings["SECURITY_LOCKOUT_MINUTES"] < 0:
@@ -165,18 +166,27 @@ def _validate_owner_url(url: str, owner_url: str) -> None:
 
 def _validate_rate_limits(settings: Mapping[str, Any]) -> None:
     from limits import parse_many
-    from limits.storage import storage_from_string
+    from limits.storage import MovingWindowSupport, storage_from_string
 
-    for key in ("RATELIMIT_FAILURES_PER_ADDRESS", "RATELIMIT_FAILURES_PER_USERNAME"):
+    from qms.identity.throttle import policy_problems
+
+    for key in ("RATELIMIT_FAILURES_PER_ADDRESS", "RATELIMIT_FAILURES_PER_USERNAME",
+                "RATELIMIT_FAILURES_PER_ADDRESS_AND_USERNAME"):
         try:
             parse_many(settings[key])
         except ValueError:
             raise ConfigError(f"{key} {settings[key]!r} is not a rate limit such as "
                               "'30 per 15 minutes'") from None
     try:
-        storage_from_string(settings["RATELIMIT_STORAGE_URI"])
+        storage = storage_from_string(settings["RATELIMIT_STORAGE_URI"])
     except Exception as error:  # unknown scheme, or its client library missing
         raise ConfigError(f"RATELIMIT_STORAGE_URI: {error}") from None
+    if not isinstance(storage, MovingWindowSupport):
+        raise ConfigError(f"RATELIMIT_STORAGE_URI: {settings['RATELIMIT_STORAGE_URI']!r} keeps "
+                          "no moving windows; use memory:// or redis://")
+    problems = policy_problems(settings)
+    if problems:
+        raise ConfigError("; ".join(problems))
     if not 1 <= settings["RATELIMIT_UNKNOWN_USER_AUDIT_MINUTES"] <= 24 * 60:
         raise ConfigError("RATELIMIT_UNKNOWN_USER_AUDIT_MINUTES must be between 1 and 1440")
     if settings["SERVER_PROXY_HOPS"] < 0:

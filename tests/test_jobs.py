@@ -11,11 +11,12 @@ from qms.jobs import build_scheduler, write_scheduled_checkpoint
 
 def test_every_job_runs_on_its_configured_interval(app):
     app.config.update(AUDIT_CHECKPOINT_INTERVAL_MINUTES=7, JOBS_LOT_EXPIRY_INTERVAL_MINUTES=11,
-                      JOBS_CAPA_OVERDUE_INTERVAL_MINUTES=13)
+                      JOBS_CAPA_OVERDUE_INTERVAL_MINUTES=13,
+                      RATELIMIT_UNKNOWN_USER_AUDIT_MINUTES=17)
     jobs = {job.id: job for job in build_scheduler(app).get_jobs()}
     assert {name: job.trigger.interval for name, job in jobs.items()} == {
         "audit-checkpoint": timedelta(minutes=7), "lot-expiry": timedelta(minutes=11),
-        "capa-overdue": timedelta(minutes=13)}
+        "capa-overdue": timedelta(minutes=13), "unknown-user-totals": timedelta(minutes=17)}
     assert all(job.max_instances == 1 and job.coalesce for job in jobs.values())
 
 

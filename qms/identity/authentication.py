@@ -17,11 +17,11 @@ from qms.db import reading_beside, utcnow
 from qms.errors import (AccountLocked, AuthenticationFailed, Conflict, DomainError,
                         InvalidInput, NotPermitted, PasswordChangeRequired)
 from qms.esign import keys
+from qms.identity import unknown_users
 from qms.identity.models import ApiToken, PasswordHistory, User
 from qms.identity.passwords import UNTIL_UNLOCKED
 from qms.identity.security import Security
-
-ANONYMOUS = "anonymous"
+from qms.identity.throttle import Attempt
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,9 @@ def check_credentials(session: Session, security: Security, username: str, passw
     """Verify username + password for ``purpose`` ("login", "token", "signature",
     "password_change"). Flushes, never commits.
 
-    - A client address or username over its rate limit of failures is refused first
-      (TooManyAttempts, 429), with nothing hashed or written.
+    - The rate limits admit the check first (qms.identity.throttle): a client address or
+      username with no failures left is refused (TooManyAttempts, 429), with nothing hashed
+      or written; a failure is counted there when the check ends, a success is not.
     - The password is hashed before the user's row is locked (always, even for an unknown,
       locked or deactivated account, so the answer's timing tells nothing); the lock is
       taken only to record the outcome, on counters read afresh, so parallel failures all
@@ -87,23 +88,32 @@ def check_credentials(session: Session, security: Security, username: str, passw
     - Failures are counted and audited; at the threshold the account is locked with an
       urgent audit event; a lockout past its configured time ends here.
     """
-    security.throttle.check(username)  # before hashing: a throttled guess costs nothing
+    with security.throttle.attempt(username) as attempt:  # before hashing: a refusal costs nothing
+        return _check_admitted(session, security, username, password, purpose, verdict, attempt)
+
+
+def _check_admitted(session: Session, security: Security, username: str, password: str,
+                    purpose: str, verdict: PasswordVerdict | None,
+                    attempt: Attempt) -> CredentialCheck:
     verdict = verdict or verify_password(session, security, username, password)
     user = find_user(session, username, for_update=True)
     if user is None or user.is_service or user.password_hash is None:
-        security.throttle.count_failure(username)
-        _audit_unknown_user(session, security, username, purpose)
+        attempt.fail()
+        unknown_users.count_failure(session, client=attempt.client, username=username,
+                                    purpose=purpose,
+                                    interval=security.throttle.unknown_user_interval)
         return CredentialCheck(None, AuthenticationFailed("invalid username or password"))
     _end_lockout_if_over(session, security, user)
     refusal = _account_refusal(security, user)
     if refusal:
-        security.throttle.count_failure(username)
+        attempt.fail()
         record_event(session, actor=user.username, action="identity.login.refused",
                      data={"purpose": purpose, "why": refusal[0]}, entity=user_entity(user))
         return CredentialCheck(user, refusal[1])
     if not _password_matches(security, user, password, verdict):
-        security.throttle.count_failure(username)
-        return CredentialCheck(user, _count_failure(session, security, user, purpose))
+        attempt.fail()
+        return CredentialCheck(user, _count_failure(session, security, user, purpose,
+                                                    attempt.client))
     user.failed_attempts = 0
     return CredentialCheck(user)
 
@@ -133,28 +143,6 @@ def check_administrator(session: Session, security: Security, username: str, pas
     record_event(session, actor=user.username, action="identity.login.refused",
                  data={"purpose": "administration", "why": why}, entity=user_entity(user))
     return CredentialCheck(user, error)
-
-
-def _audit_unknown_user(session: Session, security: Security, username: str,
-                        purpose: str) -> None:
-    """Failures at names that do not exist are audited in summary, not one event each (a
-    guesser would otherwise write the trail full): per client address and interval, the
-    first failure writes an event, and so do the 10th, the 100th, ...; each names the
-    attempted username and how many such failures the client made in the interval so far."""
-    tally = security.throttle.tally_unknown_user()
-    if not _is_power_of_ten(tally.count):
-        return
-    record_event(session, actor=ANONYMOUS, action="identity.login.failed",
-                 data={"username": username[:150], "purpose": purpose, "why": "unknown user",
-                       "client": tally.client,
-                       "interval_start": utc_timestamp(tally.interval_start),
-                       "failures_in_interval": tally.count})
-
-
-def _is_power_of_ten(count: int) -> bool:
-    while count % 10 == 0:
-        count //= 10
-    return count == 1
 
 
 def _password_matches(security: Security, user: User, password: str,
@@ -196,11 +184,26 @@ def locked_error(security: Security) -> AccountLocked:
                          f"{security.policy.lockout_minutes} minutes or ask an administrator")
 
 
-def _count_failure(session: Session, security: Security, user: User, purpose: str) -> DomainError:
-    user.failed_attempts += 1
+def _count_failure(session: Session, security: Security, user: User, purpose: str,
+                   client: str) -> DomainError:
+    """Count a wrong password toward the lockout, but at most ``lockout_threshold - 1`` from
+    one client address: one address cannot lock an account by itself, whatever the rate
+    limit's storage. The failure that reaches that share is reported urgently (Part 11
+    §11.300(d)); later ones from that address are audited, not counted."""
+    by_client = dict(user.failures_by_client or {}) if user.failed_attempts else {}
+    share = security.policy.lockout_threshold - 1
+    counted = by_client.get(client, 0) < share
+    if counted:
+        by_client[client] = by_client.get(client, 0) + 1
+        user.failed_attempts, user.failures_by_client = user.failed_attempts + 1, by_client
     record_event(session, actor=user.username, action="identity.login.failed",
-                 data={"purpose": purpose, "failed_attempts": user.failed_attempts},
-                 entity=user_entity(user))
+                 data={"purpose": purpose, "failed_attempts": user.failed_attempts,
+                       "client": client, "counted": counted}, entity=user_entity(user))
+    if counted and by_client[client] == share:
+        record_event(session, actor=SYSTEM_ACTOR, action="identity.login.client_limit_reached",
+                     data={"urgent": True, "purpose": purpose, "username": user.username,
+                           "client": client, "failures_from_client": share},
+                     entity=user_entity(user))
     if user.failed_attempts < security.policy.lockout_threshold:
         return AuthenticationFailed("invalid username or password")
     user.locked_at = utcnow()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from qms.db import Base, UTCDateTime, utcnow
@@ -26,7 +26,12 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     password_temporary: Mapped[bool] = mapped_column(Boolean, default=True)
+    # failures toward the lockout since the last success, and how many of them came from
+    # each client address ({"192.0.2.1": 4}): one address counts at most threshold - 1, so it
+    # cannot lock the account by itself (qms.identity.authentication); meaningful only while
+    # failed_attempts > 0
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    failures_by_client: Mapped[dict[str, int] | None] = mapped_column(JSON)
     locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(150))
@@ -90,3 +95,21 @@ class ApiToken(Base):
     note: Mapped[str | None] = mapped_column(Text)
 
     user: Mapped[User] = relationship(lazy="joined")
+
+
+class UnknownUserTally(Base):
+    """Failed credential checks at usernames that do not exist, from one client (address or
+    IPv6 /64) in one interval: the audit trail gets their summary (qms.identity.
+    unknown_users), not one event per guess. ``closed_at`` is set when the interval's total
+    has been audited; a closed tally counts nothing more."""
+
+    __tablename__ = "unknown_user_tallies"
+    __table_args__ = (UniqueConstraint("client", "interval_start"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client: Mapped[str] = mapped_column(String(100))
+    interval_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_username: Mapped[str] = mapped_column(String(150))
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)

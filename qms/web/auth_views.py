@@ -5,12 +5,13 @@ lockout and their audit events must survive the refused request (Part 11 §11.30
 """
 from __future__ import annotations
 
+import math
 import re
 import time
 from urllib.parse import urlsplit
 
 from flask import flash, redirect, render_template, request, session, url_for
-from flask_babel import gettext as _
+from flask_babel import gettext as _, ngettext
 from flask_login import UserMixin, current_user, login_user, logout_user
 
 from qms.context import commit, db_session, state
@@ -106,8 +107,16 @@ def login_error(error: DomainError) -> str:
 
 
 def throttled_message(error: TooManyAttempts) -> str:
-    return _("Too many failed sign-in attempts from this computer or for this username. "
-             "Try again in %(seconds)d seconds.", seconds=error.retry_after)
+    """The wait in minutes from a minute on (Retry-After keeps the seconds)."""
+    if error.retry_after < 60:
+        return ngettext("Too many failed sign-in attempts from this computer or for this "
+                        "username. Try again in %(num)d second.",
+                        "Too many failed sign-in attempts from this computer or for this "
+                        "username. Try again in %(num)d seconds.", error.retry_after)
+    return ngettext("Too many failed sign-in attempts from this computer or for this "
+                    "username. Try again in %(num)d minute.",
+                    "Too many failed sign-in attempts from this computer or for this "
+                    "username. Try again in %(num)d minutes.", math.ceil(error.retry_after / 60))
 
 
 def start_session(user: User) -> None:

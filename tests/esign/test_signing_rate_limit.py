@@ -1,5 +1,5 @@
-"""Signing attempts share the rate limit on failed credential checks (issue 9, point 11):
-past it a signature is refused with 429 before the password is hashed or anything written."""
+"""Signing attempts share the rate limits on failed credential checks (issue 9, point 11):
+past one a signature is refused with 429 before the password is hashed or anything written."""
 from __future__ import annotations
 
 import pytest
@@ -7,14 +7,16 @@ import pytest
 from qms.errors import SignatureRefused, TooManyAttempts
 from qms.esign.service import must_commit_before_raise
 from tests.esign.test_signatures import _refusal, _refusal_events
+from tests.identity.test_login_and_lockout import events
 
 
 @pytest.fixture
 def app_config(app_config):
-    return {**app_config, "RATELIMIT_FAILURES_PER_USERNAME": "2 per hour"}
+    return {**app_config, "RATELIMIT_FAILURES_PER_ADDRESS_AND_USERNAME": "2 per hour"}
 
 
-def test_wrong_signing_passwords_are_throttled_per_username(app, review_target, db_snapshot):
+def test_wrong_signing_passwords_are_throttled_per_address_and_username(app, review_target,
+                                                                        db_snapshot):
     first, second = (_refusal(app, review_target.number, "rick.reviewer", "wrong password here")
                      for _ in range(2))
     assert isinstance(first, SignatureRefused) and isinstance(second, SignatureRefused)
@@ -26,6 +28,9 @@ def test_wrong_signing_passwords_are_throttled_per_username(app, review_target, 
     assert not must_commit_before_raise(third)  # a throttled attempt writes nothing
     assert db_snapshot() == before
     assert len(_refusal_events(app, review_target.number)) == 2
+    # a command on the server itself is the client "local"
+    assert [(e.data["purpose"], e.data["client"])
+            for e in events(app, "identity.login.failed")] == [("signature", "local")] * 2
 
 
 def test_a_throttled_signature_over_the_api_is_429_with_retry_after(app, client, review_target,

@@ -13,14 +13,11 @@ from qms.db import utcnow
 from qms.identity.passwords import UNTIL_UNLOCKED
 from qms.settings import ConfigError
 from qms.identity.models import User
-from tests.identity.test_login_and_lockout import events, failed_attempts
+from tests.identity.test_login_and_lockout import events, failed_attempts, wrong_guesses
 
 
 def lock_out(client, username: str) -> None:
-    statuses = [client.post("/api/v1/auth/tokens",
-                            json={"username": username, "password": "not-the-password"}
-                            ).status_code for _ in range(5)]
-    assert statuses[-1] == 423
+    assert wrong_guesses(client, username, 5)[-1] == 423
 
 
 def back_date_lockout(app, username: str, minutes: int) -> None:

@@ -19,6 +19,16 @@ def failed_attempts(app, username: str) -> int:
         return session.scalar(select(User.failed_attempts).where(User.username == username))
 
 
+def wrong_guesses(client, username: str, count: int,
+                  password: str = "not-the-password") -> list[int]:
+    """The statuses of ``count`` wrong token requests for ``username``, four from each client
+    address in turn: one address may fail only four times at an account ([ratelimit]
+    failures_per_address_and_username), so a lockout takes two of them."""
+    return [client.post("/api/v1/auth/tokens", json={"username": username, "password": password},
+                        environ_base={"REMOTE_ADDR": f"192.0.2.{1 + n // 4}"}).status_code
+            for n in range(count)]
+
+
 def test_token_issue_is_audited_and_expires_in_8_hours(app, client, make_user):
     alice = make_user("alice", "qa_reviewer")
     response = client.post("/api/v1/auth/tokens",
@@ -55,10 +65,7 @@ def test_five_failures_lock_the_account_with_an_urgent_event(app, client, make_u
     carol = make_user("carol", "auditor")
     token = client.post("/api/v1/auth/tokens",
                         json={"username": "carol", "password": carol.password}).get_json()["token"]
-    statuses = [client.post("/api/v1/auth/tokens",
-                            json={"username": "carol", "password": "not-her-password"}).status_code
-                for _ in range(5)]
-    assert statuses == [401, 401, 401, 401, 423]
+    assert wrong_guesses(client, "carol", 5) == [401, 401, 401, 401, 423]
     [locked] = events(app, "identity.user.locked")
     assert locked.data["urgent"] is True and locked.entity_id == "carol"
     # the right password no longer helps, and existing tokens stop working
@@ -71,8 +78,7 @@ def test_five_failures_lock_the_account_with_an_urgent_event(app, client, make_u
 
 def test_a_success_resets_the_failure_count(app, client, make_user):
     dave = make_user("dave", "auditor")
-    for _ in range(4):
-        client.post("/api/v1/auth/tokens", json={"username": "dave", "password": "nope-nope-nope"})
+    wrong_guesses(client, "dave", 4)
     assert client.post("/api/v1/auth/tokens",
                        json={"username": "dave", "password": dave.password}).status_code == 201
     assert failed_attempts(app, "dave") == 0

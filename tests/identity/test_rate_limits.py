@@ -1,11 +1,14 @@
-"""Failed credential checks are rate-limited per client address and per username (issue 9,
-point 11): over the limit the answer is 429 problem+json with Retry-After, nothing is hashed
-or written, and a header any client can send does not buy a fresh allowance."""
+"""Failed credential checks are rate-limited per client address, per username and per both
+(issue 9, point 11): over the limit the answer is 429 problem+json with Retry-After, nothing
+is hashed or written, and a header any client can send does not buy a fresh allowance."""
 from __future__ import annotations
+
+import math
 
 import pytest
 
 from qms.app import create_app
+from qms.identity.throttle import wait_phrase
 from qms.settings import ConfigError
 from tests.identity.test_login_and_lockout import events, failed_attempts
 
@@ -13,7 +16,8 @@ from tests.identity.test_login_and_lockout import events, failed_attempts
 @pytest.fixture
 def app_config(app_config):
     return {**app_config, "RATELIMIT_FAILURES_PER_ADDRESS": "3 per hour",
-            "RATELIMIT_FAILURES_PER_USERNAME": "2 per hour"}
+            "RATELIMIT_FAILURES_PER_ADDRESS_AND_USERNAME": "2 per hour",
+            "RATELIMIT_FAILURES_PER_USERNAME": "5 per hour"}
 
 
 def token_request(client, username: str, password: str, address: str = "192.0.2.1",
@@ -33,7 +37,11 @@ def test_an_address_over_its_failures_gets_429_with_retry_after(app, client, mak
     assert throttled.status_code == 429
     assert throttled.mimetype == "application/problem+json"
     assert throttled.get_json()["type"].endswith("/too-many-attempts")
-    assert 1 <= int(throttled.headers["Retry-After"]) <= 3600
+    seconds = int(throttled.headers["Retry-After"])
+    assert 60 < seconds <= 3600
+    # the person reads minutes, the header keeps seconds
+    assert throttled.get_json()["detail"].endswith(
+        f"try again in {math.ceil(seconds / 60)} minutes")
     assert db_snapshot() == before  # nothing counted, audited or locked
     assert token_request(client, "hana", hana.password, address="192.0.2.2").status_code == 201
 
@@ -51,12 +59,14 @@ def test_an_ipv6_client_is_counted_by_its_64_network(app, client, make_user):
 
 
 def test_a_username_over_its_failures_gets_429_from_any_address(app, client, make_user):
+    """The per-username allowance reaches the lockout threshold (a distributed attack ends in
+    the lockout and its urgent event); past it, guessing at the locked name costs nothing."""
     make_user("admin.ivy", "admin")
-    statuses = [token_request(client, "admin.ivy", "wrong password 1", address=address).status_code
-                for address in ("192.0.2.10", "192.0.2.11", "192.0.2.12")]
-    assert statuses == [401, 401, 429]
-    assert failed_attempts(app, "admin.ivy") == 2  # throttled long before the lockout
-    assert events(app, "identity.user.locked") == []
+    statuses = [token_request(client, "admin.ivy", "wrong password 1",
+                              address=f"192.0.2.{10 + n}").status_code for n in range(7)]
+    assert statuses == [401, 401, 401, 401, 423, 429, 429]
+    assert failed_attempts(app, "admin.ivy") == 5
+    assert len(events(app, "identity.user.locked")) == 1
 
 
 def test_successful_checks_are_not_counted(client, make_user):
@@ -97,11 +107,19 @@ def test_disabled_rate_limits_count_nothing(app_config):
 
 
 @pytest.mark.parametrize("key, value", [("RATELIMIT_FAILURES_PER_ADDRESS", "lots"),
+                                        ("RATELIMIT_FAILURES_PER_ADDRESS_AND_USERNAME", "lots"),
                                         ("RATELIMIT_STORAGE_URI", "nowhere://"),
                                         ("SERVER_PROXY_HOPS", -1)])
 def test_bad_rate_limit_settings_refuse_to_start(app_config, key, value):
     with pytest.raises(ConfigError, match=key):
         create_app({**app_config, key: value})
+
+
+@pytest.mark.parametrize("seconds, phrase", [(1, "1 second"), (59, "59 seconds"),
+                                             (60, "1 minute"), (61, "2 minutes"),
+                                             (900, "15 minutes")])
+def test_the_wait_is_said_in_minutes_from_a_minute_on(seconds, phrase):
+    assert wait_phrase(seconds) == phrase
 
 
 def unknown_user_events(app):

@@ -40,7 +40,11 @@ def test_five_wrong_passwords_lock_the_signer(documents, team, in_review, audit_
     counts, start = record_counts(), audit_seq()
     statuses = [documents.transition(team.reviewer, in_review, "review", meaning="reviewed",
                                      password=f"wrong password {n}").status_code
-                for n in range(5)]
+                for n in range(4)]
+    # one address may fail only four times at an account: the fifth failure comes from another
+    documents.client.environ_base["REMOTE_ADDR"] = "192.0.2.2"
+    statuses.append(documents.transition(team.reviewer, in_review, "review", meaning="reviewed",
+                                         password="wrong password 4").status_code)
     assert statuses == [403, 403, 403, 403, 423]
     assert user_row("rita.reviewer") == (5, True)
     actions = [a for a, _, _ in audit_since(start)]
