@@ -221,8 +221,10 @@ def _unlock_key(session: Session, security: Security, user: User, password: str,
     never signs, even when ``verify_ahead`` unwrapped it."""
     key_row = keys.active_key(session, user.id)
     if key_row is not None and key_row.replace_before_signing:
-        return keys.replace_legacy_key(session, key_row, username=user.username,
-                                       password=password, log_n=security.key_wrap_log_n)
+        new_key = keys.seal_new_key(password, security.key_wrap_log_n)
+        stored = keys.replace_legacy_key(session, key_row, username=user.username,
+                                         new_key=new_key)
+        return stored, new_key.private_key
     try:
         if key_row is None:
             raise keys.KeyUnwrapError("the user has no active signing key")

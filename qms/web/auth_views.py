@@ -13,9 +13,9 @@ from flask import flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import UserMixin, current_user, login_user, logout_user
 
-from qms.context import commit, db_session, state
+from qms.context import commit, db_session, release_write_lock, state
 from qms.errors import AccountLocked, DomainError, InvalidInput, TooManyAttempts
-from qms.identity import authentication
+from qms.identity import authentication, password_change
 from qms.identity.authentication import check_credentials, record_login, record_logout
 from qms.identity.models import User
 from qms.web import LAST_ACTIVITY, LOCALE_KEY, LOCALES, login_manager, web
@@ -144,8 +144,7 @@ def change_password():
         return render_password_form(form)
     db, security = db_session(), state().security
     try:
-        check = check_credentials(db, security, current_user.username,
-                                  form.current_password.data, purpose="password_change")
+        prepared, check = check_password_change(form)
     except TooManyAttempts as error:
         form.current_password.errors.append(throttled_message(error))
         return render_password_form(form), error.status, error.headers
@@ -153,8 +152,7 @@ def change_password():
         commit()  # a wrong current password counts toward lockout
         return refused_password_change(form, check.error)
     try:
-        authentication.change_password(db, security, check.user,
-                                       form.current_password.data, form.new_password.data)
+        password_change.change_password(db, security, check.user, prepared)
     except InvalidInput as error:
         form.new_password.errors.append(policy_message(error.detail))
         return render_password_form(form), 422
@@ -162,6 +160,18 @@ def change_password():
     start_session(check.user)  # the session id carries the new password stamp
     flash(_("Your password has been changed."), "success")
     return redirect(url_for("web.home"))
+
+
+def check_password_change(form: ChangePasswordForm):
+    """The change's slow work (argon2, scrypt) with no lock held, then the current
+    password's check recorded under the user's row lock: (prepared change, check)."""
+    db, security = db_session(), state().security
+    username, current = current_user.username, form.current_password.data
+    release_write_lock()  # loading the signed-in user began the request's writer
+    prepared = password_change.prepare_password_change(db, security, username, current,
+                                                       form.new_password.data)
+    return prepared, check_credentials(db, security, username, current,
+                                       purpose="password_change", verdict=prepared.verdict)
 
 
 def refused_password_change(form: ChangePasswordForm, error: DomainError):
