@@ -13,7 +13,6 @@ from qms.context import commit, db_session, release_write_lock, state
 from qms.errors import NotFound, PasswordChangeRequired
 from qms.identity import password_change, tokens
 from qms.identity.authentication import check_credentials, password_change_due
-from qms.identity.password_change import prepare_password_change
 from qms.identity.models import ApiToken
 
 
@@ -68,12 +67,9 @@ def change_password(body):
     password is checked like a login (failures count toward lockout). 409 when the
     password or the signing key changed while the new one was being prepared."""
     session, security = db_session(), state().security
-    username, old_password = body["username"], body["old_password"]
     release_write_lock()  # a bearer token sent along was looked up by the request's writer
-    prepared = prepare_password_change(session, security, username, old_password,
-                                       body["new_password"])
-    check = check_credentials(session, security, username, old_password,
-                              purpose="password_change", verdict=prepared.verdict)
+    prepared, check = password_change.prepare_and_check(
+        session, security, body["username"], body["old_password"], body["new_password"])
     if not check.ok:
         commit()
         check.raise_for_failure()

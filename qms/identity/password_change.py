@@ -6,7 +6,7 @@ write lock that would stall every other writer on SQLite, and the user's row on 
 So ``prepare_password_change`` does all of it first, reading through a short reader beside
 the caller's session and writing nothing; ``check_credentials`` (given its verdict) then
 records the check of the current password under the user's row lock, on counters read
-afresh; and ``change_password`` writes the outcome, only if the account is still as the
+afresh (``prepare_and_check`` does both); and ``change_password`` writes the outcome, only if the account is still as the
 preparation saw it. A password changed or reset meanwhile, or a signing key replaced
 meanwhile, refuses the change instead of overwriting what the other request did.
 """
@@ -21,8 +21,9 @@ from qms.auditing import record_event
 from qms.db import reading_beside
 from qms.errors import Conflict, InvalidInput
 from qms.esign import keys
-from qms.identity.authentication import (PasswordVerdict, find_user, revoke_all_tokens,
-                                         set_password, user_entity, verify_password)
+from qms.identity.authentication import (CredentialCheck, PasswordVerdict, check_credentials,
+                                         find_user, revoke_all_tokens, set_password,
+                                         user_entity, verify_password)
 from qms.identity.models import PasswordHistory, User
 from qms.identity.security import Security
 
@@ -78,6 +79,19 @@ def prepare_password_change(session: Session, security: Security, username: str,
         key = _prepare_key(security, keys.active_key(reader, user.id),
                            user.password_temporary, old_password, new_password)
     return PreparedChange(verdict, (), security.hasher.hash(new_password), key)
+
+
+def prepare_and_check(session: Session, security: Security, username: str,
+                      old_password: str, new_password: str
+                      ) -> tuple[PreparedChange, CredentialCheck]:
+    """``prepare_password_change``, then ``check_credentials`` of the current password with
+    its verdict: the slow work with no lock held, then the check recorded under the user's
+    row lock, as a login's is. TooManyAttempts before anything is hashed. Flushes, never
+    commits; the caller commits a failed check before it refuses."""
+    prepared = prepare_password_change(session, security, username, old_password,
+                                       new_password)
+    return prepared, check_credentials(session, security, username, old_password,
+                                       purpose="password_change", verdict=prepared.verdict)
 
 
 def change_password(session: Session, security: Security, user: User,

@@ -143,8 +143,11 @@ def change_password():
     if not form.validate_on_submit():
         return render_password_form(form)
     db, security = db_session(), state().security
+    release_write_lock()  # loading the signed-in user began the request's writer
     try:
-        prepared, check = check_password_change(form)
+        prepared, check = password_change.prepare_and_check(
+            db, security, current_user.username, form.current_password.data,
+            form.new_password.data)
     except TooManyAttempts as error:
         form.current_password.errors.append(throttled_message(error))
         return render_password_form(form), error.status, error.headers
@@ -160,18 +163,6 @@ def change_password():
     start_session(check.user)  # the session id carries the new password stamp
     flash(_("Your password has been changed."), "success")
     return redirect(url_for("web.home"))
-
-
-def check_password_change(form: ChangePasswordForm):
-    """The change's slow work (argon2, scrypt) with no lock held, then the current
-    password's check recorded under the user's row lock: (prepared change, check)."""
-    db, security = db_session(), state().security
-    username, current = current_user.username, form.current_password.data
-    release_write_lock()  # loading the signed-in user began the request's writer
-    prepared = password_change.prepare_password_change(db, security, username, current,
-                                                       form.new_password.data)
-    return prepared, check_credentials(db, security, username, current,
-                                       purpose="password_change", verdict=prepared.verdict)
 
 
 def refused_password_change(form: ChangePasswordForm, error: DomainError):
