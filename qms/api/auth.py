@@ -73,7 +73,7 @@ def change_password(body):
     if not check.ok:
         commit()
         check.raise_for_failure()
-    password_change.change_password(session, security, check.user, prepared)
+    password_change.change_password(session, check.user, prepared)
     commit()
     return "", 204
 

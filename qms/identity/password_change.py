@@ -94,8 +94,7 @@ def prepare_and_check(session: Session, security: Security, username: str,
                                        purpose="password_change", verdict=prepared.verdict)
 
 
-def change_password(session: Session, security: Security, user: User,
-                    prepared: PreparedChange) -> None:
+def change_password(session: Session, user: User, prepared: PreparedChange) -> None:
     """Set the new password of ``prepared`` for ``user``, whose current password
     ``check_credentials`` has just accepted (the row is locked): remembered in the history,
     the signing key given to this password alone, every API token revoked, audited.

@@ -155,7 +155,7 @@ def change_password():
         commit()  # a wrong current password counts toward lockout
         return refused_password_change(form, check.error)
     try:
-        password_change.change_password(db, security, check.user, prepared)
+        password_change.change_password(db, check.user, prepared)
     except InvalidInput as error:
         form.new_password.errors.append(policy_message(error.detail))
         return render_password_form(form), 422

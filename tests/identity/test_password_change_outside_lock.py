@@ -21,6 +21,7 @@ from qms.esign import keys
 from qms.identity.authentication import check_credentials, find_user
 from qms.identity.models import User
 from qms.identity.password_change import change_password, prepare_password_change
+from qms.identity.passwords import HashedPassword
 from qms.identity.users import reset_password
 from tests.conftest import PASSWORD
 from tests.esign.test_signing_outside_lock import ObservedCall
@@ -177,15 +178,13 @@ def test_a_key_replaced_while_a_change_is_prepared_refuses_the_change(app, make_
     with pytest.raises(Conflict), uow() as session:
         check = check_credentials(session, security, "victim", PASSWORD,
                                   purpose="password_change", verdict=prepared.verdict)
-        change_password(session, security, check.user, prepared)
+        change_password(session, check.user, prepared)
     account = stored(app, "victim", opens_with=PASSWORD)  # the password did not change
     assert account["key_id"] == replaced_id and not account["temporary"]
 
 
-def _hashed(security, password: str):
+def _hashed(security, password: str) -> HashedPassword:
     """Security.hash_password with the real hasher behind an observed one."""
-    from qms.identity.passwords import HashedPassword
-
     return HashedPassword(password, security.hasher.real.hash(password))
 
 
