@@ -5,7 +5,7 @@ so the server cannot sign for a user who did not type the password. A key is onl
 under a password of the user's own: it is created when they set their first own password, a
 change of their own password re-wraps it, and an admin reset retires it (its public key stays
 for verifying old signatures) without creating a new one under the temporary password
-(qms.identity.authentication.change_password creates the next).
+(qms.identity.password_change creates the next).
 
 Keys from before that rule may have been sealed under a temporary password and only later
 re-wrapped, so a backup from that time opens them: migration 0011 marks every key it found
@@ -102,9 +102,8 @@ def unwrap(key: SigningKey, password: str) -> Ed25519PrivateKey:
 
 @dataclass(frozen=True)
 class NewKey:
-    """A key pair sealed under a password and not yet stored: sealing (scrypt) is the slow
-    part, done before the transaction that stores the key where it can be (``seal_new_key``,
-    then ``store_new_key``)."""
+    """A key pair sealed under a password, not yet stored. Sealing (scrypt) is the slow part:
+    ``seal_new_key`` can run before the write transaction, ``store_new_key`` inside it."""
     private_key: Ed25519PrivateKey
     sealed: WrappedKey
 
@@ -170,7 +169,6 @@ def resealed(key: SigningKey, old_password: str, new_password: str) -> WrappedKe
 def store_seal(key: SigningKey, sealed: WrappedKey) -> None:
     """Keep ``sealed`` (from ``resealed``) as the key's wrapped private half."""
     key.wrapped_private_key, key.salt, key.nonce = sealed.ciphertext, sealed.salt, sealed.nonce
-
 
 
 def retire(key: SigningKey, reason: str) -> None:

@@ -31,7 +31,7 @@ from qms.records.service import (apply_transition, check_transition, current_con
                                  find_record, record_history, segregation_checks,
                                  update_record)
 
-# what the record endpoints need besides their own permissions
+# the permission every record endpoint checks first
 RECORD_READ = "record.read"
 REASON = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
 VERSION = SafeInteger(load_default=None, allow_none=True,
