@@ -86,11 +86,12 @@ def create_admin(password: str, *, chosen: bool) -> bool:
     login); one the operator chose through QMS_ADMIN_PASSWORD is not. Returns True when
     the user was created."""
     app_state = state()
+    hashed = app_state.security.hash_password(password)
     with app_state.db.unit_of_work() as session:
         if find_user(session, ADMIN_USERNAME) is not None:
             return False
         create_user(session, app_state.security, actor="system", username=ADMIN_USERNAME,
-                    full_name="System Administrator", roles=["admin"], password=password,
+                    full_name="System Administrator", roles=["admin"], password=hashed,
                     temporary=not chosen)
     return True
 

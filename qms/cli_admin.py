@@ -17,6 +17,7 @@ from qms.errors import DomainError
 from qms.identity import tokens, users
 from qms.identity.authentication import find_user
 from qms.identity.models import ApiToken
+from qms.identity.passwords import HashedPassword
 
 db_group = AppGroup("db", help="Database schema.")
 user_group = AppGroup("user", help="User accounts.")
@@ -55,11 +56,13 @@ def _name_the_site() -> None:
     click.echo(f"audit site id {app_state.site_id} written to the instance folder")
 
 
-def _read_password_line() -> str:
+def _read_password_line() -> HashedPassword:
+    """The temporary password on standard input, hashed before any transaction opens (argon2
+    under the write lock would stall every other writer)."""
     line = sys.stdin.readline().rstrip("\r\n")
     if not line:
         fail("no password on standard input")
-    return line
+    return state().security.hash_password(line)
 
 
 def _unit_of_work(action):

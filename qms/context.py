@@ -71,6 +71,23 @@ def commit() -> None:
     db_session().commit()
 
 
+def release_write_lock() -> None:
+    """End the request's transaction before slow work (a password hash, a key seal) if a
+    writer has begun it: the bearer-token lookup and the web session's user load do, and a
+    SQLite writer holds the database-wide write lock from its first statement (BEGIN
+    IMMEDIATE). The transaction holds only reads then, and at most the token's recorded use
+    (qms.api.record_token_use), which is committed with it; called after the request changed
+    anything else, it refuses (RuntimeError), since that change belongs to the request's one
+    commit. The next statement begins a new transaction, which must read again, under its
+    locks, whatever the outcome depends on."""
+    session = g.get("db_session")
+    if session is None or not session.in_transaction():
+        return
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("the request has changed rows: they cannot be committed early")
+    session.commit()
+
+
 def close_db_session(_exc=None) -> None:
     session = g.pop("db_session", None)
     if session is not None:

@@ -27,12 +27,15 @@ def create_demo_data() -> None:
     """Idempotent: users that exist are left alone; documents are added once, and the demo
     plant (qms.demo_plant) once, when there is no material yet."""
     app_state = state()
+    with app_state.db.reading() as session:
+        missing = [user for user in DEMO_USERS if find_user(session, user[0]) is None]
+    hashed = {username: app_state.security.hash_password(DEMO_PASSWORD)
+              for username, _, _ in missing}
     with app_state.db.unit_of_work() as session:
-        for username, full_name, roles in DEMO_USERS:
-            if find_user(session, username) is None:
-                create_user(session, app_state.security, actor="system", username=username,
-                            full_name=full_name, roles=roles, password=DEMO_PASSWORD,
-                            temporary=False)
+        for username, full_name, roles in missing:
+            create_user(session, app_state.security, actor="system", username=username,
+                        full_name=full_name, roles=roles, password=hashed[username],
+                        temporary=False)
     with app_state.db.unit_of_work() as session:
         if session.scalar(select(Document.id).limit(1)) is None:
             _demo_documents(session)

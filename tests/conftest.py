@@ -193,9 +193,10 @@ def make_user(app):
                 temporary: bool = False, full_name: str | None = None) -> TestUser:
         state = app.extensions["qms"]
         name = full_name or username.replace("_", " ").title()
+        hashed = state.security.hash_password(password)
         with app.app_context(), state.db.unit_of_work() as session:
             create_user(session, state.security, actor="system", username=username,
-                        full_name=name, roles=list(roles), password=password,
+                        full_name=name, roles=list(roles), password=hashed,
                         temporary=temporary)
         return TestUser(username, password, name, list(roles))
     return factory

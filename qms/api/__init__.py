@@ -48,11 +48,14 @@ def bearer_secret() -> str | None:
 
 @api.before_request
 def sign_ahead() -> None:
-    """A request carrying a signature gets its slow work (argon2, scrypt) done first, on a
-    reader, before anything opens the request's writer (qms.esign.service.verify_ahead).
-    Registered before authenticate_bearer, whose token lookup opens that writer. Only for
-    the token holder's own signature: nobody else can sign, and no stranger gets hashing
-    done for free."""
+    """A signed transition gets its slow work (argon2, scrypt) done first, on a reader,
+    before anything opens the request's writer (qms.esign.service.verify_ahead). Registered
+    before authenticate_bearer, whose token lookup opens that writer. Only for the token
+    holder's own signature (nobody else can sign), and only once every check that needs no
+    password has passed (qms.records.api.signable_but_for_the_password): nobody gets
+    hashing done for a request that is refused anyway."""
+    from qms.records.api import signable_but_for_the_password  # it imports this module
+
     secret = bearer_secret()
     credentials = signature_credentials() if secret is not None else None
     if credentials is None:
@@ -60,7 +63,9 @@ def sign_ahead() -> None:
     app_state = state()
     with app_state.db.reading() as reader:
         token = resolve_token(reader, secret, idle_limit=app_state.security.token_idle)
-        if token is not None and token.user.username == credentials[0]:
+        if token is None or token.user.username != credentials[0]:
+            return
+        if signable_but_for_the_password(reader, token.user):
             verify_ahead(reader, app_state.security, *credentials)
 
 

@@ -9,9 +9,9 @@ from sqlalchemy import select
 from qms.api import api
 from qms.api.schemas import PasswordChangeRequest, Reason, TokenInfo, TokenRequest, TokenResponse
 from qms.api.spec import endpoint
-from qms.context import commit, db_session, state
+from qms.context import commit, db_session, release_write_lock, state
 from qms.errors import NotFound, PasswordChangeRequired
-from qms.identity import authentication, tokens
+from qms.identity import password_change, tokens
 from qms.identity.authentication import check_credentials, password_change_due
 from qms.identity.models import ApiToken
 
@@ -61,18 +61,19 @@ def revoke_own_token(token_id: int, body):
 
 @endpoint(api, "/auth/password", "POST", summary="Change a password (also a temporary one)",
           tag="auth", public=True, body=PasswordChangeRequest, status=204,
-          errors=(401, 422, 423, 429))
+          errors=(401, 409, 422, 423, 429))
 def change_password(body):
     """The only call a user with a temporary or expired password can make. The old
-    password is checked like a login (failures count toward lockout)."""
+    password is checked like a login (failures count toward lockout). 409 when the
+    password or the signing key changed while the new one was being prepared."""
     session, security = db_session(), state().security
-    check = check_credentials(session, security, body["username"], body["old_password"],
-                              purpose="password_change")
+    release_write_lock()  # a bearer token sent along was looked up by the request's writer
+    prepared, check = password_change.prepare_and_check(
+        session, security, body["username"], body["old_password"], body["new_password"])
     if not check.ok:
         commit()
         check.raise_for_failure()
-    authentication.change_password(session, security, check.user, body["old_password"],
-                                   body["new_password"])
+    password_change.change_password(session, check.user, prepared)
     commit()
     return "", 204
 

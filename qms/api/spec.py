@@ -134,10 +134,19 @@ def endpoint(bp: Blueprint, rule: str, method: str, *, summary: str, tag: str,
                 kwargs["query"] = load(schema, query_arguments(schema))
             return view(**kwargs)
 
-        bp.add_url_rule(rule, endpoint=f"{view.__name__}_{method.lower()}",
+        bp.add_url_rule(rule, endpoint=_view_endpoint(view.__name__, method),
                         view_func=guarded, methods=[method.upper()])
         return view
     return decorator
+
+
+def _view_endpoint(view_name: str, method: str) -> str:
+    return f"{view_name}_{method.lower()}"
+
+
+def endpoint_name(bp: Blueprint, view_name: str, method: str) -> str:
+    """The Flask endpoint (``request.endpoint``) of a view that ``endpoint`` registered."""
+    return f"{bp.name}.{_view_endpoint(view_name, method)}"
 
 
 def require_permission(permission: str | None) -> None:

@@ -16,12 +16,13 @@ from qms.api import api
 from qms.api.schemas import (PasswordReset, Reason, RolesRequest, UserCreated,
                              UserCreateRequest, UserKeys, UserOut)
 from qms.api.spec import endpoint
-from qms.context import commit, db_session, state
+from qms.context import commit, db_session, release_write_lock, state
 from qms.errors import NotFound
 from qms.esign.keys import SigningKey, keys_of
 from qms.identity import users
 from qms.identity.authentication import find_user
 from qms.identity.models import User
+from qms.identity.passwords import HashedPassword
 
 USER_MANAGE = "user.manage"
 # an answer that carries a temporary password must not be kept by any cache or proxy
@@ -65,13 +66,13 @@ def create_user(body):
     A service account (ERP) gets no password; its tokens come from `qms token create`."""
     session, security = db_session(), state().security
     service = body["service_account"]
-    password = None if service else users.generate_temporary_password(security,
-                                                                       body["username"])
+    password = None if service else _temporary_password(security, body["username"])
     user = users.create_user(session, security, actor=g.api_user.username,
                              username=body["username"], full_name=body["full_name"],
                              roles=body["roles"], password=password, service=service)
     commit()
-    return {**_user_out(user, None), "temporary_password": password}, 201, NO_STORE
+    return {**_user_out(user, None),
+            "temporary_password": password.text if password else None}, 201, NO_STORE
 
 
 @endpoint(api, "/users/<username>", "GET", summary="One user account", tag="users",
@@ -105,11 +106,12 @@ def reset_password(username: str, body):
     temporary password is returned only in this answer."""
     session, security = db_session(), state().security
     user = _existing(session, username)
-    password = users.generate_temporary_password(security, user.username)
+    password = _temporary_password(security, user.username)
     retired = users.reset_password(session, security, actor=g.api_user.username, user=user,
                                    temporary_password=password, reason=body["reason"])
     commit()
-    return PasswordReset().dump({"username": user.username, "temporary_password": password,
+    return PasswordReset().dump({"username": user.username,
+                                 "temporary_password": password.text,
                                  "retired_key_id": retired}), 200, NO_STORE
 
 
@@ -136,6 +138,14 @@ def deactivate_user(username: str, body):
                           reason=body["reason"])
     commit()
     return _user_out(user, _active_key_id(session, user))
+
+
+def _temporary_password(security, username: str) -> HashedPassword:
+    """A generated temporary password, hashed with no write lock held: the token lookup
+    began the request's writer, whose transaction ends first (the operation that stores the
+    password reads the user again, under its lock)."""
+    release_write_lock()
+    return users.generate_temporary_password(security, username)
 
 
 def _existing(session, username: str) -> User:

@@ -5,7 +5,7 @@ so the server cannot sign for a user who did not type the password. A key is onl
 under a password of the user's own: it is created when they set their first own password, a
 change of their own password re-wraps it, and an admin reset retires it (its public key stays
 for verifying old signatures) without creating a new one under the temporary password
-(qms.identity.authentication.change_password creates the next).
+(qms.identity.password_change creates the next).
 
 Keys from before that rule may have been sealed under a temporary password and only later
 re-wrapped, so a backup from that time opens them: migration 0011 marks every key it found
@@ -100,37 +100,49 @@ def unwrap(key: SigningKey, password: str) -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(seed)
 
 
-def create_signing_key(session: Session, user_id: int, password: str, log_n: int) -> SigningKey:
-    """Generate a key pair for the user, wrapped under ``password``. Flushes, never commits."""
-    return _new_key(session, user_id, password, log_n)[0]
+@dataclass(frozen=True)
+class NewKey:
+    """A key pair sealed under a password, not yet stored. Sealing (scrypt) is the slow part:
+    ``seal_new_key`` can run before the write transaction, ``store_new_key`` inside it."""
+    private_key: Ed25519PrivateKey
+    sealed: WrappedKey
 
 
-def _new_key(session: Session, user_id: int, password: str, log_n: int
-             ) -> tuple[SigningKey, Ed25519PrivateKey]:
+def seal_new_key(password: str, log_n: int) -> NewKey:
+    """Generate a key pair and seal it under ``password`` (scrypt). Writes nothing."""
     private_key = Ed25519PrivateKey.generate()
-    public_bytes = raw_public_key(private_key.public_key())
-    sealed = wrap(private_key, password, log_n)
+    return NewKey(private_key, wrap(private_key, password, log_n))
+
+
+def store_new_key(session: Session, user_id: int, new_key: NewKey) -> SigningKey:
+    """Store a sealed key pair as the user's key. Flushes, never commits."""
+    public_bytes = raw_public_key(new_key.private_key.public_key())
+    sealed = new_key.sealed
     key = SigningKey(key_id=key_id_for(public_bytes), user_id=user_id, public_key=public_bytes,
                      wrapped_private_key=sealed.ciphertext, salt=sealed.salt,
-                     nonce=sealed.nonce, scrypt_log_n=log_n)
+                     nonce=sealed.nonce, scrypt_log_n=sealed.log_n)
     session.add(key)
     session.flush()
-    return key, private_key
+    return key
 
 
-def replace_legacy_key(session: Session, key: SigningKey, *, username: str, password: str,
-                       log_n: int) -> tuple[SigningKey, Ed25519PrivateKey]:
-    """Retire ``key`` (flagged ``replace_before_signing``) and create the user's new key,
-    sealed under ``password``, which the caller has just verified as the user's own; audited
-    as ``esign.key.replaced``. Returns the new key and its private half, so the caller can
-    sign without unwrapping it again. The caller holds the user's row lock, so one key is
-    never replaced twice. Flushes, never commits."""
+def create_signing_key(session: Session, user_id: int, password: str, log_n: int) -> SigningKey:
+    """Generate a key pair for the user, wrapped under ``password``. Flushes, never commits."""
+    return store_new_key(session, user_id, seal_new_key(password, log_n))
+
+
+def replace_legacy_key(session: Session, key: SigningKey, *, username: str,
+                       new_key: NewKey) -> SigningKey:
+    """Retire ``key`` (flagged ``replace_before_signing``) and store ``new_key``, sealed under
+    a password the caller has just verified as the user's own; audited as
+    ``esign.key.replaced``. The caller holds the user's row lock, so one key is never
+    replaced twice. Flushes, never commits."""
     retire(key, LEGACY_KEY_REASON)
-    new_key, private_key = _new_key(session, key.user_id, password, log_n)
+    stored = store_new_key(session, key.user_id, new_key)
     record_event(session, actor=username, action=KEY_REPLACED,
-                 data={"old_key_id": key.key_id, "new_key_id": new_key.key_id,
+                 data={"old_key_id": key.key_id, "new_key_id": stored.key_id,
                        "why": LEGACY_KEY_REASON}, entity=("user", username))
-    return new_key, private_key
+    return stored
 
 
 def active_key(session: Session, user_id: int, *, for_update: bool = False) -> SigningKey | None:
@@ -148,9 +160,14 @@ def keys_of(session: Session, user_id: int) -> list[SigningKey]:
                                 .order_by(SigningKey.created_at)))
 
 
-def rewrap(key: SigningKey, old_password: str, new_password: str) -> None:
-    """Re-seal the same private key under a new password (password change)."""
-    sealed = wrap(unwrap(key, old_password), new_password, key.scrypt_log_n)
+def resealed(key: SigningKey, old_password: str, new_password: str) -> WrappedKey:
+    """The same private key sealed under a new password (password change): the slow part
+    (scrypt twice), writing nothing. KeyUnwrapError when ``old_password`` does not open it."""
+    return wrap(unwrap(key, old_password), new_password, key.scrypt_log_n)
+
+
+def store_seal(key: SigningKey, sealed: WrappedKey) -> None:
+    """Keep ``sealed`` (from ``resealed``) as the key's wrapped private half."""
     key.wrapped_private_key, key.salt, key.nonce = sealed.ciphertext, sealed.salt, sealed.nonce
 
 

@@ -59,11 +59,9 @@ def sign_record(session: Session, security: Security, *, user: User,
     (403), SegregationOfDuties (403), AccountLocked (423, the failure that locked it).
     """
     target = {"id": record_id, "type": record_type, "version": record_version}
-    _check_request(credentials, required_meaning)
-    if not security.roles.allows(user.roles, required_permission):
-        raise NotPermitted(f"permission {required_permission!r} is required to sign this")
+    refusal = refusal_before_password(security, user, credentials, required_meaning,
+                                      required_permission, segregation)
     ahead = _verified_ahead(credentials)
-    refusal = _ineligible(security, user, credentials) or _segregation_refusal(user, segregation)
     if refusal is None:
         check = check_credentials(session, security, user.username, credentials["password"],
                                   purpose="signature", verdict=ahead and ahead.verdict)
@@ -73,6 +71,20 @@ def sign_record(session: Session, security: Security, *, user: User,
     key_row, private_key = _unlock_key(session, security, user, credentials["password"],
                                        target, required_meaning, ahead)
     return _apply(session, user, target, content_hash, required_meaning, key_row, private_key)
+
+
+def refusal_before_password(security: Security, user: User, credentials: Mapping[str, str],
+                            required_meaning: str, required_permission: str,
+                            segregation: Sequence[SegregationCheck] = ()) -> DomainError | None:
+    """What refuses ``user``'s signature whatever the password: raises InvalidInput (the
+    credentials or the meaning, 422) and NotPermitted (403), which nothing records; returns
+    the refusal ``sign_record`` audits (an account that may not sign, segregation of
+    duties); None when only the password is left to check. Cheap and writes nothing, so the
+    signature look-ahead runs it before it hashes anything."""
+    _check_request(credentials, required_meaning)
+    if not security.roles.allows(user.roles, required_permission):
+        raise NotPermitted(f"permission {required_permission!r} is required to sign this")
+    return _ineligible(security, user, credentials) or _segregation_refusal(user, segregation)
 
 
 @dataclass(frozen=True)
@@ -102,8 +114,10 @@ def verify_ahead(reader: Session, security: Security, username: str, password: s
     and the user, are held. Writes nothing and decides nothing: ``sign_record`` records the
     outcome under its locks, re-reading the counters, and repeats the work if the hash or the
     key changed meanwhile. The key is unwrapped whether or not the password matched, so the
-    time this takes says nothing about the password. A throttled signer gets no work done
-    here (``sign_record`` refuses them). Only within a request."""
+    time this takes says nothing about the password. The caller first makes sure that
+    nothing but the password can refuse the signature (``refusal_before_password``), so a
+    request refused anyway costs no hashing; a throttled signer gets no work done here
+    either (``sign_record`` refuses them). Only within a request."""
     try:
         security.throttle.check(username)
     except TooManyAttempts:
@@ -207,8 +221,10 @@ def _unlock_key(session: Session, security: Security, user: User, password: str,
     never signs, even when ``verify_ahead`` unwrapped it."""
     key_row = keys.active_key(session, user.id)
     if key_row is not None and key_row.replace_before_signing:
-        return keys.replace_legacy_key(session, key_row, username=user.username,
-                                       password=password, log_n=security.key_wrap_log_n)
+        new_key = keys.seal_new_key(password, security.key_wrap_log_n)
+        stored = keys.replace_legacy_key(session, key_row, username=user.username,
+                                         new_key=new_key)
+        return stored, new_key.private_key
     try:
         if key_row is None:
             raise keys.KeyUnwrapError("the user has no active signing key")

@@ -1,4 +1,4 @@
-"""Credential checks (login, token issue, e-signature) and password changes.
+"""Credential checks (login, token issue, password change, e-signature).
 
 A failed check must be remembered even though the request fails: ``check_credentials``
 returns an outcome instead of raising, the caller commits (failure count, lockout, audit
@@ -14,9 +14,8 @@ from sqlalchemy.orm import Session
 from audit.canonical import utc_timestamp
 from qms.auditing import SYSTEM_ACTOR, record_event
 from qms.db import reading_beside, utcnow
-from qms.errors import (AccountLocked, AuthenticationFailed, Conflict, DomainError,
-                        InvalidInput, NotPermitted, PasswordChangeRequired)
-from qms.esign import keys
+from qms.errors import (AccountLocked, AuthenticationFailed, DomainError, NotPermitted,
+                        PasswordChangeRequired)
 from qms.identity import unknown_users
 from qms.identity.models import ApiToken, PasswordHistory, User
 from qms.identity.passwords import UNTIL_UNLOCKED
@@ -219,67 +218,13 @@ def password_change_due(security: Security, user: User) -> bool:
     return user.password_temporary or security.policy.expired(user.password_changed_at, utcnow())
 
 
-def change_password(session: Session, security: Security, user: User,
-                    old_password: str, new_password: str) -> None:
-    """Set a new password the user chose (old one already verified by the caller), remember
-    it in the history, and give the signing key to this password alone: the key sealed under
-    the user's previous own password is re-sealed; when the old password was temporary (an
-    administrator knew it) a new key is created and any key sealed under the temporary one
-    is retired, so no key ever opens with a password someone else knew. Flushes, never
-    commits."""
-    problems = security.policy.problems(new_password, user.username)
-    if problems:
-        raise InvalidInput("; ".join(problems), field="new_password")
-    if _recently_used(session, security, user, new_password):
-        raise InvalidInput(f"must differ from the last {security.policy.history} passwords",
-                           field="new_password")
-    key_change = _key_for_new_password(session, security, user, old_password, new_password)
-    set_password(session, security, user, new_password, temporary=False)
-    revoked = revoke_all_tokens(session, user)
-    record_event(session, actor=user.username, action="identity.password.changed",
-                 data={**key_change, "tokens_revoked": revoked}, entity=user_entity(user))
-
-
-def _key_for_new_password(session: Session, security: Security, user: User,
-                          old_password: str, new_password: str) -> dict[str, str | None]:
-    """Re-seal the user's key under ``new_password``, or retire and replace it when it was
-    sealed under a temporary password, or may once have been (``replace_before_signing``:
-    rows from before keys waited for the user's own password). Returns the audit event's
-    key fields."""
-    key = keys.active_key(session, user.id, for_update=True)
-    if key is not None and key.replace_before_signing:
-        created, _ = keys.replace_legacy_key(session, key, username=user.username,
-                                             password=new_password,
-                                             log_n=security.key_wrap_log_n)
-        return {"signing_key_created": created.key_id, "signing_key_retired": key.key_id}
-    if key is not None and not user.password_temporary:
-        try:
-            keys.rewrap(key, old_password, new_password)
-        except keys.KeyUnwrapError:
-            raise Conflict("the signing key does not open with this password; ask an "
-                           "administrator to reset the password") from None
-        return {"signing_key_rewrapped": key.key_id}
-    if key is not None:
-        keys.retire(key, "sealed under a temporary password")
-    created = keys.create_signing_key(session, user.id, new_password, security.key_wrap_log_n)
-    return {"signing_key_created": created.key_id,
-            "signing_key_retired": key.key_id if key else None}
-
-
-def set_password(session: Session, security: Security, user: User, password: str,
-                 *, temporary: bool) -> None:
-    user.password_hash = security.hasher.hash(password)
+def set_password(session: Session, user: User, password_hash: str, *, temporary: bool) -> None:
+    """Store a password hashed before the transaction (Security.hash_password) and remember
+    it in the history. Flushes, never commits."""
+    user.password_hash = password_hash
     user.password_temporary = temporary
     user.password_changed_at = utcnow()
-    session.add(PasswordHistory(user_id=user.id, password_hash=user.password_hash))
-
-
-def _recently_used(session: Session, security: Security, user: User, password: str) -> bool:
-    recent = session.scalars(select(PasswordHistory.password_hash)
-                             .where(PasswordHistory.user_id == user.id)
-                             .order_by(PasswordHistory.id.desc())
-                             .limit(security.policy.history))
-    return any(security.hasher.verify(password, old) for old in recent)
+    session.add(PasswordHistory(user_id=user.id, password_hash=password_hash))
 
 
 def user_entity(user: User) -> tuple[str, str]:

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from passlib.context import CryptContext
 
-from qms.identity.passwords import PasswordPolicy, dummy_hash, make_hasher
+from qms.identity.passwords import HashedPassword, PasswordPolicy, dummy_hash, make_hasher
 from qms.identity.roles import RoleTable
 from qms.identity.throttle import AttemptThrottle
 
@@ -31,6 +31,10 @@ class Security:
                    token_idle=timedelta(minutes=settings["SECURITY_API_TOKEN_IDLE_MINUTES"]),
                    service_token_days=settings["SECURITY_SERVICE_TOKEN_DAYS"],
                    throttle=AttemptThrottle.from_settings(settings))
+
+    def hash_password(self, password: str) -> HashedPassword:
+        """argon2id of ``password``: slow, so called before any write transaction opens."""
+        return HashedPassword(password, self.hasher.hash(password))
 
     def dummy_hash(self) -> str:
         if not self._dummy:

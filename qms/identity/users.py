@@ -17,6 +17,7 @@ from qms.esign import keys
 from qms.identity.authentication import (find_user, revoke_all_tokens, set_password,
                                          user_entity)
 from qms.identity.models import User, UserRole
+from qms.identity.passwords import HashedPassword
 from qms.identity.security import Security
 from qms.records.service import required_reason
 
@@ -25,15 +26,17 @@ RESERVED_USERNAMES = {"system", "anonymous"}
 
 
 def create_user(session: Session, security: Security, *, actor: str, username: str,
-                full_name: str, roles: list[str], password: str | None,
+                full_name: str, roles: list[str], password: HashedPassword | None,
                 service: bool = False, temporary: bool = True) -> User:
-    """Create a person with a password, or a service account without one (token access only).
+    """Create a person with a password, hashed before the transaction (the caller calls
+    Security.hash_password first), or a service account without one (token access only).
 
     A temporary password (the default: an administrator chose it) gives the user no signing
-    key: the key is born when they set their own password (``change_password``), so nobody
-    who knew the temporary one can ever open it. ``temporary=False`` means the password is
-    the user's own (the first admin through QMS_ADMIN_PASSWORD, the demo users, test
-    factories): the key is created at once, sealed under it. Flushes, never commits."""
+    key: the key is born when they set their own password (qms.identity.password_change), so
+    nobody who knew the temporary one can ever open it. ``temporary=False`` means the password
+    is the user's own (the first admin through QMS_ADMIN_PASSWORD, the demo users, test
+    factories, all at a time nobody else writes): the key is created at once, sealed under
+    it. Flushes, never commits."""
     _check_new_user(session, security, username, full_name, roles, password, service)
     user = User(username=username, full_name=full_name.strip(), is_service=service,
                 created_by=actor, password_temporary=not service,
@@ -42,9 +45,9 @@ def create_user(session: Session, security: Security, *, actor: str, username: s
     session.flush()
     key_id = None
     if not service:
-        set_password(session, security, user, password, temporary=temporary)
+        set_password(session, user, password.hash, temporary=temporary)
         if not temporary:
-            key_id = keys.create_signing_key(session, user.id, password,
+            key_id = keys.create_signing_key(session, user.id, password.text,
                                              security.key_wrap_log_n).key_id
     record_event(session, actor=actor, action="identity.user.created",
                  data={"username": username, "full_name": user.full_name, "roles": user.roles,
@@ -67,7 +70,7 @@ def _check_new_user(session, security, username, full_name, roles, password, ser
                            field="full_name")
     _check_roles(security, roles, service=service)
     if not service:
-        problems = security.policy.problems(password or "", username)
+        problems = security.policy.problems(password.text if password else "", username)
         if problems:
             raise InvalidInput("; ".join(problems), field="password")
 
@@ -128,21 +131,22 @@ def deactivate_user(session: Session, *, actor: str, user: User, reason: str) ->
 
 
 def reset_password(session: Session, security: Security, *, actor: str, user: User,
-                   temporary_password: str, reason: str) -> str | None:
-    """Admin reset: temporary password, unlock, tokens revoked, signing key retired (its
-    public key is kept for verifying old signatures). No new key is made here: the next one
-    is born when the user sets their own password, never under one the administrator knows.
-    Returns the retired key's id. Flushes, never commits."""
+                   temporary_password: HashedPassword, reason: str) -> str | None:
+    """Admin reset: temporary password (hashed before the transaction), unlock, tokens
+    revoked, signing key retired (its public key is kept for verifying old signatures). No
+    new key is made here: the next one is born when the user sets their own password, never
+    under one the administrator knows. Returns the retired key's id. Flushes, never
+    commits."""
     refuse_own_account(actor, user)
     reason = required_reason(reason)
+    user = find_user(session, user.username, for_update=True)  # queue behind a password change
     if user.is_service or not user.active:
         raise Conflict(f"{user.username} is a service account or deactivated; it has no "
                        "password to reset")
-    problems = security.policy.problems(temporary_password, user.username)
+    problems = security.policy.problems(temporary_password.text, user.username)
     if problems:
         raise InvalidInput("; ".join(problems), field="password")
-    user = find_user(session, user.username, for_update=True)  # queue behind a password change
-    set_password(session, security, user, temporary_password, temporary=True)
+    set_password(session, user, temporary_password.hash, temporary=True)
     user.failed_attempts, user.locked_at = 0, None
     old = keys.active_key(session, user.id, for_update=True)
     if old is not None:
@@ -165,13 +169,14 @@ def unlock_user(session: Session, *, actor: str, user: User, reason: str) -> Non
                  entity=user_entity(user), reason=reason)
 
 
-def generate_temporary_password(security: Security, username: str) -> str:
-    """A random temporary password (120 bits) that meets the password policy, for the users
-    API: the administrator never picks one they might reuse, and sees it only once."""
+def generate_temporary_password(security: Security, username: str) -> HashedPassword:
+    """A random temporary password (120 bits) that meets the password policy, hashed, for
+    the users API: the administrator never picks one they might reuse, and sees it only
+    once. Slow (argon2): call it before the write transaction."""
     while True:
         password = secrets.token_urlsafe(15)
         if not security.policy.problems(password, username):
-            return password
+            return security.hash_password(password)
 
 
 def list_users(session: Session) -> list[User]:

@@ -13,21 +13,26 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flask import g
+from flask import g, request
 from marshmallow import Schema, fields, validate
+from sqlalchemy.orm import Session
 
 from audit.canonical import utc_timestamp
 from qms.api import api
-from qms.api.spec import SafeInteger, endpoint
+from qms.api.spec import SafeInteger, endpoint, endpoint_name, load, refuse_unfit_input
 from qms.context import commit, db_session, state
 from qms.errors import DomainError
 from qms.esign.models import Signature
-from qms.esign.service import manifestation, must_commit_before_raise, signatures_of
+from qms.esign.service import (manifestation, must_commit_before_raise,
+                               refusal_before_password, signatures_of)
 from qms.identity.models import User
 from qms.records.models import RecordType, VersionedRecord
-from qms.records.service import (apply_transition, current_content_hash, find_record,
-                                 record_history, update_record)
+from qms.records.service import (apply_transition, check_transition, current_content_hash,
+                                 find_record, record_history, segregation_checks,
+                                 update_record)
 
+# the permission every record endpoint checks first
+RECORD_READ = "record.read"
 REASON = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
 VERSION = SafeInteger(load_default=None, allow_none=True,
                       metadata={"description": "the version the client read; 409 if the "
@@ -183,7 +188,7 @@ def record_routes(record_type: RecordType, schema: type[Schema], *,
     if changes_schema is not None and not edit_permission:
         raise ValueError(f"{record_type.name}: editing needs an edit_permission")
     _register(record_type, "GET", "", _read_view(record_type, schema), summary="Read one",
-              permission="record.read", response=schema, errors=(404,))
+              permission=RECORD_READ, response=schema, errors=(404,))
     if changes_schema is not None:
         body = Schema.from_dict({"changes": fields.Nested(changes_schema, required=True),
                                  "reason": REASON, "version": VERSION},
@@ -193,20 +198,25 @@ def record_routes(record_type: RecordType, schema: type[Schema], *,
                   body=body, response=schema, errors=(404, 409))
     # record.read first: a caller who may not read the record learns nothing of it, not
     # even whether it exists or its state (the transition's own permission comes next)
-    _register(record_type, "POST", "/transitions", _transition_view(record_type, schema),
-              summary="Take a workflow transition (signed where the workflow says so)",
-              permission="record.read", body=TransitionRequest, response=schema,
-              errors=(404, 409, 423, 429))
+    transitions = _register(record_type, "POST", "/transitions",
+                            _transition_view(record_type, schema),
+                            summary="Take a workflow transition (signed where the workflow "
+                                    "says so)",
+                            permission=RECORD_READ, body=TransitionRequest, response=schema,
+                            errors=(404, 409, 423, 429))
+    _TRANSITION_ENDPOINTS[transitions] = record_type
     _register(record_type, "GET", "/history", _history_view(record_type),
-              summary="Versions, diffs and signatures", permission="record.read",
+              summary="Versions, diffs and signatures", permission=RECORD_READ,
               response=HistoryOut, errors=(404,))
 
 
 def _register(record_type: RecordType, method: str, suffix: str, view: Callable, *,
-              summary: str, **options: Any) -> None:
+              summary: str, **options: Any) -> str:
+    """Register ``view``; returns its Flask endpoint."""
     view.__name__ = f"{record_type.name}_{view.__name__}"
     endpoint(api, f"/{record_type.collection}/<number>{suffix}", method, summary=summary,
              tag=record_type.collection, **options)(view)
+    return endpoint_name(api, view.__name__, method)
 
 
 def _read_view(record_type: RecordType, schema: type[Schema]) -> Callable:
@@ -247,6 +257,46 @@ def _transition_view(record_type: RecordType, schema: type[Schema]) -> Callable:
         commit()
         return document
     return transition
+
+
+# the record type behind each transitions endpoint, for the signature look-ahead
+_TRANSITION_ENDPOINTS: dict[str, RecordType] = {}
+
+
+def signable_but_for_the_password(reader: Session, user: User) -> bool:
+    """For the signature look-ahead (qms.api.sign_ahead), before the request's writer opens:
+    True when this request is a record's transition that ``user`` may take, signed, but for
+    the password. The checks are the endpoint's own (``user`` may read records, the body is
+    valid, the record exists) and the transition's that need no password: its permissions,
+    the record's state and version, the reason, the signer's account and the transition's
+    segregation of duties. Only then is the password hashed ahead, so that a request refused
+    anyway costs no argon2 or scrypt. Reads only; the endpoint checks everything again under
+    its locks (and runs the record type's before_transition rules, which lock rows, only
+    there)."""
+    record_type = _TRANSITION_ENDPOINTS.get(request.endpoint)
+    app_state = state()
+    if record_type is None or not app_state.security.roles.allows(user.roles, RECORD_READ):
+        return False
+    try:
+        data = request.get_json(silent=True)
+        refuse_unfit_input(data)
+        body = load(TransitionRequest(), data)
+        record = find_record(reader, record_type, request.view_args["number"])
+        return _refusal_before_password(reader, record, user, body) is None
+    except DomainError:
+        return False
+
+
+def _refusal_before_password(reader: Session, record: VersionedRecord, user: User,
+                             body: dict[str, Any]) -> DomainError | None:
+    app_state = state()
+    transition, _ = check_transition(app_state.security,
+                                     app_state.workflows.get(record.record_type), record, user,
+                                     body["action"], body["reason"], body["signature"],
+                                     body["version"])
+    return refusal_before_password(app_state.security, user, body["signature"] or {},
+                                   transition.meaning, transition.permission,
+                                   segregation_checks(reader, record, transition))
 
 
 def _history_view(record_type: RecordType) -> Callable:

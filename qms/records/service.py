@@ -138,13 +138,8 @@ def apply_transition(session: Session, security: Security, workflow: Workflow,
     the actor's key (qms.esign.service.sign_record): a refused signature raises with
     ``commit_before_raise`` before the record is touched, so that the caller can commit the
     refusal alone. Flushes, never commits."""
-    _require_action_permission(security, workflow, actor, action)
-    transition = _open_transition(workflow, record, action)
-    if not security.roles.allows(actor.roles, transition.permission):
-        raise NotPermitted(f"{action!r} needs permission {transition.permission!r}")
-    _check_signed_request(transition, signature_credentials, expected_version)
-    _check_expected_version(record, expected_version)
-    reason = required_reason(reason) if transition.reason_required else _optional_reason(reason)
+    transition, reason = check_transition(security, workflow, record, actor, action, reason,
+                                          signature_credentials, expected_version)
     record_type = record_type_of(workflow.record_type)
     if record_type.before_transition is not None:
         record_type.before_transition(session, record, transition, actor, reason)
@@ -165,6 +160,25 @@ def apply_transition(session: Session, security: Security, workflow: Workflow,
     if record_type.after_transition is not None:
         record_type.after_transition(session, record, transition, actor, reason)
     return record
+
+
+def check_transition(security: Security, workflow: Workflow, record: VersionedRecord,
+                     actor: User, action: str, reason: str | None,
+                     signature_credentials: Mapping[str, str] | None,
+                     expected_version: int | None) -> tuple[Transition, str | None]:
+    """The checks of a transition request that need neither the password nor a write: the
+    actor's permission (before the record's state, so a refusal tells nobody the state), the
+    action open from the state, the transition's permission, a signature exactly where the
+    workflow asks for one, the version the signer saw, the reason. Returns the transition and
+    the reason to record; raises otherwise."""
+    _require_action_permission(security, workflow, actor, action)
+    transition = _open_transition(workflow, record, action)
+    if not security.roles.allows(actor.roles, transition.permission):
+        raise NotPermitted(f"{action!r} needs permission {transition.permission!r}")
+    _check_signed_request(transition, signature_credentials, expected_version)
+    _check_expected_version(record, expected_version)
+    reason = required_reason(reason) if transition.reason_required else _optional_reason(reason)
+    return transition, reason
 
 
 def revise_record(session: Session, record: VersionedRecord, actor: str, *, action: str,

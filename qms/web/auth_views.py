@@ -14,9 +14,9 @@ from flask import flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _, ngettext
 from flask_login import UserMixin, current_user, login_user, logout_user
 
-from qms.context import commit, db_session, state
+from qms.context import commit, db_session, release_write_lock, state
 from qms.errors import AccountLocked, DomainError, InvalidInput, TooManyAttempts
-from qms.identity import authentication
+from qms.identity import authentication, password_change
 from qms.identity.authentication import check_credentials, record_login, record_logout
 from qms.identity.models import User
 from qms.web import LAST_ACTIVITY, LOCALE_KEY, LOCALES, login_manager, web
@@ -152,9 +152,11 @@ def change_password():
     if not form.validate_on_submit():
         return render_password_form(form)
     db, security = db_session(), state().security
+    release_write_lock()  # loading the signed-in user began the request's writer
     try:
-        check = check_credentials(db, security, current_user.username,
-                                  form.current_password.data, purpose="password_change")
+        prepared, check = password_change.prepare_and_check(
+            db, security, current_user.username, form.current_password.data,
+            form.new_password.data)
     except TooManyAttempts as error:
         form.current_password.errors.append(throttled_message(error))
         return render_password_form(form), error.status, error.headers
@@ -162,8 +164,7 @@ def change_password():
         commit()  # a wrong current password counts toward lockout
         return refused_password_change(form, check.error)
     try:
-        authentication.change_password(db, security, check.user,
-                                       form.current_password.data, form.new_password.data)
+        password_change.change_password(db, check.user, prepared)
     except InvalidInput as error:
         form.new_password.errors.append(policy_message(error.detail))
         return render_password_form(form), 422

@@ -37,7 +37,8 @@ def master_data(app):
     with app.app_context(), state.db.unit_of_work() as session:
         actor = create_user(session, state.security, actor="system", username="mara.master",
                             full_name="Mara Master", roles=["qa_reviewer"],
-                            password="correct horse battery staple", temporary=False)
+                            password=state.security.hash_password(
+                                "correct horse battery staple"), temporary=False)
         materials = state.workflows.get("material")
         for code, name in ((MATERIAL, "Paracetamol API"), (OTHER_MATERIAL, "Bottle 100 mL")):
             create_record(session, materials, actor, {"name": name, "kind": "raw", "unit": "kg",

@@ -112,7 +112,8 @@ def test_after_an_admin_reset_the_temporary_password_opens_no_key_that_signs(
     state = app.extensions["qms"]
     with state.db.unit_of_work() as session:
         reset_password(session, state.security, actor="admin", user=find_user(session, "tom"),
-                       temporary_password=TEMPORARY, reason="forgotten")
+                       temporary_password=state.security.hash_password(TEMPORARY),
+                       reason="forgotten")
     backup = _backup_of_keys(app, "tom")
     recovered = _recover(backup, TEMPORARY)
     new_own = "his second own secret 8"
@@ -160,8 +161,8 @@ def _user_of_an_earlier_version(app, username: str) -> keys.SigningKey:
     with state.db.unit_of_work() as session:
         user = find_user(session, username)
         key = keys.active_key(session, user.id)
-        keys.rewrap(key, TEMPORARY, OWN)
-        set_password(session, state.security, user, OWN, temporary=False)
+        keys.store_seal(key, keys.resealed(key, TEMPORARY, OWN))
+        set_password(session, user, state.security.hasher.hash(OWN), temporary=False)
         key.replace_before_signing = True
     return backup
 

@@ -19,19 +19,23 @@ from tests.identity.test_login_and_lockout import failed_attempts
 
 
 class ObservedHasher:
-    """The real hasher; each verify() says it started, then waits for the test's go."""
+    """The real hasher; each call of its ``observed`` method (verify, or hash) says it
+    started, then waits for the test's go."""
 
-    def __init__(self, real):
-        self.real = real
+    def __init__(self, real, observed: str = "verify"):
+        self.real, self.observed = real, observed
         self.started, self.go = threading.Event(), threading.Event()
 
-    def verify(self, secret, stored_hash):
-        self.started.set()
-        self.go.wait(timeout=60)
-        return self.real.verify(secret, stored_hash)
-
     def __getattr__(self, name):
-        return getattr(self.real, name)
+        method = getattr(self.real, name)
+        if name != self.observed:
+            return method
+
+        def observed_call(*args, **kwargs):
+            self.started.set()
+            self.go.wait(timeout=60)
+            return method(*args, **kwargs)
+        return observed_call
 
 
 @pytest.fixture

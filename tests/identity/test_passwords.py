@@ -36,7 +36,8 @@ def test_admin_reset_revokes_existing_tokens_for_good(app, client, make_user, au
     state = app.extensions["qms"]
     with state.db.unit_of_work() as session:
         reset_password(session, state.security, actor="system", user=find_user(session, "uma"),
-                       temporary_password="temporary-pass-123", reason="forgotten")
+                       temporary_password=state.security.hash_password("temporary-pass-123"),
+                       reason="forgotten")
     assert client.get("/api/v1/audit/events", headers=headers).status_code == 401
     # the token stays dead after the user has chosen a new password
     assert change(client, "uma", "temporary-pass-123", NEW).status_code == 204
@@ -112,7 +113,8 @@ def test_admin_reset_retires_the_key_and_keeps_its_public_half(app, client, make
         old_key_id = keys.active_key(session, find_user(session, "amy").id).key_id
     with state.db.unit_of_work() as session:
         reset_password(session, state.security, actor="system", user=find_user(session, "amy"),
-                       temporary_password="temporary-pass-123", reason="forgotten")
+                       temporary_password=state.security.hash_password("temporary-pass-123"),
+                       reason="forgotten")
     headers = auth_headers(make_user("ann", "auditor"))
     listed = client.get("/api/v1/users/amy/keys", headers=headers).get_json()["keys"]
     assert [k["key_id"] for k in listed] == [old_key_id]  # no key under the temporary password

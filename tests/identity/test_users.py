@@ -16,7 +16,8 @@ def test_usernames_are_never_reused(app, make_user):
         deactivate_user(session, actor="system", user=find_user(session, "gina"), reason="left")
     with pytest.raises(Conflict), state.db.unit_of_work() as session:
         create_user(session, state.security, actor="system", username="gina", full_name="Gina 2",
-                    roles=["inspector"], password="another good password")
+                    roles=["inspector"],
+                    password=state.security.hash_password("another good password"))
 
 
 @pytest.mark.parametrize("field, kwargs", [
@@ -31,6 +32,7 @@ def test_invalid_new_users_are_refused(app, field, kwargs):
     state = app.extensions["qms"]
     values = {"username": "new.user", "full_name": "New User", "roles": ["inspector"],
               "password": "a good long password"} | kwargs
+    values["password"] = state.security.hash_password(values["password"])
     with pytest.raises(InvalidInput) as refused, state.db.unit_of_work() as session:
         create_user(session, state.security, actor="system", **values)
     assert field in refused.value.errors
