@@ -1,4 +1,4 @@
-"""Stand-alone verifier of a QMS audit trail export (qms-audit-export/2, and /1).
+"""Stand-alone verifier of a QMS audit trail export (qms-audit-export/3, and /2, /1).
 
     python -m audit.verify_export EXPORT.jsonl --public-key KEY --checkpoints FILE
     python verify_export.py EXPORT.jsonl --public-key KEY --checkpoints FILE  (copied alone)
@@ -14,7 +14,8 @@ instead of trusting the system's code.
 Checks: the header; every event line is canonical JSON of an event object; seq runs 1, 2,
 3, ...; each prev_hash is the previous line's sha256 (64 zeros first); the header's head is
 the last event, and its exported_at is neither before the first event nor other than the
-closing checkpoint's signed time; every checkpoint, of the export and of the checkpoint
+closing checkpoint's signed time; the export ends with its closing checkpoint, signed for
+it (purpose "export") over its last event; every checkpoint, of the export and of the checkpoint
 files, is signed by a given key for the export's site and names the hash of the event at its
 seq; the audit.checkpoint.signed events agree with the export's checkpoints. A checkpoint
 beyond the last event means the tail was removed, unless it comes from a checkpoint file and
@@ -22,11 +23,11 @@ was signed after the export's closing checkpoint (the export is older: a note).
 
 Verdict (the first line printed) and exit status:
   INTACT      0  the chain checks out and the export's closing checkpoint (signed at export
-                 time over its last event) verified under a given key
+                 time over its last event, purpose "export") verified under a given key
   BROKEN      1  "BROKEN at seq N: why", N the lowest seq that cannot be vouched for
   UNANCHORED  1  the chain is consistent but its last event is under no verified checkpoint
-                 (no key, no cryptography package, or no closing checkpoint: a cut export
-                 with a rewritten tail looks like this). Exit 0 with --allow-unanchored only
+                 (no key, no cryptography package, or no closing checkpoint: a cut export,
+                 or one cut at an earlier routine checkpoint, looks like this). Exit 0 with --allow-unanchored only
                  when no key could be used.
   usage error 2  (missing or unreadable file or key, bad arguments)
 """
@@ -42,16 +43,22 @@ import sys
 import unicodedata
 
 EXPORT_FORMATS = {"qms-audit-export/1": {"exported_at", "format", "head"},
-                  "qms-audit-export/2": {"exported_at", "format", "head", "site"}}
+                  "qms-audit-export/2": {"exported_at", "format", "head", "site"},
+                  "qms-audit-export/3": {"exported_at", "format", "head", "site"}}
+# from /3 on, the closing checkpoint is marked (purpose "export") and is the last line
+MARKED_FORMAT = "qms-audit-export/3"
 GENESIS_HASH = "0" * 64
 MAX_SAFE_INT = 2**53 - 1
 EVENT_KEYS = {"action", "actor", "at", "data", "entity", "prev_hash", "reason", "seq"}
-CHECKPOINT_KEYS = {"at", "hash", "key_id", "seq", "site"}
-LEGACY_CHECKPOINT_KEYS = {"at", "hash", "key_id", "seq"}  # written before sites existed
+# current, then as written before purposes existed, then before sites existed
+CHECKPOINT_KEYS = ({"at", "hash", "key_id", "purpose", "seq", "site"},
+                   {"at", "hash", "key_id", "seq", "site"}, {"at", "hash", "key_id", "seq"})
+PURPOSES = ("routine", "export")  # "export": closes an export made at the checkpoint's time
 CHECKPOINT_PREFIX = b'{"checkpoint":'
 # "action" is an event's first key: this prefix finds the checkpoints' own events
 CHECKPOINT_EVENT_PREFIX = b'{"action":"audit.checkpoint.signed",'
-CHECKPOINT_EVENT_DATA = ({"hash", "key_id", "seq"}, {"hash", "key_id", "seq", "site"})
+CHECKPOINT_EVENT_DATA = ({"hash", "key_id", "purpose", "seq", "site"},
+                         {"hash", "key_id", "seq", "site"}, {"hash", "key_id", "seq"})
 HEX64 = re.compile(r"[0-9a-f]{64}")
 TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
 ACTION = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)+")
@@ -161,15 +168,15 @@ def parse_checkpoint(line: bytes) -> tuple[dict, str]:
     if not isinstance(document, dict) or set(document) != {"checkpoint", "signature"}:
         raise ValueError("not a checkpoint line")
     payload, signature = document["checkpoint"], document["signature"]
-    if not isinstance(payload, dict) or set(payload) not in (CHECKPOINT_KEYS,
-                                                              LEGACY_CHECKPOINT_KEYS):
+    if not isinstance(payload, dict) or set(payload) not in CHECKPOINT_KEYS:
         raise ValueError("checkpoint payload keys differ")
     if not (type(payload["seq"]) is int and payload["seq"] > 0
             and isinstance(payload["at"], str) and TIMESTAMP.fullmatch(payload["at"])
             and isinstance(payload["hash"], str) and HEX64.fullmatch(payload["hash"])
             and isinstance(payload["key_id"], str)
-            and isinstance(payload.get("site", ""), str)):
-        raise ValueError("checkpoint fields malformed (seq, at, hash, key_id or site)")
+            and isinstance(payload.get("site", ""), str)
+            and payload.get("purpose", "routine") in PURPOSES):
+        raise ValueError("checkpoint fields malformed (seq, at, hash, key_id, site or purpose)")
     if not isinstance(signature, str):
         raise ValueError("signature is not text")
     return payload, signature
@@ -219,7 +226,8 @@ class Checkpoint:
         self.payload, self.signature = payload, signature
         self.seq, self.at, self.hash = payload["seq"], payload["at"], payload["hash"]
         self.site = payload.get("site")  # None: legacy, written before sites existed
-        self.identity = (self.seq, self.hash, payload["key_id"], self.site)
+        self.purpose = payload.get("purpose")  # None: written before purposes existed
+        self.identity = (self.seq, self.hash, payload["key_id"], self.site, self.purpose)
         self.sources: list[str] = []
         self.in_export = self.in_files = False
 
@@ -235,12 +243,12 @@ class CheckpointBook:
         self.distinct: dict[tuple[bytes, str], Checkpoint] = {}
         self.malformed: list[str] = []
 
-    def add(self, line: bytes, source: str, *, in_export: bool) -> None:
+    def add(self, line: bytes, source: str, *, in_export: bool) -> Checkpoint | None:
         try:
             payload, signature = parse_checkpoint(line)
         except ValueError as exc:
             self.malformed.append(f"{source}: {exc}")
-            return
+            return None
         checkpoint = self.distinct.setdefault((canonical_json(payload), signature),
                                               Checkpoint(payload, signature))
         checkpoint.sources.append(source)
@@ -248,6 +256,7 @@ class CheckpointBook:
             checkpoint.in_export = True
         else:
             checkpoint.in_files = True
+        return checkpoint
 
     def in_seq_order(self) -> list[Checkpoint]:
         return sorted(self.distinct.values(), key=lambda cp: (cp.seq, cp.at))
@@ -277,13 +286,14 @@ class ExportCheck:
         self.in_checkpoints = False
         self.first_at: str | None = None
         self.checkpoint_events: dict[int, bytes] = {}  # seq -> line of each such event
+        self.last_checkpoint: Checkpoint | None = None  # of the last checkpoint line
 
     def line(self, number: int, line: bytes) -> None:
         if number == 1:
             self.header = check_header(line)
         elif line.startswith(CHECKPOINT_PREFIX):
             self.in_checkpoints = True
-            self.book.add(line, f"export line {number}", in_export=True)
+            self.last_checkpoint = self.book.add(line, f"export line {number}", in_export=True)
         elif self.bad is not None:
             return
         elif self.in_checkpoints:
@@ -324,9 +334,11 @@ class Outcome:
 
     def __init__(self, check: ExportCheck, problems: list[tuple[int, str]],
                  matched: list[Checkpoint], later: list[Checkpoint],
-                 closing: Checkpoint | None):
+                 closing: Checkpoint | None, unclosed: str = ""):
         self.events, self.head_hash = check.last_seq, check.last_hash
         self.exported_at = check.header["exported_at"]
+        self.format = check.header["format"]
+        self.unclosed = unclosed  # why no closing checkpoint anchors the export, if known
         self.problems = sorted(problems, key=lambda problem: problem[0])
         self.matched = matched  # checkpoints naming the chain's hash at their seq
         self.later = later      # file checkpoints beyond the head, signed after the export
@@ -401,7 +413,7 @@ def evaluate(check: ExportCheck, book: CheckpointBook, keys: dict,
     bad_seq = check.bad[0] if check.bad else INFINITY
     head_problem = None if check.bad else check.head_problem()
     problems += [problem for problem in (check.bad, head_problem) if problem]
-    closing = closing_checkpoint(check, book, keys, site)
+    closing, unclosed = closing_checkpoint(check, book, keys, site)
     # "signed later than the export": by the closing checkpoint's signed time when there is
     # one; the header's own exported_at is not signed
     exported_at = closing.at if closing else check.header["exported_at"]
@@ -435,19 +447,35 @@ def evaluate(check: ExportCheck, book: CheckpointBook, keys: dict,
     for at_seq, why in pending:
         below = [cp.seq for cp in matched if cp.seq < at_seq]
         problems.append(((max(below) if below else 0) + 1, why))
-    return Outcome(check, problems, matched, later, closing)
+    return Outcome(check, problems, matched, later, closing, unclosed)
 
 
 def closing_checkpoint(check: ExportCheck, book: CheckpointBook, keys: dict,
-                       site: str | None) -> Checkpoint | None:
-    """The export's own checkpoint over its last event, when it verifies: signed under a
-    given key, of the site, naming the last event's hash. None without one."""
+                       site: str | None) -> tuple[Checkpoint | None, str]:
+    """(the export's closing checkpoint, "") when it verifies: signed under a given key, of
+    the site, naming the last event's hash, and signed to close an export (purpose
+    "export"; from format /3 on also the last line; before /3 an unmarked one counts).
+    Else (None, why not, or "" when there is no checkpoint at the last event at all)."""
     if check.bad or check.last_seq == 0 or not keys:
-        return None
-    closing = [cp for cp in book.in_seq_order()
-               if cp.in_export and cp.seq == check.last_seq and cp.hash == check.last_hash
-               and not signature_problem(cp, keys) and not site_problem(cp, site)]
-    return max(closing, key=lambda cp: cp.at, default=None)
+        return None, ""
+    at_end = [cp for cp in book.in_seq_order()
+              if cp.in_export and cp.seq == check.last_seq and cp.hash == check.last_hash
+              and not signature_problem(cp, keys) and not site_problem(cp, site)]
+    marked = check.header["format"] == MARKED_FORMAT
+    closing = [cp for cp in at_end if cp.purpose == "export" and (
+        cp is check.last_checkpoint or not marked) or cp.purpose is None and not marked]
+    if closing:
+        return max(closing, key=lambda cp: cp.at), ""
+    if any(cp.purpose == "export" for cp in at_end):
+        return None, ("the export's closing checkpoint is not its last line: the lines "
+                      "after it were added")
+    if at_end:
+        return None, (
+            f"the checkpoint at the last event (seq {check.last_seq}, signed "
+            f"{at_end[-1].at}) was not signed to close an export (purpose "
+            f"{at_end[-1].purpose or 'unmarked'}, not export): this may be an export cut at "
+            "an earlier checkpoint, which proves nothing about the events after it")
+    return None, ""
 
 
 def site_problem(cp: Checkpoint, site: str | None) -> str:
@@ -472,7 +500,8 @@ def checkpoint_event_problems(check: ExportCheck, book: CheckpointBook
             problems.append((seq, f"event {seq} (audit.checkpoint.signed) does not record a "
                                   f"checkpoint at seq {seq - 1}"))
             continue
-        identity = (data["seq"], data["hash"], data["key_id"], data.get("site"))
+        identity = (data["seq"], data["hash"], data["key_id"], data.get("site"),
+                    data.get("purpose"))
         recorded[seq - 1] = identity
         if identity not in known:
             problems.append((seq, (
@@ -532,6 +561,9 @@ def report(outcome: Outcome, *, unchecked: str, files: list[str],
                   "--allow-unanchored")
             return 0
         return 1
+    if outcome.unclosed:
+        print(f"why: {outcome.unclosed}")
+        return 1
     last = outcome.matched[-1].seq if outcome.matched else 0
     print(f"why: the last event (seq {outcome.events}) is under no signed checkpoint of the "
           "export; an export ends with a checkpoint signed over its last event, so "
@@ -549,6 +581,11 @@ def print_intact(outcome: Outcome, summary: str, files: list[str]) -> None:
           + f"; the export's closing checkpoint at seq {outcome.closing.seq}, signed "
             f"{outcome.closing.at}" + (f", site {outcome.closing.site}"
                                         if outcome.closing.site else ""))
+    if outcome.closing.purpose is None:
+        print(f"NOTE: {outcome.format}: the closing checkpoint is not marked as one (the "
+              f"format before qms-audit-export/3), so this proves events 1..{outcome.events} "
+              "authentic, but not that they were the whole trail at "
+              f"{outcome.exported_at}: an export cut at an earlier checkpoint looks the same")
     exported_only = [cp for cp in anchors if not cp.in_files and cp is not outcome.closing]
     if files and exported_only:
         print(f"WARNING: {len(exported_only)} checkpoint(s) of the export are not in the "

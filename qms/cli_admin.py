@@ -222,14 +222,14 @@ def _signed_checkpoint(actor: str):
     return _unit_of_work(lambda session: _checkpoint(session, _signing_key(), actor))
 
 
-def _checkpoint(session, signing_key, actor: str):
+def _checkpoint(session, signing_key, actor: str, purpose: str = "routine"):
     """Sign a checkpoint of the head in ``session`` (flushes, never commits)."""
     from audit.checkpoints import write_checkpoint
 
     app_state = state()
     return write_checkpoint(session, signing_key=signing_key,
                             file_path=app_state.checkpoint_file,
-                            site=app_state.audit_site(), actor=actor)
+                            site=app_state.audit_site(), actor=actor, purpose=purpose)
 
 
 def _signing_key():
@@ -244,6 +244,7 @@ def _signing_key():
 def audit_export(output: Path) -> None:
     """Sign a closing checkpoint over the head, then export events and checkpoints through
     it as JSON lines for the stand-alone verifier (so the whole export is anchored)."""
+    from audit.checkpoints import EXPORT
     from audit.export import export_jsonl
     from audit.verify import BROKEN
     from qms.auditing import verify_trail
@@ -258,7 +259,7 @@ def audit_export(output: Path) -> None:
              "(its closing checkpoint would vouch for it); see qms audit verify")
     # the person exporting signs the closing checkpoint, so the export names who made it
     closing = administer("audit.export", lambda session, operator: _checkpoint(
-        session, key, operator.username))
+        session, key, operator.username, purpose=EXPORT))
     if closing is None:
         fail("the audit trail is empty; nothing to export")
     with state().db.reading() as session, open(output, "w", encoding="utf-8",

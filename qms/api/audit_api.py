@@ -69,6 +69,10 @@ class CheckpointInfo(Schema):
     site = fields.String(allow_none=True, metadata={"description": "the instance's site id "
                                                                    "(null: written before "
                                                                    "sites existed)"})
+    purpose = fields.String(allow_none=True, metadata={
+        "enum": ["routine", "export"],
+        "description": "export: the checkpoint that closed an export, signed when it was "
+                       "made; routine: any other (null: written before purposes existed)"})
     signature = fields.String()
 
 

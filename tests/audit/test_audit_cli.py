@@ -56,6 +56,7 @@ def test_export_is_closed_by_a_checkpoint_and_verifies_stand_alone(qms, tmp_path
     site = (instance_of(tmp_path) / "site_id").read_text().strip()
     assert header["site"] == closing["site"] == site and site.startswith("site-")
     assert (closing["seq"], closing["at"]) == (header["head"]["seq"], header["exported_at"])
+    assert (header["format"], closing["purpose"]) == ("qms-audit-export/3", "export")
     key = tmp_path / "public.json"
     key.write_text(qms_public_key(tmp_path))
     result = verify_export(export, "--public-key", str(key), "--checkpoints",

@@ -154,7 +154,8 @@ def export_verdict(database, checkpoint_file, path: Path) -> str:
     try:
         with database.unit_of_work() as session:
             closing = write_checkpoint(session, signing_key=KEY, file_path=checkpoint_file,
-                                       site=SITE, at=START + timedelta(days=1))
+                                       site=SITE, at=START + timedelta(days=1),
+                                       purpose="export")
     except IntegrityError:
         return "REFUSED"
     with database.reading() as session, open(path, "w", encoding="utf-8", newline="\n") as out:
