@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from audit.canonical import CanonicalError, canonical_text, utc_timestamp
 from audit.schema import audit_checkpoints
+from audit.succession import current_site
 from audit.trail import AuditError, append, appended_in_transaction, connection_of, lock_head
 
 CHECKPOINT_ACTION = "audit.checkpoint.signed"
@@ -157,10 +158,15 @@ def write_checkpoint(target: Session | Connection, *, signing_key: Ed25519Privat
 
     ``purpose`` is EXPORT only for the checkpoint that closes an export (audit.export): it
     states that the chain held exactly the events up to its seq at its time. Returns None
-    when the chain is empty. Must run in a transaction that has not appended
-    events yet (AuditError otherwise): the file line is written before the caller commits,
-    which is safe only because every event up to the signed head is then already committed
-    by others, so a rollback here leaves a line that is still true.
+    when the chain is empty. AuditError when ``site`` is not the site the chain says this
+    instance is (audit.succession.current_site): a process started before a recorded site
+    change, or an instance given another id without recording it, would sign checkpoints
+    that every verifier refuses.
+
+    Must run in a transaction that has not appended events yet (AuditError otherwise): the
+    file line is written before the caller commits, which is safe only because every event
+    up to the signed head is then already committed by others, so a rollback here leaves a
+    line that is still true.
     """
     connection = connection_of(target)
     if appended_in_transaction(connection):
@@ -168,6 +174,11 @@ def write_checkpoint(target: Session | Connection, *, signing_key: Ed25519Privat
     top = lock_head(connection)
     if top.seq == 0:
         return None
+    chain_site = current_site(connection)
+    if chain_site is not None and chain_site != site:
+        raise AuditError(f"this instance's audit site id is {site!r} but its audit trail "
+                         f"says {chain_site!r}: record a change with `qms audit set-site-id`, "
+                         "or restart a process started before one")
     checkpoint = _signed(signing_key, top.seq, top.hash,
                          utc_timestamp(at if at is not None else datetime.now(UTC)), site,
                          purpose)

@@ -17,7 +17,10 @@ the last event, and its exported_at is neither before the first event nor other 
 closing checkpoint's signed time; the export ends with its closing checkpoint, signed for
 it (purpose "export") over its last event; every checkpoint, of the export and of the checkpoint
 files, is signed by a given key for the export's site and names the hash of the event at its
-seq; the audit.checkpoint.signed events agree with the export's checkpoints. A checkpoint
+seq; the audit.checkpoint.signed events agree with the export's checkpoints; every key but
+the first checkpoint's is introduced by an audit.key.rotated event that a checkpoint of the
+key before it covers, before it signs; each checkpoint names the site that the
+audit.site.changed events say was in effect at its seq. A checkpoint
 beyond the last event means the tail was removed, unless it comes from a checkpoint file and
 was signed after the export's closing checkpoint (the export is older: a note).
 
@@ -27,8 +30,8 @@ Verdict (the first line printed) and exit status:
   BROKEN      1  "BROKEN at seq N: why", N the lowest seq that cannot be vouched for
   UNANCHORED  1  the chain is consistent but its last event is under no verified checkpoint
                  (no key, no cryptography package, or no closing checkpoint: a cut export,
-                 or one cut at an earlier routine checkpoint, looks like this). Exit 0 with --allow-unanchored only
-                 when no key could be used.
+                 or one cut at an earlier routine checkpoint, looks like this). Exit 0 with
+                 --allow-unanchored only when no key could be used.
   usage error 2  (missing or unreadable file or key, bad arguments)
 """
 from __future__ import annotations
@@ -57,6 +60,10 @@ PURPOSES = ("routine", "export")  # "export": closes an export made at the check
 CHECKPOINT_PREFIX = b'{"checkpoint":'
 # "action" is an event's first key: this prefix finds the checkpoints' own events
 CHECKPOINT_EVENT_PREFIX = b'{"action":"audit.checkpoint.signed",'
+# the events that hand signing over: to a new key, or to a new site id (old, new)
+HANDOVER_FIELDS = {"audit.key.rotated": ("old_key_id", "new_key_id"),
+                   "audit.site.changed": ("old_site", "new_site")}
+HANDOVER_PREFIXES = tuple(f'{{"action":"{action}",'.encode() for action in HANDOVER_FIELDS)
 CHECKPOINT_EVENT_DATA = ({"hash", "key_id", "purpose", "seq", "site"},
                          {"hash", "key_id", "seq", "site"}, {"hash", "key_id", "seq"})
 HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -287,6 +294,7 @@ class ExportCheck:
         self.first_at: str | None = None
         self.checkpoint_events: dict[int, bytes] = {}  # seq -> line of each such event
         self.last_checkpoint: Checkpoint | None = None  # of the last checkpoint line
+        self.handovers: list[tuple[int, dict]] = []  # (seq, event): rotations, site changes
 
     def line(self, number: int, line: bytes) -> None:
         if number == 1:
@@ -310,6 +318,8 @@ class ExportCheck:
                 self.hashes[seq] = self.last_hash
             if line.startswith(CHECKPOINT_EVENT_PREFIX):
                 self.checkpoint_events[seq] = line
+            elif line.startswith(HANDOVER_PREFIXES):
+                self.handovers.append((seq, json.loads(line)))
             if seq == 1:
                 self.check_exported_after(json.loads(line)["at"])
 
@@ -413,7 +423,12 @@ def evaluate(check: ExportCheck, book: CheckpointBook, keys: dict,
     bad_seq = check.bad[0] if check.bad else INFINITY
     head_problem = None if check.bad else check.head_problem()
     problems += [problem for problem in (check.bad, head_problem) if problem]
-    closing, unclosed = closing_checkpoint(check, book, keys, site)
+    rotations, site_changes, handover_problems = handovers(check)
+    problems += handover_problems + site_change_problems(site_changes, site)
+
+    def site_of(seq: int) -> str | None:
+        return site_at(site_changes, seq, site)
+    closing, unclosed = closing_checkpoint(check, book, keys, site_of)
     # "signed later than the export": by the closing checkpoint's signed time when there is
     # one; the header's own exported_at is not signed
     exported_at = closing.at if closing else check.header["exported_at"]
@@ -423,7 +438,7 @@ def evaluate(check: ExportCheck, book: CheckpointBook, keys: dict,
             f"checkpoint's signed time {closing.at}")))
     matched, later = [], []
     for cp in book.in_seq_order():
-        why = (signature_problem(cp, keys) if keys else "") or site_problem(cp, site)
+        why = (signature_problem(cp, keys) if keys else "") or site_problem(cp, site_of(cp.seq))
         if why:
             pending.append((cp.seq, f"{cp.where()}: {why}"))
         elif cp.seq > check.last_seq:
@@ -444,6 +459,9 @@ def evaluate(check: ExportCheck, book: CheckpointBook, keys: dict,
                 f"{cp.where()} says hash {cp.hash} but event {cp.seq} has hash "
                 f"{check.hashes.get(cp.seq)}: the chain was rewritten")))
     problems += checkpoint_event_problems(check, book)
+    refused = unintroduced_keys(matched, rotations) if keys else {}
+    pending += [(cp.seq, f"{cp.where()}: {why}") for cp, why in refused.items()]
+    matched = [cp for cp in matched if cp not in refused]
     for at_seq, why in pending:
         below = [cp.seq for cp in matched if cp.seq < at_seq]
         problems.append(((max(below) if below else 0) + 1, why))
@@ -451,7 +469,7 @@ def evaluate(check: ExportCheck, book: CheckpointBook, keys: dict,
 
 
 def closing_checkpoint(check: ExportCheck, book: CheckpointBook, keys: dict,
-                       site: str | None) -> tuple[Checkpoint | None, str]:
+                       site_of) -> tuple[Checkpoint | None, str]:
     """(the export's closing checkpoint, "") when it verifies: signed under a given key, of
     the site, naming the last event's hash, and signed to close an export (purpose
     "export"; from format /3 on also the last line; before /3 an unmarked one counts).
@@ -460,7 +478,7 @@ def closing_checkpoint(check: ExportCheck, book: CheckpointBook, keys: dict,
         return None, ""
     at_end = [cp for cp in book.in_seq_order()
               if cp.in_export and cp.seq == check.last_seq and cp.hash == check.last_hash
-              and not signature_problem(cp, keys) and not site_problem(cp, site)]
+              and not signature_problem(cp, keys) and not site_problem(cp, site_of(cp.seq))]
     marked = check.header["format"] == MARKED_FORMAT
     closing = [cp for cp in at_end if cp.purpose == "export" and (
         cp is check.last_checkpoint or not marked) or cp.purpose is None and not marked]
@@ -479,9 +497,81 @@ def closing_checkpoint(check: ExportCheck, book: CheckpointBook, keys: dict,
 
 
 def site_problem(cp: Checkpoint, site: str | None) -> str:
+    """Why ``cp`` may not speak for ``site``, the site in effect at its seq ("" if it may;
+    a checkpoint without a site, written before sites existed, may for any)."""
     if site is None or cp.site is None or cp.site == site:
         return ""
-    return f"signed for site {cp.site!r}, not for this export's site {site!r}"
+    return (f"signed for site {cp.site!r}, not for this export's site {site!r} (at seq "
+            f"{cp.seq}, as the export's audit.site.changed events have it)")
+
+
+def handovers(check: ExportCheck) -> tuple[list, list, list[tuple[int, str]]]:
+    """(key rotations, site changes, problems) from the export's audit.key.rotated and
+    audit.site.changed events; each handover is (seq, old, new)."""
+    rotations, site_changes, problems = [], [], []
+    for seq, event in check.handovers:
+        old_name, new_name = HANDOVER_FIELDS[event["action"]]
+        old, new = event["data"].get(old_name, ""), event["data"].get(new_name)
+        rotation = event["action"] == "audit.key.rotated"
+        if not isinstance(new, str) or not (isinstance(old, str)
+                                            or old is None and not rotation):
+            problems.append((seq, f"event {seq} ({event['action']}) does not name "
+                                  f"{old_name} and {new_name}"))
+        else:
+            (rotations if rotation else site_changes).append((seq, old, new))
+    return rotations, site_changes, problems
+
+
+def site_at(changes: list, seq: int, site: str | None) -> str | None:
+    """The site a checkpoint at ``seq`` names: the new site of the last change at or
+    before it, else the first change's old site, else ``site`` (None: any)."""
+    before = [new for change_seq, _old, new in changes if change_seq <= seq]
+    if before:
+        return before[-1]
+    return changes[0][1] if changes else site
+
+
+def site_change_problems(changes: list, site: str | None) -> list[tuple[int, str]]:
+    """Each site change starts where the one before ended, and the last one ends at the
+    export's site."""
+    problems = [(seq, f"event {seq} (audit.site.changed) changes the site from {old!r}, but "
+                      f"event {before[0]} had changed it to {before[2]!r}")
+                for before, (seq, old, _new) in zip(changes, changes[1:]) if old != before[2]]
+    if changes and site is not None and changes[-1][2] != site:
+        seq, _old, new = changes[-1]
+        problems.append((seq, f"event {seq} (audit.site.changed) changed the site to "
+                              f"{new!r}, but this export's site is {site!r}"))
+    return problems
+
+
+def unintroduced_keys(matched: list[Checkpoint], rotations: list) -> dict:
+    """{checkpoint: why} for the checkpoints whose key the chain did not let sign at their
+    seq. The first checkpoint's key signs from the start; another key from the first
+    checkpoint, signed with the key before it (itself allowed), at or after the
+    audit.key.rotated event that names both: there the old key hands over."""
+    ordered = sorted(matched, key=lambda cp: cp.seq)
+    if not ordered:
+        return {}
+    first = ordered[0].payload["key_id"]
+    allowed, introduced_at = {first: 0}, {}
+    for seq, old, new in rotations:
+        if old not in allowed or new in allowed:
+            continue
+        handover = next((cp.seq for cp in ordered if cp.payload["key_id"] == old
+                         and cp.seq >= max(seq, allowed[old])), None)
+        if handover is not None:
+            allowed[new], introduced_at[new] = handover, seq
+    refused = {}
+    for cp in ordered:
+        kid = cp.payload["key_id"]
+        if kid not in allowed:
+            refused[cp] = (f"signed with key {kid}, which no audit.key.rotated event "
+                           "introduces under a checkpoint of the key before it (the first "
+                           f"checkpoint's key is {first}): a key swapped in, not rotated")
+        elif cp.seq < allowed[kid]:
+            refused[cp] = (f"signed with key {kid} before the key before it handed over at "
+                           f"seq {allowed[kid]} (rotation event {introduced_at[kid]})")
+    return refused
 
 
 def checkpoint_event_problems(check: ExportCheck, book: CheckpointBook
