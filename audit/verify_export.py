@@ -480,8 +480,12 @@ def closing_checkpoint(check: ExportCheck, book: CheckpointBook, keys: dict,
               if cp.in_export and cp.seq == check.last_seq and cp.hash == check.last_hash
               and not signature_problem(cp, keys) and not site_problem(cp, site_of(cp.seq))]
     marked = check.header["format"] == MARKED_FORMAT
-    closing = [cp for cp in at_end if cp.purpose == "export" and (
-        cp is check.last_checkpoint or not marked) or cp.purpose is None and not marked]
+
+    def closes(cp: Checkpoint) -> bool:
+        if cp.purpose == "export":
+            return cp is check.last_checkpoint or not marked
+        return cp.purpose is None and not marked  # routine never closes an export
+    closing = [cp for cp in at_end if closes(cp)]
     if closing:
         return max(closing, key=lambda cp: cp.at), ""
     if any(cp.purpose == "export" for cp in at_end):
