@@ -13,7 +13,9 @@ import json
 from audit.checkpoints import Checkpoint
 from audit.scan import Walk
 
-_DATA_KEYS = ({"hash", "key_id", "seq"}, {"hash", "key_id", "seq", "site"})
+# (legacy: without site, without purpose)
+_DATA_KEYS = ({"hash", "key_id", "purpose", "seq", "site"}, {"hash", "key_id", "seq", "site"},
+              {"hash", "key_id", "seq"})
 
 
 def checkpoint_event_problems(rows: list[Checkpoint], walk: Walk, through_seq: int
@@ -30,7 +32,7 @@ def checkpoint_event_problems(rows: list[Checkpoint], walk: Walk, through_seq: i
     tied in through the rows (each row must be in it, audit.verify); a line only in the
     file needs no event: its transaction may have rolled back, and it is still true.
     """
-    known = {_identity(cp.seq, cp.hash, cp.key_id, cp.site) for cp in rows}
+    known = {_identity(cp) for cp in rows}
     problems, recorded = [], {}
     for seq, text in walk.checkpoint_events.items():
         if seq > through_seq:
@@ -40,7 +42,8 @@ def checkpoint_event_problems(rows: list[Checkpoint], walk: Walk, through_seq: i
             problems.append((seq, f"event {seq} (audit.checkpoint.signed) does not record a "
                                   f"checkpoint at seq {seq - 1}"))
             continue
-        identity = _identity(data["seq"], data["hash"], data["key_id"], data.get("site"))
+        identity = (data["seq"], data["hash"], data["key_id"], data.get("site"),
+                    data.get("purpose"))
         recorded[seq - 1] = identity
         if identity not in known:
             problems.append((seq, (
@@ -55,7 +58,7 @@ def _unrecorded(checkpoints: list[Checkpoint], recorded: dict, last_seq: int
                 ) -> list[tuple[int, str]]:
     problems, reported = [], set()
     for cp in checkpoints:
-        identity = _identity(cp.seq, cp.hash, cp.key_id, cp.site)
+        identity = _identity(cp)
         if cp.seq > last_seq or recorded.get(cp.seq) == identity or identity in reported:
             continue
         reported.add(identity)
@@ -65,5 +68,5 @@ def _unrecorded(checkpoints: list[Checkpoint], recorded: dict, last_seq: int
     return problems
 
 
-def _identity(seq, digest, kid, site) -> tuple:
-    return seq, digest, kid, site
+def _identity(cp: Checkpoint) -> tuple:
+    return cp.seq, cp.hash, cp.key_id, cp.site, cp.purpose

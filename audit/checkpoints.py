@@ -1,8 +1,11 @@
 """Signed checkpoints: the chain head anchored outside the database.
 
-A checkpoint is the canonical JSON ``{"at", "hash", "key_id", "seq", "site"}`` signed with
-the server's Ed25519 key; ``site`` names the instance, so that a copy's checkpoints are not
-taken for production's (checkpoints written before sites existed lack it). It is stored in ``audit_checkpoints`` *and* appended as one line
+A checkpoint is the canonical JSON ``{"at", "hash", "key_id", "purpose", "seq", "site"}``
+signed with the server's Ed25519 key; ``site`` names the instance, so that a copy's
+checkpoints are not taken for production's, and ``purpose`` says whether it closes an export
+(``export``: the chain held exactly these events when the export was made) or is any other
+(``routine``). Checkpoints written before sites, or purposes, existed lack those members. It
+is stored in ``audit_checkpoints`` *and* appended as one line
 ``{"checkpoint": {...}, "signature": "<base64>"}`` to an external JSON-lines file, so that
 rewriting or truncating the whole chain (and the checkpoint rows with it) is still detected.
 """
@@ -24,11 +27,17 @@ from sqlalchemy.orm import Session
 
 from audit.canonical import CanonicalError, canonical_text, utc_timestamp
 from audit.schema import audit_checkpoints
+from audit.succession import current_site
 from audit.trail import AuditError, append, appended_in_transaction, connection_of, lock_head
 
 CHECKPOINT_ACTION = "audit.checkpoint.signed"
-PAYLOAD_KEYS = frozenset({"at", "hash", "key_id", "seq", "site"})
-LEGACY_PAYLOAD_KEYS = frozenset({"at", "hash", "key_id", "seq"})  # before sites existed
+ROUTINE, EXPORT = "routine", "export"  # a checkpoint's purpose
+PURPOSES = (ROUTINE, EXPORT)
+PAYLOAD_KEYS = frozenset({"at", "hash", "key_id", "purpose", "seq", "site"})
+# written by earlier versions: before purposes existed, and before sites existed
+SITE_PAYLOAD_KEYS = frozenset({"at", "hash", "key_id", "seq", "site"})
+LEGACY_PAYLOAD_KEYS = frozenset({"at", "hash", "key_id", "seq"})
+ACCEPTED_PAYLOAD_KEYS = (PAYLOAD_KEYS, SITE_PAYLOAD_KEYS, LEGACY_PAYLOAD_KEYS)
 
 
 class CheckpointFileError(ValueError):
@@ -51,10 +60,15 @@ class Checkpoint:
     canonical: str  # canonical JSON of the payload
     source: str     # where it was read from, for messages ("database row 3", "file line 7")
     site: str | None = None  # None: a legacy checkpoint, written before sites existed
+    purpose: str | None = None  # ROUTINE or EXPORT; None: written before purposes existed
 
     def payload(self) -> dict:
         payload = {"at": self.at, "hash": self.hash, "key_id": self.key_id, "seq": self.seq}
-        return payload if self.site is None else payload | {"site": self.site}
+        if self.site is not None:
+            payload["site"] = self.site
+        if self.purpose is not None:
+            payload["purpose"] = self.purpose
+        return payload
 
     def line(self) -> str:
         """The JSON line of the external file and of exports (without the newline)."""
@@ -139,13 +153,20 @@ def _raw_public_bytes(public_key: Ed25519PublicKey) -> bytes:
 
 def write_checkpoint(target: Session | Connection, *, signing_key: Ed25519PrivateKey,
                      file_path: str | os.PathLike, site: str, actor: str = "system",
-                     at: datetime | None = None) -> Checkpoint | None:
+                     at: datetime | None = None, purpose: str = ROUTINE) -> Checkpoint | None:
     """Sign the current head, store it, append its event and its file line. Never commits.
 
-    Returns None when the chain is empty. Must run in a transaction that has not appended
-    events yet (AuditError otherwise): the file line is written before the caller commits,
-    which is safe only because every event up to the signed head is then already committed
-    by others, so a rollback here leaves a line that is still true.
+    ``purpose`` is EXPORT only for the checkpoint that closes an export (audit.export): it
+    states that the chain held exactly the events up to its seq at its time. Returns None
+    when the chain is empty. AuditError when ``site`` is not the site the chain says this
+    instance is (audit.succession.current_site): a process started before a recorded site
+    change, or an instance given another id without recording it, would sign checkpoints
+    that every verifier refuses.
+
+    Must run in a transaction that has not appended events yet (AuditError otherwise): the
+    file line is written before the caller commits, which is safe only because every event
+    up to the signed head is then already committed by others, so a rollback here leaves a
+    line that is still true.
     """
     connection = connection_of(target)
     if appended_in_transaction(connection):
@@ -153,27 +174,35 @@ def write_checkpoint(target: Session | Connection, *, signing_key: Ed25519Privat
     top = lock_head(connection)
     if top.seq == 0:
         return None
+    chain_site = current_site(connection)
+    if chain_site is not None and chain_site != site:
+        raise AuditError(f"this instance's audit site id is {site!r} but its audit trail "
+                         f"says {chain_site!r}: record a change with `qms audit set-site-id`, "
+                         "or restart a process started before one")
     checkpoint = _signed(signing_key, top.seq, top.hash,
-                         utc_timestamp(at if at is not None else datetime.now(UTC)), site)
+                         utc_timestamp(at if at is not None else datetime.now(UTC)), site,
+                         purpose)
     row_id = connection.execute(audit_checkpoints.insert().values(
         seq=checkpoint.seq, hash=checkpoint.hash, at=checkpoint.at, key_id=checkpoint.key_id,
         signature=checkpoint.signature, canonical=checkpoint.canonical)).inserted_primary_key[0]
     append(connection, actor=actor, action=CHECKPOINT_ACTION, at=at,
-           data={"hash": checkpoint.hash, "key_id": checkpoint.key_id, "seq": checkpoint.seq,
-                 "site": site})
+           data={"hash": checkpoint.hash, "key_id": checkpoint.key_id, "purpose": purpose,
+                 "seq": checkpoint.seq, "site": site})
     _append_line(Path(file_path), checkpoint.line())
     return _with_source(checkpoint, f"database row {row_id}")
 
 
 def _signed(signing_key: Ed25519PrivateKey, seq: int, digest: str, at: str,
-            site: str) -> Checkpoint:
+            site: str, purpose: str = ROUTINE) -> Checkpoint:
     if not isinstance(site, str) or not site.strip():
         raise AuditError("a checkpoint needs the instance's site id")
+    if purpose not in PURPOSES:
+        raise AuditError(f"a checkpoint's purpose is one of {', '.join(PURPOSES)}")
     kid = key_id(signing_key.public_key())
-    canonical = canonical_text({"at": at, "hash": digest, "key_id": kid, "seq": seq,
-                                "site": site})
+    canonical = canonical_text({"at": at, "hash": digest, "key_id": kid, "purpose": purpose,
+                                "seq": seq, "site": site})
     signature = base64.b64encode(signing_key.sign(canonical.encode("utf-8"))).decode("ascii")
-    return Checkpoint(seq, digest, at, kid, signature, canonical, "new", site)
+    return Checkpoint(seq, digest, at, kid, signature, canonical, "new", site, purpose)
 
 
 def _with_source(checkpoint: Checkpoint, source: str) -> Checkpoint:
@@ -207,18 +236,21 @@ def list_checkpoints(connection: Session | Connection) -> list[Checkpoint]:
     rows = connection_of(connection).execute(
         select(c.id, c.seq, c.hash, c.at, c.key_id, c.signature, c.canonical).order_by(c.seq))
     return [Checkpoint(seq, digest, at, kid, signature, canonical, f"database row {row_id}",
-                       _site_of(canonical))
+                       *_site_and_purpose(canonical))
             for row_id, seq, digest, at, kid, signature, canonical in rows]
 
 
-def _site_of(canonical: str) -> str | None:
-    """The site named in a row's signed payload (the table has no column for it: the
-    payload is what is signed, and the verifier compares the other columns with it)."""
+def _site_and_purpose(canonical: str) -> tuple[str | None, str | None]:
+    """The site and purpose named in a row's signed payload (the table has no columns for
+    them: the payload is what is signed, and the verifier compares the other columns with
+    it)."""
     try:
-        site = json.loads(canonical).get("site")
+        payload = json.loads(canonical)
+        site, purpose = payload.get("site"), payload.get("purpose")
     except (ValueError, AttributeError):
-        return None  # malformed: the verifier reports the row's payload
-    return site if isinstance(site, str) else None
+        return None, None  # malformed: the verifier reports the row's payload
+    return (site if isinstance(site, str) else None,
+            purpose if isinstance(purpose, str) else None)
 
 
 def read_checkpoint_file(path: str | os.PathLike) -> list[Checkpoint]:
@@ -240,13 +272,15 @@ def _parse_line(line: str, source: str) -> Checkpoint:
     document = json.loads(line)
     payload, signature = document["checkpoint"], document["signature"]
     if (set(document) != {"checkpoint", "signature"}
-            or set(payload) not in (PAYLOAD_KEYS, LEGACY_PAYLOAD_KEYS)):
+            or set(payload) not in ACCEPTED_PAYLOAD_KEYS):
         raise CheckpointFileError("unexpected keys")
     if not isinstance(signature, str) or type(payload["seq"]) is not int:
         raise CheckpointFileError("signature must be a string and seq an integer")
+    if payload.get("purpose", ROUTINE) not in PURPOSES:
+        raise CheckpointFileError(f"purpose must be one of {', '.join(PURPOSES)}")
     try:
         canonical = canonical_text(payload)
     except CanonicalError as exc:
         raise CheckpointFileError(str(exc)) from None
     return Checkpoint(payload["seq"], payload["hash"], payload["at"], payload["key_id"],
-                      signature, canonical, source, payload.get("site"))
+                      signature, canonical, source, payload.get("site"), payload.get("purpose"))

@@ -7,6 +7,9 @@ Detection of tampering is the hash chain plus signed checkpoints (audit.verify).
   TRUNCATE). On SQLite an ``INSERT OR REPLACE`` deletes the conflicting row implicitly, which
   fires delete triggers only with ``recursive_triggers`` on; a BEFORE INSERT trigger that
   refuses a duplicate key closes that path regardless of the pragma.
+- ``audit_events``: an inserted event must extend the head: its seq is head.seq + 1 and its
+  prev_hash is head.hash. The writer (audit.trail.append) inserts the event first and then
+  advances the head, in one transaction, so the check sees the head the event extends.
 - ``audit_head``: never deleted, and an update may only advance it by one event whose hash
   it then carries.
 """
@@ -31,6 +34,13 @@ _SQLITE_TRIGGERS = {
         WHEN EXISTS (SELECT 1 FROM audit_events WHERE seq = NEW.seq)
           OR EXISTS (SELECT 1 FROM audit_events WHERE hash = NEW.hash)
         BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: seq or hash exists'); END""",
+    # the head is read by its primary key: two lookups per insert
+    "audit_events_extend_head": """
+        CREATE TRIGGER IF NOT EXISTS audit_events_extend_head BEFORE INSERT ON audit_events
+        WHEN NEW.seq IS NOT (SELECT seq + 1 FROM audit_head WHERE id = 1)
+          OR NEW.prev_hash IS NOT (SELECT hash FROM audit_head WHERE id = 1)
+        BEGIN SELECT RAISE(ABORT, 'audit_events: a new event must extend the chain head');
+        END""",
     "audit_checkpoints_no_update": """
         CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_update
         BEFORE UPDATE ON audit_checkpoints
@@ -78,6 +88,23 @@ _PG_FUNCTIONS = (
          END IF;
          RETURN NEW;
        END $$""",
+    # FOR UPDATE: the writer holds the head row already (a no-op then); anyone else waits for
+    # the writers and then compares with the head as last committed
+    """CREATE OR REPLACE FUNCTION {schema}.audit_events_extend_head() RETURNS trigger
+       LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+       DECLARE
+         head_seq bigint;
+         head_hash varchar;
+       BEGIN
+         SELECT h.seq, h.hash INTO head_seq, head_hash FROM {schema}.audit_head h
+          WHERE h.id = 1 FOR UPDATE;
+         IF head_seq IS NULL OR NEW.seq IS DISTINCT FROM head_seq + 1
+            OR NEW.prev_hash IS DISTINCT FROM head_hash THEN
+           RAISE EXCEPTION 'audit_events: a new event must extend the chain head '
+                           '(event %, head %)', NEW.seq, head_seq;
+         END IF;
+         RETURN NEW;
+       END $$""",
 )
 
 # (trigger name, table, timing and level, function)
@@ -86,6 +113,8 @@ _PG_TRIGGERS = (
      "BEFORE UPDATE OR DELETE ON audit_events FOR EACH ROW", "audit_refuse_change"),
     ("audit_events_no_truncate", "audit_events",
      "BEFORE TRUNCATE ON audit_events FOR EACH STATEMENT", "audit_refuse_change"),
+    ("audit_events_extend_head", "audit_events",
+     "BEFORE INSERT ON audit_events FOR EACH ROW", "audit_events_extend_head"),
     ("audit_checkpoints_no_change", "audit_checkpoints",
      "BEFORE UPDATE OR DELETE ON audit_checkpoints FOR EACH ROW", "audit_refuse_change"),
     ("audit_checkpoints_no_truncate", "audit_checkpoints",
@@ -116,12 +145,33 @@ def install_guards(connection: Connection) -> None:
 
 def _install_postgresql(connection: Connection) -> None:
     schema = install_postgresql_functions(connection)
-    for name, _table, when, function in _PG_TRIGGERS:
-        connection.execute(text(f"CREATE OR REPLACE TRIGGER {name} {when} "
-                                f"EXECUTE FUNCTION {schema}.{function}()"))
+    for trigger in _PG_TRIGGERS:
+        _create_pg_trigger(connection, schema, trigger)
     tables = ", ".join(APPEND_ONLY_TABLES)
     connection.execute(text(f"REVOKE UPDATE, DELETE, TRUNCATE ON {tables} FROM PUBLIC"))
     connection.execute(text("REVOKE DELETE, TRUNCATE ON audit_head FROM PUBLIC"))
+
+
+def _create_pg_trigger(connection: Connection, schema: str, trigger: tuple) -> None:
+    name, _table, when, function = trigger
+    connection.execute(text(f"CREATE OR REPLACE TRIGGER {name} {when} "
+                            f"EXECUTE FUNCTION {schema}.{function}()"))
+
+
+def install_head_extension_guard(connection: Connection) -> None:
+    """Create the trigger that lets an event in only as the head's next event (and, on
+    PostgreSQL, its function, pinned like the others); idempotent. For migration 0012,
+    which adds it to databases made before it. Executes DDL, never commits."""
+    name = "audit_events_extend_head"
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        connection.exec_driver_sql(_SQLITE_TRIGGERS[name])
+    elif dialect == "postgresql":
+        schema = install_postgresql_functions(connection)
+        _create_pg_trigger(connection, schema,
+                           next(trigger for trigger in _PG_TRIGGERS if trigger[0] == name))
+    else:
+        raise UnsupportedDatabase(f"no audit guards for dialect {dialect!r}")
 
 
 def install_postgresql_functions(connection: Connection) -> str:
@@ -149,5 +199,6 @@ def drop_guards(connection: Connection) -> None:
             connection.execute(text(f"DROP TRIGGER IF EXISTS {name} ON {table}"))
         connection.execute(text("DROP FUNCTION IF EXISTS audit_refuse_change() CASCADE"))
         connection.execute(text("DROP FUNCTION IF EXISTS audit_head_advance_only() CASCADE"))
+        connection.execute(text("DROP FUNCTION IF EXISTS audit_events_extend_head() CASCADE"))
     else:
         raise UnsupportedDatabase(f"no audit guards for dialect {dialect!r}")

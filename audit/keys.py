@@ -3,13 +3,14 @@
 The current private key lives in one PEM file. A rotation keeps the old key's *public* half
 beside it, in ``<key file stem>-retired/<key id>.pem``, so that every checkpoint it signed
 still verifies; the old private key is not kept. The rotation itself is an audit event
-(``audit.key.rotated``), written in the transaction that makes the new key current
-(qms.cli_admin: ``qms audit rotate-key``).
+(``audit.key.rotated``) that the old key signs a checkpoint over before the new key replaces
+it (qms.cli_admin: ``qms audit rotate-key``): verifiers accept a key other than the first
+only when so handed over (audit.succession). A retired public key planted in the folder
+therefore does not make a swapped-in key acceptable.
 """
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -17,8 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (Ed25519PrivateKey
                                                                Ed25519PublicKey)
 
 from audit.checkpoints import fsync_directory, key_id, private_pem
-
-ROTATION_ACTION = "audit.key.rotated"
+from audit.succession import ROTATION_ACTION  # noqa: F401  (the rotation's event)
 
 
 def retired_folder(key_path: Path) -> Path:
@@ -39,25 +39,23 @@ def public_keys(current: Ed25519PrivateKey, key_path: Path) -> dict[str, Ed25519
     return keys
 
 
-@contextmanager
-def rotated_key(key_path: Path, current: Ed25519PrivateKey):
-    """Make a new key current; yield it. Undone when the block raises.
+def new_signing_key() -> Ed25519PrivateKey:
+    """The next key: generated, held in memory until install_key makes it current."""
+    return Ed25519PrivateKey.generate()
 
-    The old public key is filed as retired first (harmless if the rotation is undone), then
-    the new key replaces the old file atomically. Run the block's database transaction
-    inside: if its commit fails, the old key file is put back, so no key changes without
-    its audit event.
+
+def install_key(key_path: Path, current: Ed25519PrivateKey, new_key: Ed25519PrivateKey
+                ) -> None:
+    """Make ``new_key`` the current key: the current key's public half is filed as retired
+    first, then the new key replaces the key file atomically.
+
+    Call it only after the rotation event is committed and the current key has signed a
+    checkpoint over it: a key installed otherwise signs checkpoints that no verifier
+    accepts. A crash before this leaves the old key current and the new one unused.
     """
     key_path = Path(key_path)
-    old_pem = key_path.read_bytes()
     _retire(current.public_key(), key_path)
-    new_key = Ed25519PrivateKey.generate()
     _replace_key_file(key_path, private_pem(new_key))
-    try:
-        yield new_key
-    except BaseException:
-        _replace_key_file(key_path, old_pem)
-        raise
 
 
 def _retire(public: Ed25519PublicKey, key_path: Path) -> None:

@@ -108,6 +108,8 @@ def append(target: Session | Connection, *, actor: str, action: str, data: dict,
     seq, prev_hash = top.seq + 1, top.hash
     canonical = canonical_text(fields.document(seq, stamp, data, prev_hash))
     digest = sha256(canonical.encode("utf-8")).hexdigest()
+    # the event first, then the head: the database's guards let an event in only as the
+    # head's next one, and the head advance only to an event that exists (audit.guards)
     connection.execute(_INSERT_EVENT, {**fields._asdict(), "seq": seq, "at": stamp,
                                        "prev_hash": prev_hash, "hash": digest,
                                        "canonical": canonical})

@@ -3,8 +3,9 @@
 Checks, in seq order: seq continuity from 1, ``prev_hash`` equals the previous hash (64
 zeros for seq 1), the stored hash is sha256 of the stored canonical bytes, and the queryable
 columns agree with the canonical JSON (audit.scan does this part, fast). Then every
-checkpoint (database rows and the external file): a valid signature under a known key, and
-the event at its seq exists with its hash.
+checkpoint (database rows and the external file): a valid signature under a known key that
+the chain let sign at its seq, the site the chain had then (audit.succession), and the event
+at its seq exists with its hash.
 
 ``first_bad_seq`` is the lowest seq the verifier cannot vouch for: the first event failing a
 chain check, the first missing event when a checkpoint or the head lies beyond the end, and
@@ -30,6 +31,8 @@ from audit.checkpoints import (Checkpoint, CheckpointFileError, key_id, list_che
 from audit.checkpoint_events import checkpoint_event_problems
 from audit.scan import Walk, column_check_in_background, explain_columns, walk_events
 from audit.schema import GENESIS_HASH
+from audit.succession import (SITE_CHANGE_ACTION, Succession, read_succession,
+                               unintroduced_keys)
 from audit.trail import connection_of, head
 
 _INFINITY = float("inf")
@@ -68,8 +71,10 @@ def verify_chain(connection: Session | Connection, *,
     ``public_keys`` maps key ids to the server's public keys (current and retired); a
     checkpoint under any other key is a problem. ``checkpoint_file`` must hold every
     checkpoint ever written; a database checkpoint missing from it is a problem.
-    ``site`` is this instance's site id: a checkpoint naming another site is a problem
-    (legacy checkpoints without a site are accepted). ``progress(events_checked)`` is
+    ``site`` is this instance's site id: a checkpoint naming another site than the chain's
+    ``audit.site.changed`` events say it had at the checkpoint's seq is a problem (legacy
+    checkpoints without a site are accepted); so is a checkpoint whose key no
+    ``audit.key.rotated`` event introduced (audit.succession). ``progress(events_checked)`` is
     called after each chunk of events. ``form_known`` is a previous result's
     ``form_checked`` (seq, hash): the canonical form of events up to it is not parsed again
     when the chain still has that hash at that seq (else the walk is repeated in full), so
@@ -86,8 +91,9 @@ def verify_chain(connection: Session | Connection, *,
     pending: list[tuple[float, str]] = []  # (checkpoint seq, why): placed after the walk
     rows = list_checkpoints(connection)
     checkpoints = rows + _file_checkpoints(checkpoint_file, rows, pending)
-    signed = _signed_checkpoints(checkpoints, public_keys, site, pending)
-    wanted = {cp.seq for cp in signed} | {stored_head.seq}
+    succession = read_succession(connection)
+    signed = _signed_checkpoints(checkpoints, public_keys, succession, site, pending)
+    wanted = {cp.seq for cp in signed} | {stored_head.seq} | set(succession.texts)
     walk = Walk(wanted | {form_known[0]} if form_known else wanted,
                 form_known=form_known or (0, GENESIS_HASH))
     problems = _chain_problems(connection, walk, progress)
@@ -96,8 +102,10 @@ def verify_chain(connection: Session | Connection, *,
         problems = _chain_problems(connection, walk, progress)
     problems += _head_problems(stored_head.seq, stored_head.hash, walk)
     problems += _events_above_head(connection, walk)
-    vouched = _match_checkpoints(signed, walk, problems, pending)
+    _match_checkpoints(signed, walk, problems, pending)
     problems += checkpoint_event_problems(rows, walk, through_seq=stored_head.seq)
+    problems += succession.problems(walk.found, walk.last_seq, site)
+    vouched = _introduced_only(signed, walk, succession, pending)
     problems += [(_after_last_vouched(vouched, at_seq), why) for at_seq, why in pending]
     return _result(walk, problems, vouched)
 
@@ -139,13 +147,15 @@ def _file_checkpoints(path: Path | None, in_database: list[Checkpoint],
 
 
 def _signed_checkpoints(checkpoints: list[Checkpoint],
-                        public_keys: Mapping[str, Ed25519PublicKey], site: str | None,
-                        pending: list[tuple[float, str]]) -> list[Checkpoint]:
-    """The checkpoints whose signature verifies under a known key and that belong to this
-    site; the rest go to pending."""
+                        public_keys: Mapping[str, Ed25519PublicKey], succession: Succession,
+                        site: str | None, pending: list[tuple[float, str]]
+                        ) -> list[Checkpoint]:
+    """The checkpoints whose signature verifies under a known key and that name the site
+    the chain had at their seq; the rest go to pending."""
     valid = []
     for cp in checkpoints:
-        why = _signature_problem(cp, public_keys) or _site_problem(cp, site)
+        why = (_signature_problem(cp, public_keys)
+               or _site_problem(cp, succession.site_at(cp.seq, site)))
         if why:
             pending.append((cp.seq, f"checkpoint at seq {cp.seq} ({cp.source}): {why}"))
         else:
@@ -173,7 +183,8 @@ def _signature_problem(cp: Checkpoint, public_keys: Mapping[str, Ed25519PublicKe
 def _site_problem(cp: Checkpoint, site: str | None) -> str:
     if site is None or cp.site is None or cp.site == site:
         return ""
-    return f"signed for site {cp.site!r}, not for this instance's site {site!r}"
+    return (f"signed for site {cp.site!r}, not for this instance's site {site!r} (at seq "
+            f"{cp.seq}, as the chain's {SITE_CHANGE_ACTION} events have it)")
 
 
 def _events_above_head(connection: Connection, walk: Walk) -> list[tuple[int, str]]:
@@ -221,6 +232,17 @@ def _match_checkpoints(signed: list[Checkpoint], walk: Walk, problems: list,
                 f"{cp.hash} but event {cp.seq} has hash {walk.found.get(cp.seq)}: "
                 f"the chain was rewritten")))
     return sorted(vouched)
+
+
+def _introduced_only(signed: list[Checkpoint], walk: Walk, succession: Succession,
+                     pending: list[tuple[float, str]]) -> list[int]:
+    """Seqs of the signed checkpoints that match the chain and whose key the chain had
+    introduced by their seq; the others go to pending (audit.succession)."""
+    matched = [cp for cp in signed if walk.found.get(cp.seq) == cp.hash]
+    refused = unintroduced_keys(matched, succession.rotations)
+    pending += [(cp.seq, f"checkpoint at seq {cp.seq} ({cp.source}): {why}")
+                for cp, why in refused.items()]
+    return sorted(cp.seq for cp in matched if cp not in refused)
 
 
 def _span(first: int, last: int) -> str:

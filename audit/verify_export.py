@@ -1,4 +1,4 @@
-"""Stand-alone verifier of a QMS audit trail export (qms-audit-export/2, and /1).
+"""Stand-alone verifier of a QMS audit trail export (qms-audit-export/3, and /2, /1).
 
     python -m audit.verify_export EXPORT.jsonl --public-key KEY --checkpoints FILE
     python verify_export.py EXPORT.jsonl --public-key KEY --checkpoints FILE  (copied alone)
@@ -14,20 +14,24 @@ instead of trusting the system's code.
 Checks: the header; every event line is canonical JSON of an event object; seq runs 1, 2,
 3, ...; each prev_hash is the previous line's sha256 (64 zeros first); the header's head is
 the last event, and its exported_at is neither before the first event nor other than the
-closing checkpoint's signed time; every checkpoint, of the export and of the checkpoint
+closing checkpoint's signed time; the export ends with its closing checkpoint, signed for
+it (purpose "export") over its last event; every checkpoint, of the export and of the checkpoint
 files, is signed by a given key for the export's site and names the hash of the event at its
-seq; the audit.checkpoint.signed events agree with the export's checkpoints. A checkpoint
+seq; the audit.checkpoint.signed events agree with the export's checkpoints; every key but
+the first checkpoint's is introduced by an audit.key.rotated event that a checkpoint of the
+key before it covers, before it signs; each checkpoint names the site that the
+audit.site.changed events say was in effect at its seq. A checkpoint
 beyond the last event means the tail was removed, unless it comes from a checkpoint file and
 was signed after the export's closing checkpoint (the export is older: a note).
 
 Verdict (the first line printed) and exit status:
   INTACT      0  the chain checks out and the export's closing checkpoint (signed at export
-                 time over its last event) verified under a given key
+                 time over its last event, purpose "export") verified under a given key
   BROKEN      1  "BROKEN at seq N: why", N the lowest seq that cannot be vouched for
   UNANCHORED  1  the chain is consistent but its last event is under no verified checkpoint
-                 (no key, no cryptography package, or no closing checkpoint: a cut export
-                 with a rewritten tail looks like this). Exit 0 with --allow-unanchored only
-                 when no key could be used.
+                 (no key, no cryptography package, or no closing checkpoint: a cut export,
+                 or one cut at an earlier routine checkpoint, looks like this). Exit 0 with
+                 --allow-unanchored only when no key could be used.
   usage error 2  (missing or unreadable file or key, bad arguments)
 """
 from __future__ import annotations
@@ -42,16 +46,26 @@ import sys
 import unicodedata
 
 EXPORT_FORMATS = {"qms-audit-export/1": {"exported_at", "format", "head"},
-                  "qms-audit-export/2": {"exported_at", "format", "head", "site"}}
+                  "qms-audit-export/2": {"exported_at", "format", "head", "site"},
+                  "qms-audit-export/3": {"exported_at", "format", "head", "site"}}
+# from /3 on, the closing checkpoint is marked (purpose "export") and is the last line
+MARKED_FORMAT = "qms-audit-export/3"
 GENESIS_HASH = "0" * 64
 MAX_SAFE_INT = 2**53 - 1
 EVENT_KEYS = {"action", "actor", "at", "data", "entity", "prev_hash", "reason", "seq"}
-CHECKPOINT_KEYS = {"at", "hash", "key_id", "seq", "site"}
-LEGACY_CHECKPOINT_KEYS = {"at", "hash", "key_id", "seq"}  # written before sites existed
+# current, then as written before purposes existed, then before sites existed
+CHECKPOINT_KEYS = ({"at", "hash", "key_id", "purpose", "seq", "site"},
+                   {"at", "hash", "key_id", "seq", "site"}, {"at", "hash", "key_id", "seq"})
+PURPOSES = ("routine", "export")  # "export": closes an export made at the checkpoint's time
 CHECKPOINT_PREFIX = b'{"checkpoint":'
 # "action" is an event's first key: this prefix finds the checkpoints' own events
 CHECKPOINT_EVENT_PREFIX = b'{"action":"audit.checkpoint.signed",'
-CHECKPOINT_EVENT_DATA = ({"hash", "key_id", "seq"}, {"hash", "key_id", "seq", "site"})
+# the events that hand signing over: to a new key, or to a new site id (old, new)
+HANDOVER_FIELDS = {"audit.key.rotated": ("old_key_id", "new_key_id"),
+                   "audit.site.changed": ("old_site", "new_site")}
+HANDOVER_PREFIXES = tuple(f'{{"action":"{action}",'.encode() for action in HANDOVER_FIELDS)
+CHECKPOINT_EVENT_DATA = ({"hash", "key_id", "purpose", "seq", "site"},
+                         {"hash", "key_id", "seq", "site"}, {"hash", "key_id", "seq"})
 HEX64 = re.compile(r"[0-9a-f]{64}")
 TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
 ACTION = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)+")
@@ -161,15 +175,15 @@ def parse_checkpoint(line: bytes) -> tuple[dict, str]:
     if not isinstance(document, dict) or set(document) != {"checkpoint", "signature"}:
         raise ValueError("not a checkpoint line")
     payload, signature = document["checkpoint"], document["signature"]
-    if not isinstance(payload, dict) or set(payload) not in (CHECKPOINT_KEYS,
-                                                              LEGACY_CHECKPOINT_KEYS):
+    if not isinstance(payload, dict) or set(payload) not in CHECKPOINT_KEYS:
         raise ValueError("checkpoint payload keys differ")
     if not (type(payload["seq"]) is int and payload["seq"] > 0
             and isinstance(payload["at"], str) and TIMESTAMP.fullmatch(payload["at"])
             and isinstance(payload["hash"], str) and HEX64.fullmatch(payload["hash"])
             and isinstance(payload["key_id"], str)
-            and isinstance(payload.get("site", ""), str)):
-        raise ValueError("checkpoint fields malformed (seq, at, hash, key_id or site)")
+            and isinstance(payload.get("site", ""), str)
+            and payload.get("purpose", "routine") in PURPOSES):
+        raise ValueError("checkpoint fields malformed (seq, at, hash, key_id, site or purpose)")
     if not isinstance(signature, str):
         raise ValueError("signature is not text")
     return payload, signature
@@ -219,7 +233,8 @@ class Checkpoint:
         self.payload, self.signature = payload, signature
         self.seq, self.at, self.hash = payload["seq"], payload["at"], payload["hash"]
         self.site = payload.get("site")  # None: legacy, written before sites existed
-        self.identity = (self.seq, self.hash, payload["key_id"], self.site)
+        self.purpose = payload.get("purpose")  # None: written before purposes existed
+        self.identity = (self.seq, self.hash, payload["key_id"], self.site, self.purpose)
         self.sources: list[str] = []
         self.in_export = self.in_files = False
 
@@ -235,12 +250,12 @@ class CheckpointBook:
         self.distinct: dict[tuple[bytes, str], Checkpoint] = {}
         self.malformed: list[str] = []
 
-    def add(self, line: bytes, source: str, *, in_export: bool) -> None:
+    def add(self, line: bytes, source: str, *, in_export: bool) -> Checkpoint | None:
         try:
             payload, signature = parse_checkpoint(line)
         except ValueError as exc:
             self.malformed.append(f"{source}: {exc}")
-            return
+            return None
         checkpoint = self.distinct.setdefault((canonical_json(payload), signature),
                                               Checkpoint(payload, signature))
         checkpoint.sources.append(source)
@@ -248,6 +263,7 @@ class CheckpointBook:
             checkpoint.in_export = True
         else:
             checkpoint.in_files = True
+        return checkpoint
 
     def in_seq_order(self) -> list[Checkpoint]:
         return sorted(self.distinct.values(), key=lambda cp: (cp.seq, cp.at))
@@ -277,13 +293,15 @@ class ExportCheck:
         self.in_checkpoints = False
         self.first_at: str | None = None
         self.checkpoint_events: dict[int, bytes] = {}  # seq -> line of each such event
+        self.last_checkpoint: Checkpoint | None = None  # of the last checkpoint line
+        self.handovers: list[tuple[int, dict]] = []  # (seq, event): rotations, site changes
 
     def line(self, number: int, line: bytes) -> None:
         if number == 1:
             self.header = check_header(line)
         elif line.startswith(CHECKPOINT_PREFIX):
             self.in_checkpoints = True
-            self.book.add(line, f"export line {number}", in_export=True)
+            self.last_checkpoint = self.book.add(line, f"export line {number}", in_export=True)
         elif self.bad is not None:
             return
         elif self.in_checkpoints:
@@ -300,6 +318,8 @@ class ExportCheck:
                 self.hashes[seq] = self.last_hash
             if line.startswith(CHECKPOINT_EVENT_PREFIX):
                 self.checkpoint_events[seq] = line
+            elif line.startswith(HANDOVER_PREFIXES):
+                self.handovers.append((seq, json.loads(line)))
             if seq == 1:
                 self.check_exported_after(json.loads(line)["at"])
 
@@ -324,9 +344,11 @@ class Outcome:
 
     def __init__(self, check: ExportCheck, problems: list[tuple[int, str]],
                  matched: list[Checkpoint], later: list[Checkpoint],
-                 closing: Checkpoint | None):
+                 closing: Checkpoint | None, unclosed: str = ""):
         self.events, self.head_hash = check.last_seq, check.last_hash
         self.exported_at = check.header["exported_at"]
+        self.format = check.header["format"]
+        self.unclosed = unclosed  # why no closing checkpoint anchors the export, if known
         self.problems = sorted(problems, key=lambda problem: problem[0])
         self.matched = matched  # checkpoints naming the chain's hash at their seq
         self.later = later      # file checkpoints beyond the head, signed after the export
@@ -401,7 +423,12 @@ def evaluate(check: ExportCheck, book: CheckpointBook, keys: dict,
     bad_seq = check.bad[0] if check.bad else INFINITY
     head_problem = None if check.bad else check.head_problem()
     problems += [problem for problem in (check.bad, head_problem) if problem]
-    closing = closing_checkpoint(check, book, keys, site)
+    rotations, site_changes, handover_problems = handovers(check)
+    problems += handover_problems + site_change_problems(site_changes, site)
+
+    def site_of(seq: int) -> str | None:
+        return site_at(site_changes, seq, site)
+    closing, unclosed = closing_checkpoint(check, book, keys, site_of)
     # "signed later than the export": by the closing checkpoint's signed time when there is
     # one; the header's own exported_at is not signed
     exported_at = closing.at if closing else check.header["exported_at"]
@@ -411,7 +438,7 @@ def evaluate(check: ExportCheck, book: CheckpointBook, keys: dict,
             f"checkpoint's signed time {closing.at}")))
     matched, later = [], []
     for cp in book.in_seq_order():
-        why = (signature_problem(cp, keys) if keys else "") or site_problem(cp, site)
+        why = (signature_problem(cp, keys) if keys else "") or site_problem(cp, site_of(cp.seq))
         if why:
             pending.append((cp.seq, f"{cp.where()}: {why}"))
         elif cp.seq > check.last_seq:
@@ -432,28 +459,123 @@ def evaluate(check: ExportCheck, book: CheckpointBook, keys: dict,
                 f"{cp.where()} says hash {cp.hash} but event {cp.seq} has hash "
                 f"{check.hashes.get(cp.seq)}: the chain was rewritten")))
     problems += checkpoint_event_problems(check, book)
+    refused = unintroduced_keys(matched, rotations) if keys else {}
+    pending += [(cp.seq, f"{cp.where()}: {why}") for cp, why in refused.items()]
+    matched = [cp for cp in matched if cp not in refused]
     for at_seq, why in pending:
         below = [cp.seq for cp in matched if cp.seq < at_seq]
         problems.append(((max(below) if below else 0) + 1, why))
-    return Outcome(check, problems, matched, later, closing)
+    return Outcome(check, problems, matched, later, closing, unclosed)
 
 
 def closing_checkpoint(check: ExportCheck, book: CheckpointBook, keys: dict,
-                       site: str | None) -> Checkpoint | None:
-    """The export's own checkpoint over its last event, when it verifies: signed under a
-    given key, of the site, naming the last event's hash. None without one."""
+                       site_of) -> tuple[Checkpoint | None, str]:
+    """(the export's closing checkpoint, "") when it verifies: signed under a given key, of
+    the site, naming the last event's hash, and signed to close an export (purpose
+    "export"; from format /3 on also the last line; before /3 an unmarked one counts).
+    Else (None, why not, or "" when there is no checkpoint at the last event at all)."""
     if check.bad or check.last_seq == 0 or not keys:
-        return None
-    closing = [cp for cp in book.in_seq_order()
-               if cp.in_export and cp.seq == check.last_seq and cp.hash == check.last_hash
-               and not signature_problem(cp, keys) and not site_problem(cp, site)]
-    return max(closing, key=lambda cp: cp.at, default=None)
+        return None, ""
+    at_end = [cp for cp in book.in_seq_order()
+              if cp.in_export and cp.seq == check.last_seq and cp.hash == check.last_hash
+              and not signature_problem(cp, keys) and not site_problem(cp, site_of(cp.seq))]
+    marked = check.header["format"] == MARKED_FORMAT
+
+    def closes(cp: Checkpoint) -> bool:
+        if cp.purpose == "export":
+            return cp is check.last_checkpoint or not marked
+        return cp.purpose is None and not marked  # routine never closes an export
+    closing = [cp for cp in at_end if closes(cp)]
+    if closing:
+        return max(closing, key=lambda cp: cp.at), ""
+    if any(cp.purpose == "export" for cp in at_end):
+        return None, ("the export's closing checkpoint is not its last line: the lines "
+                      "after it were added")
+    if at_end:
+        return None, (
+            f"the checkpoint at the last event (seq {check.last_seq}, signed "
+            f"{at_end[-1].at}) was not signed to close an export (purpose "
+            f"{at_end[-1].purpose or 'unmarked'}, not export): this may be an export cut at "
+            "an earlier checkpoint, which proves nothing about the events after it")
+    return None, ""
 
 
 def site_problem(cp: Checkpoint, site: str | None) -> str:
+    """Why ``cp`` may not speak for ``site``, the site in effect at its seq ("" if it may;
+    a checkpoint without a site, written before sites existed, may for any)."""
     if site is None or cp.site is None or cp.site == site:
         return ""
-    return f"signed for site {cp.site!r}, not for this export's site {site!r}"
+    return (f"signed for site {cp.site!r}, not for this export's site {site!r} (at seq "
+            f"{cp.seq}, as the export's audit.site.changed events have it)")
+
+
+def handovers(check: ExportCheck) -> tuple[list, list, list[tuple[int, str]]]:
+    """(key rotations, site changes, problems) from the export's audit.key.rotated and
+    audit.site.changed events; each handover is (seq, old, new)."""
+    rotations, site_changes, problems = [], [], []
+    for seq, event in check.handovers:
+        old_name, new_name = HANDOVER_FIELDS[event["action"]]
+        old, new = event["data"].get(old_name, ""), event["data"].get(new_name)
+        rotation = event["action"] == "audit.key.rotated"
+        if not isinstance(new, str) or not (isinstance(old, str)
+                                            or old is None and not rotation):
+            problems.append((seq, f"event {seq} ({event['action']}) does not name "
+                                  f"{old_name} and {new_name}"))
+        else:
+            (rotations if rotation else site_changes).append((seq, old, new))
+    return rotations, site_changes, problems
+
+
+def site_at(changes: list, seq: int, site: str | None) -> str | None:
+    """The site a checkpoint at ``seq`` names: the new site of the last change at or
+    before it, else the first change's old site, else ``site`` (None: any)."""
+    before = [new for change_seq, _old, new in changes if change_seq <= seq]
+    if before:
+        return before[-1]
+    return changes[0][1] if changes else site
+
+
+def site_change_problems(changes: list, site: str | None) -> list[tuple[int, str]]:
+    """Each site change starts where the one before ended, and the last one ends at the
+    export's site."""
+    problems = [(seq, f"event {seq} (audit.site.changed) changes the site from {old!r}, but "
+                      f"event {before[0]} had changed it to {before[2]!r}")
+                for before, (seq, old, _new) in zip(changes, changes[1:]) if old != before[2]]
+    if changes and site is not None and changes[-1][2] != site:
+        seq, _old, new = changes[-1]
+        problems.append((seq, f"event {seq} (audit.site.changed) changed the site to "
+                              f"{new!r}, but this export's site is {site!r}"))
+    return problems
+
+
+def unintroduced_keys(matched: list[Checkpoint], rotations: list) -> dict:
+    """{checkpoint: why} for the checkpoints whose key the chain did not let sign at their
+    seq. The first checkpoint's key signs from the start; another key from the first
+    checkpoint, signed with the key before it (itself allowed), at or after the
+    audit.key.rotated event that names both: there the old key hands over."""
+    ordered = sorted(matched, key=lambda cp: cp.seq)
+    if not ordered:
+        return {}
+    first = ordered[0].payload["key_id"]
+    allowed, introduced_at = {first: 0}, {}
+    for seq, old, new in rotations:
+        if old not in allowed or new in allowed:
+            continue
+        handover = next((cp.seq for cp in ordered if cp.payload["key_id"] == old
+                         and cp.seq >= max(seq, allowed[old])), None)
+        if handover is not None:
+            allowed[new], introduced_at[new] = handover, seq
+    refused = {}
+    for cp in ordered:
+        kid = cp.payload["key_id"]
+        if kid not in allowed:
+            refused[cp] = (f"signed with key {kid}, which no audit.key.rotated event "
+                           "introduces under a checkpoint of the key before it (the first "
+                           f"checkpoint's key is {first}): a key swapped in, not rotated")
+        elif cp.seq < allowed[kid]:
+            refused[cp] = (f"signed with key {kid} before the key before it handed over at "
+                           f"seq {allowed[kid]} (rotation event {introduced_at[kid]})")
+    return refused
 
 
 def checkpoint_event_problems(check: ExportCheck, book: CheckpointBook
@@ -472,7 +594,8 @@ def checkpoint_event_problems(check: ExportCheck, book: CheckpointBook
             problems.append((seq, f"event {seq} (audit.checkpoint.signed) does not record a "
                                   f"checkpoint at seq {seq - 1}"))
             continue
-        identity = (data["seq"], data["hash"], data["key_id"], data.get("site"))
+        identity = (data["seq"], data["hash"], data["key_id"], data.get("site"),
+                    data.get("purpose"))
         recorded[seq - 1] = identity
         if identity not in known:
             problems.append((seq, (
@@ -532,6 +655,9 @@ def report(outcome: Outcome, *, unchecked: str, files: list[str],
                   "--allow-unanchored")
             return 0
         return 1
+    if outcome.unclosed:
+        print(f"why: {outcome.unclosed}")
+        return 1
     last = outcome.matched[-1].seq if outcome.matched else 0
     print(f"why: the last event (seq {outcome.events}) is under no signed checkpoint of the "
           "export; an export ends with a checkpoint signed over its last event, so "
@@ -549,6 +675,11 @@ def print_intact(outcome: Outcome, summary: str, files: list[str]) -> None:
           + f"; the export's closing checkpoint at seq {outcome.closing.seq}, signed "
             f"{outcome.closing.at}" + (f", site {outcome.closing.site}"
                                         if outcome.closing.site else ""))
+    if outcome.closing.purpose is None:
+        print(f"NOTE: {outcome.format}: the closing checkpoint is not marked as one (the "
+              f"format before qms-audit-export/3), so this proves events 1..{outcome.events} "
+              "authentic, but not that they were the whole trail at "
+              f"{outcome.exported_at}: an export cut at an earlier checkpoint looks the same")
     exported_only = [cp for cp in anchors if not cp.in_files and cp is not outcome.closing]
     if files and exported_only:
         print(f"WARNING: {len(exported_only)} checkpoint(s) of the export are not in the "

@@ -1,9 +1,9 @@
 """The `qms` command (also `flask --app qms`). Each command is one unit of work: it commits
 once at the end, or not at all. Administrative commands (users, tokens, requeues) run as an
 authenticated administrator, who is the actor of their audit events (``administer``), and
-so do the audit commands that sign a checkpoint (checkpoint, export, rotate-key); `system`
-is the actor only of `qms init` (the first account, the first checkpoint) and of the
-scheduled jobs."""
+so do the audit commands that sign a checkpoint (checkpoint, export, rotate-key,
+set-site-id); `system` is the actor only of `qms init` (the first account, the first
+checkpoint) and of the scheduled jobs."""
 from __future__ import annotations
 
 import os

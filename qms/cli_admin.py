@@ -38,20 +38,22 @@ def db_upgrade() -> None:
 def _name_the_site() -> None:
     """An instance from before checkpoints named their site gets its site id here, once, as
     `qms init` gives a new one (without it no checkpoint could be signed). A lost site id of
-    an instance whose checkpoints name one is not replaced: that would split its trail."""
+    an instance whose trail names one (its last recorded site change, else its newest
+    checkpoint) is not replaced: that would split its trail. A new id for an instance that
+    has one is `qms audit set-site-id`, which records the change."""
     from flask import current_app
 
-    from audit.checkpoints import list_checkpoints
+    from audit.succession import current_site
     from qms.settings import write_site_id
 
     app_state = state()
     if app_state.site_id:
         return
     with app_state.db.reading() as session:
-        named = {c.site for c in list_checkpoints(session) if c.site is not None}
+        named = current_site(session)
     if named:
-        fail(f"the audit site id is missing but checkpoints name {', '.join(sorted(named))}: "
-             "restore instance/site_id from the backup or set QMS_AUDIT_SITE_ID")
+        fail(f"the audit site id is missing but the audit trail's site is {named}: restore "
+             "instance/site_id from the backup or set QMS_AUDIT_SITE_ID")
     app_state.site_id = write_site_id(Path(current_app.instance_path))
     click.echo(f"audit site id {app_state.site_id} written to the instance folder")
 
@@ -225,14 +227,14 @@ def _signed_checkpoint(actor: str):
     return _unit_of_work(lambda session: _checkpoint(session, _signing_key(), actor))
 
 
-def _checkpoint(session, signing_key, actor: str):
+def _checkpoint(session, signing_key, actor: str, purpose: str = "routine"):
     """Sign a checkpoint of the head in ``session`` (flushes, never commits)."""
     from audit.checkpoints import write_checkpoint
 
     app_state = state()
     return write_checkpoint(session, signing_key=signing_key,
                             file_path=app_state.checkpoint_file,
-                            site=app_state.audit_site(), actor=actor)
+                            site=app_state.audit_site(), actor=actor, purpose=purpose)
 
 
 def _signing_key():
@@ -247,6 +249,7 @@ def _signing_key():
 def audit_export(output: Path) -> None:
     """Sign a closing checkpoint over the head, then export events and checkpoints through
     it as JSON lines for the stand-alone verifier (so the whole export is anchored)."""
+    from audit.checkpoints import EXPORT
     from audit.export import export_jsonl
     from audit.verify import BROKEN
     from qms.auditing import verify_trail
@@ -261,7 +264,7 @@ def audit_export(output: Path) -> None:
              "(its closing checkpoint would vouch for it); see qms audit verify")
     # the person exporting signs the closing checkpoint, so the export names who made it
     closing = administer("audit.export", lambda session, operator: _checkpoint(
-        session, key, operator.username))
+        session, key, operator.username, purpose=EXPORT))
     if closing is None:
         fail("the audit trail is empty; nothing to export")
     with state().db.reading() as session, open(output, "w", encoding="utf-8",
@@ -287,33 +290,89 @@ def audit_checkpoint() -> None:
 @audit_group.command("rotate-key")
 @click.option("--reason", required=True, help="Why the key is replaced (recorded).")
 def audit_rotate_key(reason: str) -> None:
-    """Replace the checkpoint signing key: a last checkpoint under the old key, the
-    rotation event, the new key current (the old public key kept for verification), and a
-    first checkpoint under the new key."""
+    """Replace the checkpoint signing key: the rotation event (old key id -> new key id),
+    a checkpoint over it signed with the old key (which so hands over to the new one), the
+    new key current (the old public key kept for verification), and a first checkpoint
+    under the new key."""
     from audit import keys
     from audit.checkpoints import key_id
+    from audit.succession import rotation_data
     from qms.auditing import record_event
 
     if not reason.strip():
         fail("--reason must not be empty")
     app_state = state()
-    old_key = _signing_key()
+    old_key, new_key = _signing_key(), keys.new_signing_key()
+    old_id, new_id = key_id(old_key.public_key()), key_id(new_key.public_key())
 
-    def rotate(session, operator):
-        _checkpoint(session, old_key, operator.username)  # the last one under the old key
-        with keys.rotated_key(app_state.audit_key_path, old_key) as new_key:
-            record_event(session, actor=operator.username, action=keys.ROTATION_ACTION,
-                         reason=reason,
-                         data={"old_key_id": key_id(old_key.public_key()),
-                               "new_key_id": key_id(new_key.public_key()),
-                               "site": app_state.audit_site()})
-            session.commit()  # inside the block: a failed commit puts the old key back
-        return new_key, operator.username
-    new_key, operator = administer("audit.checkpoint", rotate)
+    def record(session, operator):
+        record_event(session, actor=operator.username, action=keys.ROTATION_ACTION,
+                     reason=reason, data=rotation_data(old_id, new_id, app_state.audit_site()))
+        return operator.username
+    operator = administer("audit.checkpoint", record)
+    # the old key signs over the rotation event: without that, verifiers refuse the new key
+    _unit_of_work(lambda session: _checkpoint(session, old_key, operator))
+    keys.install_key(app_state.audit_key_path, old_key, new_key)
     app_state.forget_audit_key()
     _signed_checkpoint(operator)  # the first one under the new key
-    click.echo(f"audit signing key rotated: {key_id(old_key.public_key())} -> "
-               f"{key_id(new_key.public_key())} (the old public key stays for verification)")
+    click.echo(f"audit signing key rotated: {old_id} -> {new_id} (the old public key stays "
+               "for verification)")
+
+
+@audit_group.command("set-site-id")
+@click.argument("site_id")
+@click.option("--reason", required=True, help="Why the site id changes (recorded).")
+def audit_set_site_id(site_id: str, reason: str) -> None:
+    """Give this instance a new audit site id (a copy of production takes its own): records
+    audit.site.changed (old id -> new id) with the reason, writes instance/site_id, and signs
+    a first checkpoint under the new id. The old id's checkpoints stay valid for the events
+    before the change. Stop `qms serve` and `qms jobs` first: until restarted they keep the
+    old id, and refuse to sign checkpoints."""
+    from flask import current_app
+
+    from audit.succession import SITE_CHANGE_ACTION, current_site, site_change_data
+    from qms.auditing import record_event
+    from qms.settings import SITE_ID_PATTERN, load_settings, replace_site_id
+
+    if not reason.strip():
+        fail("--reason must not be empty")
+    if not SITE_ID_PATTERN.fullmatch(site_id):
+        fail("a site id is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter "
+             "or digit")
+    setting = load_settings()["AUDIT_SITE_ID"]  # the configured one, not the file's
+    if setting and setting != site_id:
+        fail(f"the setting AUDIT_SITE_ID (QMS_AUDIT_SITE_ID or the QMS_CONFIG file) says "
+             f"{setting}: set it to {site_id}, or remove it, and run this again")
+    _signing_key()  # the new id signs a checkpoint at once: no key, no change
+    app_state, instance = state(), Path(current_app.instance_path)
+
+    def change(session, operator):
+        old = current_site(session) or app_state.site_id or None
+        if old == site_id:
+            fail(f"the audit site id is already {site_id}")
+        record_event(session, actor=operator.username, action=SITE_CHANGE_ACTION,
+                     reason=reason, data=site_change_data(old, site_id))
+        previous = replace_site_id(instance, site_id)
+        try:
+            session.commit()  # a failed commit puts the old site id file back
+        except BaseException:
+            _restore_site_file(instance, previous)
+            raise
+        return old, operator.username
+    old, operator = administer("audit.checkpoint", change)
+    app_state.site_id = site_id
+    _signed_checkpoint(operator)  # the first one under the new id, over the change
+    click.echo(f"audit site id changed: {old} -> {site_id} (restart qms serve and qms jobs)")
+
+
+def _restore_site_file(instance: Path, previous: str | None) -> None:
+    from qms.settings import SITE_ID_FILE
+
+    site_file = instance / SITE_ID_FILE
+    if previous is None:
+        site_file.unlink(missing_ok=True)
+    else:
+        site_file.write_text(f"{previous}\n")
 
 
 def _progress(label: str):

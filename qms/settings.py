@@ -210,6 +210,21 @@ def write_site_id(instance: Path) -> str:
     return site_file.read_text().strip()
 
 
+def replace_site_id(instance: Path, site: str) -> str | None:
+    """Write ``site`` as the instance's site id, atomically; return the id the file held
+    (None: there was no file). Only for `qms audit set-site-id`, which records the change
+    in the audit trail and puts the old file back if that fails."""
+    if not SITE_ID_PATTERN.fullmatch(site):
+        raise ConfigError("a site id is 1 to 64 letters, digits, '.', '_' or '-', starting "
+                          "with a letter or digit")
+    site_file = instance / SITE_ID_FILE
+    previous = site_file.read_text().strip() if site_file.exists() else None
+    temporary = site_file.with_name(f".{SITE_ID_FILE}.{os.getpid()}.tmp")
+    temporary.write_text(f"{site}\n")
+    os.replace(temporary, site_file)
+    return previous
+
+
 def write_secret_key(instance: Path) -> None:
     """Generate the instance's secret key once (qms init); never overwrites."""
     instance.mkdir(parents=True, exist_ok=True)

@@ -22,9 +22,11 @@ def qms(test_database, tmp_path):
                QMS_OPERATOR_PASSWORD=ADMIN_PASSWORD, QMS_SECURITY_ARGON2_MEMORY_KIB="8192",
                QMS_SECURITY_KEY_WRAP_SCRYPT_LOG_N="10")
 
-    def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "qms", *args], input=stdin, env=env,
-                              capture_output=True, text=True, timeout=120)
+    def run(*args: str, stdin: str = "", extra_env: dict | None = None
+            ) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "qms", *args], input=stdin,
+                              env=env | (extra_env or {}), capture_output=True, text=True,
+                              timeout=120)
     run("init").check_returncode()
     return run
 

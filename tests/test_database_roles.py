@@ -46,10 +46,35 @@ def refused_as_app(app, statement: str) -> str:
     "CREATE TRIGGER mine BEFORE INSERT ON audit_events FOR EACH ROW "
     "EXECUTE FUNCTION audit_refuse_change()",
     "DROP TABLE record_versions CASCADE",
+    "DROP TRIGGER audit_events_extend_head ON audit_events",
+    "ALTER TABLE audit_events DISABLE TRIGGER audit_events_extend_head",
+    "DROP FUNCTION audit_events_extend_head() CASCADE",
+    "CREATE OR REPLACE FUNCTION audit_events_extend_head() RETURNS trigger LANGUAGE plpgsql "
+    "AS $$ BEGIN RETURN NEW; END $$",
 ])
 def test_application_role_cannot_switch_the_guards_off(app, statement):
     message = refused_as_app(app, statement)
     assert re.search("permission denied|must be owner", message), message
+
+
+def test_application_role_cannot_insert_an_event_that_does_not_extend_the_head(app):
+    """The BEFORE INSERT guard of migration 0012, met by the role the application runs as:
+    a raw event with the wrong seq or prev_hash is refused, a writer's event is not."""
+    from audit import trail
+
+    with app.extensions["qms"].db.unit_of_work() as session:
+        first = trail.append(session, actor="tester", action="test.guard.passed", data={})
+    seq, digest = first.seq, first.hash
+
+    def event(at_seq: int, prev_hash: str) -> str:
+        return ("INSERT INTO audit_events (seq, at, actor, action, prev_hash, hash, canonical) "
+                f"VALUES ({at_seq}, '2026-01-01T00:00:00.000000Z', 'mallory', 'x.y.z', "
+                f"'{prev_hash}', '{'e' * 64}', '{{}}')")
+    for statement in (event(seq + 2, digest), event(seq, digest), event(seq + 1, "0" * 64)):
+        assert "must extend the chain head" in refused_as_app(app, statement)
+    with app.extensions["qms"].db.unit_of_work() as session:
+        appended = trail.append(session, actor="tester", action="test.guard.passed", data={})
+    assert (appended.seq, appended.prev_hash) == (seq + 1, digest)
 
 
 @pytest.mark.parametrize("table", APPEND_ONLY_TABLES)

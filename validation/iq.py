@@ -30,11 +30,11 @@ from validation.provenance import DISTRIBUTION, report_header
 MINIMUM_PYTHON = (3, 11)
 PRIVATE_MODE = 0o600
 # (table, trigger) pairs that make the audit trail and the record evidence append-only:
-# audit.guards (migration 0002) and migration 0003
+# audit.guards (migrations 0002 and 0012) and migration 0003
 EXPECTED_TRIGGERS = {
     "sqlite": {
         ("audit_events", "audit_events_no_update"), ("audit_events", "audit_events_no_delete"),
-        ("audit_events", "audit_events_no_replace"),
+        ("audit_events", "audit_events_no_replace"), ("audit_events", "audit_events_extend_head"),
         ("audit_checkpoints", "audit_checkpoints_no_update"),
         ("audit_checkpoints", "audit_checkpoints_no_delete"),
         ("audit_checkpoints", "audit_checkpoints_no_replace"),
@@ -46,6 +46,7 @@ EXPECTED_TRIGGERS = {
     },
     "postgresql": {
         ("audit_events", "audit_events_no_change"), ("audit_events", "audit_events_no_truncate"),
+        ("audit_events", "audit_events_extend_head"),
         ("audit_checkpoints", "audit_checkpoints_no_change"),
         ("audit_checkpoints", "audit_checkpoints_no_truncate"),
         ("audit_head", "audit_head_no_delete"), ("audit_head", "audit_head_no_truncate"),

@@ -69,6 +69,10 @@ class CheckpointInfo(Schema):
     site = fields.String(allow_none=True, metadata={"description": "the instance's site id "
                                                                    "(null: written before "
                                                                    "sites existed)"})
+    purpose = fields.String(allow_none=True, metadata={
+        "enum": ["routine", "export"],
+        "description": "export: the checkpoint that closed an export, signed when it was "
+                       "made; routine: any other (null: written before purposes existed)"})
     signature = fields.String()
 
 
@@ -114,10 +118,13 @@ def audit_checkpoints():
           errors=(409, 503))
 def create_checkpoint():
     app_state = state()
-    written = checkpoints.write_checkpoint(db_session(), signing_key=app_state.audit_signing_key(),
-                                           file_path=app_state.checkpoint_file,
-                                           site=app_state.audit_site(),
-                                           actor=g.api_user.username)
+    try:
+        written = checkpoints.write_checkpoint(
+            db_session(), signing_key=app_state.audit_signing_key(),
+            file_path=app_state.checkpoint_file, site=app_state.audit_site(),
+            actor=g.api_user.username)
+    except trail.AuditError as error:  # e.g. a site id the trail does not know (restart)
+        raise Conflict(str(error)) from None
     if written is None:
         raise Conflict("the audit trail is empty; nothing to checkpoint")
     commit()

@@ -100,7 +100,8 @@ def test_checkpoint_on_demand_verifies_with_the_public_key(client, make_user, au
     key = client.get("/api/v1/audit/public-key", headers=admin).get_json()
     assert key["key_id"] == checkpoint["key_id"]
     public = Ed25519PublicKey.from_public_bytes(base64.b64decode(key["public_key_b64"]))
-    payload = {k: checkpoint[k] for k in ("at", "hash", "key_id", "seq", "site")}
+    assert checkpoint["purpose"] == "routine"
+    payload = {k: checkpoint[k] for k in ("at", "hash", "key_id", "purpose", "seq", "site")}
     public.verify(base64.b64decode(checkpoint["signature"]), canonical_bytes(payload))
     report = client.get("/api/v1/audit/verify", headers=admin).get_json()
     assert report["ok"] is True and report["checkpoints_checked"] >= 1

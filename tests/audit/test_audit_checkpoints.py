@@ -53,7 +53,7 @@ def test_checkpoint_row_event_and_file_line(audit_db, signing_key, checkpoint_fi
                                       file_path=checkpoint_file, site=SITE, actor="qa.admin")
     assert (checkpoint.seq, checkpoint.hash) == (3, events[-1].hash)
     payload = {"at": checkpoint.at, "hash": checkpoint.hash, "key_id": checkpoint.key_id,
-               "seq": 3, "site": SITE}
+               "purpose": "routine", "seq": 3, "site": SITE}
     assert checkpoint.canonical.encode() == canonical_bytes(payload)
     signing_key.public_key().verify(base64.b64decode(checkpoint.signature),
                                     canonical_bytes(payload))
@@ -62,9 +62,9 @@ def test_checkpoint_row_event_and_file_line(audit_db, signing_key, checkpoint_fi
         [event] = trail.query_events(session, action=CHECKPOINT_ACTION)
     assert stored.canonical == checkpoint.canonical and stored.signature == checkpoint.signature
     assert (event.seq, event.actor) == (4, "qa.admin")
-    assert event.data == {"hash": checkpoint.hash, "key_id": checkpoint.key_id, "seq": 3,
-                          "site": SITE}
-    assert stored.site == SITE
+    assert event.data == {"hash": checkpoint.hash, "key_id": checkpoint.key_id,
+                          "purpose": "routine", "seq": 3, "site": SITE}
+    assert (stored.site, stored.purpose) == (SITE, "routine")
     line = checkpoint_file.read_text(encoding="utf-8")
     assert line == json.dumps({"checkpoint": payload, "signature": checkpoint.signature},
                               sort_keys=True, separators=(",", ":")) + "\n"
@@ -114,6 +114,8 @@ def test_rolled_back_checkpoint_leaves_a_true_file_line(audit_db, signing_key,
      "integer"),
     (b'{"checkpoint":{"at":"a","hash":"h","key_id":"k","seq":1},"signature":"s"}',
      "incomplete"),
+    (b'{"checkpoint":{"at":"a","hash":"h","key_id":"k","purpose":"closing","seq":1,'
+     b'"site":"s"},"signature":"s"}\n', "purpose"),
 ])
 def test_malformed_checkpoint_files_are_reported(tmp_path, content, error):
     path = tmp_path / "checkpoints.jsonl"

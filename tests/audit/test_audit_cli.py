@@ -56,6 +56,7 @@ def test_export_is_closed_by_a_checkpoint_and_verifies_stand_alone(qms, tmp_path
     site = (instance_of(tmp_path) / "site_id").read_text().strip()
     assert header["site"] == closing["site"] == site and site.startswith("site-")
     assert (closing["seq"], closing["at"]) == (header["head"]["seq"], header["exported_at"])
+    assert (header["format"], closing["purpose"]) == ("qms-audit-export/3", "export")
     key = tmp_path / "public.json"
     key.write_text(qms_public_key(tmp_path))
     result = verify_export(export, "--public-key", str(key), "--checkpoints",
@@ -107,16 +108,18 @@ def test_rotate_key_is_audited_and_old_checkpoints_still_verify(qms, database_ur
                 "SELECT DISTINCT key_id FROM audit_checkpoints")).scalars().all()
     finally:
         engine.dispose()
-    # last checkpoint under the old key, the rotation, first checkpoint under the new key
-    assert [row.action for row in rows] == ["audit.checkpoint.signed", "audit.key.rotated",
+    # the rotation, the old key's checkpoint over it, the new key's first checkpoint
+    assert [row.action for row in rows] == ["audit.key.rotated", "audit.checkpoint.signed",
                                             "audit.checkpoint.signed"]
     # the authenticated administrator, never `system`, rotated the key and signed both
     assert [row.actor for row in rows] == ["admin", "admin", "admin"]
-    rotation = rows[1]
+    rotation = rows[0]
+    handed_over, first = (json.loads(row.canonical)["data"] for row in rows[1:])
     assert rotation.reason == "annual key rotation per SOP-IT-007"
     data = json.loads(rotation.canonical)["data"]
     assert data["old_key_id"] == retired[0].stem != data["new_key_id"]
     assert set(key_ids) == {data["old_key_id"], data["new_key_id"]}
+    assert (handed_over["key_id"], first["key_id"]) == (data["old_key_id"], data["new_key_id"])
     verified = qms("audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
 

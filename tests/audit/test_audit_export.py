@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from audit.checkpoints import public_key_document, write_checkpoint
+from audit.checkpoints import EXPORT, public_key_document, write_checkpoint
 from audit.export import EXPORT_FORMAT, export_jsonl
 from audit_test_support import SITE, append_events
 from audit_test_support import ROOT, run_python
@@ -45,7 +45,7 @@ def export_to(database, path, signing_key, checkpoint_file, progress=None) -> in
     then export through it."""
     with database.unit_of_work() as session:
         closing = write_checkpoint(session, signing_key=signing_key, file_path=checkpoint_file,
-                                   site=SITE)
+                                   site=SITE, purpose=EXPORT)
     with database.reading() as session, open(path, "w", encoding="utf-8", newline="\n") as out:
         return export_jsonl(session, out, closing=closing, progress=progress)
 

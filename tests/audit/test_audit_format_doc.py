@@ -55,7 +55,7 @@ def export_example(database, checkpoint_file, out):
     with database.unit_of_work() as session:
         closing = write_checkpoint(session, signing_key=example_key(),
                                    file_path=checkpoint_file, site=EXAMPLE_SITE,
-                                   at=datetime(2026, 3, 2, 12, 0, tzinfo=UTC))
+                                   at=datetime(2026, 3, 2, 12, 0, tzinfo=UTC), purpose="export")
     with database.reading() as session:
         export_jsonl(session, out, closing=closing)
     return closing
@@ -107,12 +107,17 @@ def test_recipe_is_25_lines_and_verifies_an_export(audit_db, checkpoint_file, tm
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     result = run_python(str(script), str(export), str(pem), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("intact: 3 events, head 255818c7")
+    assert result.stdout.startswith("intact: 3 events, head 1d380c72")
+    lines = export.read_bytes().splitlines(keepends=True)
+    cut = tmp_path / "cut.jsonl"  # cut at the routine checkpoint over event 2
+    cut.write_bytes(b"".join(lines[:3] + lines[4:5]))
+    assert run_python(str(script), str(cut), str(pem), cwd=tmp_path).returncode != 0
     export.write_bytes(export.read_bytes().replace(b'"severity":"major"', b'"severity":"minor"'))
     assert run_python(str(script), str(export), str(pem), cwd=tmp_path).returncode != 0
 
 
 @pytest.mark.parametrize("word", ["RFC 8785", "NFC", "lowercase", "2^53", "Ed25519",
-                                  "first 16 hex digits", "qms-audit-export/2", "site"])
+                                  "first 16 hex digits", "qms-audit-export/3", "site",
+                                  "purpose"])
 def test_format_rules_are_stated(word):
     assert word in DOC

@@ -58,9 +58,13 @@ def test_sqlite_insert_or_replace_is_refused(chain):
     same_seq = ("INSERT OR REPLACE INTO audit_events (seq, at, actor, action, prev_hash, hash, "
                 f"canonical) VALUES (2, '{event.at}', 'mallory', 'x.y.z', '{event.prev_hash}', "
                 f"'{'f' * 64}', '{{}}')")
-    same_hash = same_seq.replace("VALUES (2,", "VALUES (50,").replace("f" * 64, event.hash)
+    # the hash of event 2 as the head's next event: only the duplicate hash is wrong
+    with chain.reading() as session:
+        top = trail.head(session)
+    same_hash = (same_seq.replace("VALUES (2,", f"VALUES ({top.seq + 1},")
+                 .replace(event.prev_hash, top.hash).replace("f" * 64, event.hash))
     head_row = "INSERT OR REPLACE INTO audit_head VALUES (1, 0, 'x')"
-    for statement, message in ((same_seq, "seq or hash exists"),
+    for statement, message in ((same_seq, "must extend the chain head"),
                                (same_hash, "seq or hash exists"),
                                (head_row, "exactly one row")):
         assert message in refused(chain.engine, statement)
@@ -76,7 +80,10 @@ def test_sqlite_replace_is_refused_even_without_recursive_triggers(chain):
     try:
         assert raw.execute("PRAGMA recursive_triggers").fetchone() == (0,)
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            raw.execute("REPLACE INTO audit_events SELECT * FROM audit_events WHERE seq = 1")
+            # the head's next event, but with event 1's hash: REPLACE would delete event 1
+            raw.execute("REPLACE INTO audit_events SELECT 5, at, actor, action, entity_type, "
+                        "entity_id, reason, (SELECT hash FROM audit_head), hash, canonical "
+                        "FROM audit_events WHERE seq = 1")
         assert raw.execute("SELECT count(*) FROM audit_events").fetchone() == (4,)
     finally:
         raw.close()
@@ -93,9 +100,14 @@ def test_guards_are_idempotent_and_droppable_for_tamper_tests(chain):
     with chain.engine.begin() as connection:
         install_guards(connection)
     refused(chain.engine, REFUSED_ON_EVENTS[0])
+    with chain.reading() as session:
+        top = trail.head(session)
+    extends_nothing = raw_event(top.seq + 5, top.hash, "e" * 64)
+    refused(chain.engine, extends_nothing)
     with chain.engine.begin() as connection:
         drop_guards(connection)
         connection.execute(text(REFUSED_ON_EVENTS[0]))
+        connection.execute(text(extends_nothing))
         assert connection.execute(text(
             "SELECT actor FROM audit_events WHERE seq = 2")).scalar_one() == "mallory"
 
@@ -112,3 +124,32 @@ def test_a_temporary_audit_events_table_does_not_fool_the_head_guard(chain):
             connection.execute(text(f"UPDATE audit_head SET seq = 5, hash = '{fake}'"))
     with chain.reading() as session:
         assert trail.head(session).seq == 4
+
+
+def raw_event(seq: int, prev_hash: str, digest: str) -> str:
+    return ("INSERT INTO audit_events (seq, at, actor, action, prev_hash, hash, canonical) "
+            f"VALUES ({seq}, '2026-01-01T00:00:00.000000Z', 'mallory', 'x.y.z', "
+            f"'{prev_hash}', '{digest}', '{{}}')")
+
+
+def test_an_event_is_let_in_only_as_the_heads_next_one(chain):
+    """Issue 9: the database itself refuses an event that does not extend the head, on both
+    databases (the writer inserts the event before it advances the head)."""
+    with chain.reading() as session:
+        top = trail.head(session)
+    fresh = "e" * 64
+    for statement in (raw_event(top.seq + 2, top.hash, fresh),       # a gap
+                      raw_event(top.seq, top.hash, fresh),           # the head's own seq
+                      raw_event(top.seq + 1, "0" * 64, fresh),       # linked elsewhere
+                      raw_event(top.seq + 1, fresh, fresh)):
+        assert "must extend the chain head" in refused(chain.engine, statement)
+    with chain.reading() as session:
+        assert trail.head(session) == top
+        assert trail.query_events(session, seq_from=top.seq + 1) == []
+    # the guard checks seq and link only: the content is the verifier's to judge
+    with chain.engine.begin() as connection:
+        connection.execute(text(raw_event(top.seq + 1, top.hash, fresh)))
+        connection.execute(text(f"UPDATE audit_head SET seq = {top.seq + 1}, hash = '{fresh}'"))
+    append_events(chain, 1)  # the writer goes on from there
+    with chain.reading() as session:
+        assert trail.head(session).seq == top.seq + 2

@@ -29,6 +29,8 @@ from audit import trail, verify_export
 from audit.checkpoints import _signed, key_id, write_checkpoint
 from audit.export import export_jsonl
 from audit.schema import audit_checkpoints
+from audit.succession import rotation_data
+from audit.trail import AuditError
 from audit.verify import verify_chain
 from audit_test_support import (SITE, create_schema, rewrite_chain_from, rewrite_event_text,
                                 tamper)
@@ -36,13 +38,17 @@ from audit_test_support import AUDIT_BACKENDS, fresh_postgres_database
 from qms.db import Database, make_engine
 
 KEY = Ed25519PrivateKey.generate()
-PUBLIC_KEYS = {key_id(KEY.public_key()): KEY.public_key()}
+# a second key whose public half the verifiers are given too (planted as "retired"): it
+# counts only where the chain introduces it by a rotation that KEY signed over
+OTHER_KEY = Ed25519PrivateKey.generate()
+PUBLIC_KEYS = {key_id(key.public_key()): key.public_key() for key in (KEY, OTHER_KEY)}
 START = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)
 
 TAMPERINGS = ("none", "changed field", "changed field rehashed", "duplicate key",
               "non-canonical bytes", "reordered", "gap", "truncated tail",
               "truncated tail, head moved", "rewritten tail", "forged checkpoint",
-              "checkpoint of another site", "head wound back", "checkpoint rows deleted")
+              "checkpoint of another site", "head wound back", "checkpoint rows deleted",
+              "key swapped in", "rotation without handover", "rotation handed over")
 
 
 @contextmanager
@@ -140,6 +146,24 @@ def apply(tampering: str, database, checkpoint_file, at: int) -> None:
         tamper(engine, f"UPDATE audit_head SET seq = {at}, hash = '{digest}'")
     elif tampering == "checkpoint rows deleted":
         tamper(engine, "DELETE FROM audit_checkpoints")
+    elif tampering in ("key swapped in", "rotation without handover", "rotation handed over"):
+        change_key(database, checkpoint_file, tampering)
+
+
+def change_key(database, checkpoint_file, how: str) -> None:
+    """OTHER_KEY signs a checkpoint: swapped in without a rotation, after a rotation event
+    that KEY never signed over, or after a rotation that KEY handed over (the honest way)."""
+    moment = START + timedelta(hours=12)
+    if how != "key swapped in":
+        with database.unit_of_work() as session:
+            trail.append(session, actor="admin", action="audit.key.rotated", reason="yearly",
+                         at=moment, data=rotation_data(key_id(KEY.public_key()),
+                                                       key_id(OTHER_KEY.public_key()), SITE))
+    signers = (KEY, OTHER_KEY) if how == "rotation handed over" else (OTHER_KEY,)
+    for signer in signers:
+        with database.unit_of_work() as session:
+            write_checkpoint(session, signing_key=signer, file_path=checkpoint_file, site=SITE,
+                             at=moment)
 
 
 def database_verdict(database, checkpoint_file) -> str:
@@ -154,8 +178,9 @@ def export_verdict(database, checkpoint_file, path: Path) -> str:
     try:
         with database.unit_of_work() as session:
             closing = write_checkpoint(session, signing_key=KEY, file_path=checkpoint_file,
-                                       site=SITE, at=START + timedelta(days=1))
-    except IntegrityError:
+                                       site=SITE, at=START + timedelta(days=1),
+                                       purpose="export")
+    except (IntegrityError, AuditError):
         return "REFUSED"
     with database.reading() as session, open(path, "w", encoding="utf-8", newline="\n") as out:
         export_jsonl(session, out, closing=closing)
@@ -189,5 +214,8 @@ def test_both_verifiers_agree_on_tampered_chains(backend, events, checkpoint_aft
         assert after == exported, (tampering, before, after, exported)
         if before == "BROKEN":
             assert after == "BROKEN", tampering
-        if tampering == "none":
-            assert after == "INTACT"
+        if tampering in ("none", "rotation handed over"):
+            assert after == "INTACT", tampering
+        if tampering in ("key swapped in", "rotation without handover"):
+            # at the latest when KEY signs the closing checkpoint: two keys, no handover
+            assert after == "BROKEN", tampering

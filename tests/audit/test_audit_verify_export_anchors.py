@@ -3,10 +3,12 @@ public key. The external checkpoint file (--checkpoints) catches what a database
 hide in an export: deleted checkpoint rows with a rewritten or truncated chain."""
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from audit.canonical import canonical_bytes
 
@@ -248,3 +250,125 @@ def test_every_problem_is_listed_lowest_seq_first(exported, audit_db, signing_ke
     lines = result.stdout.splitlines()
     assert lines[0].startswith("BROKEN at seq 1: checkpoint at seq 3 ")
     assert lines[1].startswith("also at seq 1: checkpoint at seq 7 ")
+
+
+def cut_at_checkpoint(path, tmp_path, export_format: str | None = None):
+    """The export cut at its routine checkpoint over event 7, with header re-dated to that
+    checkpoint's signed time: every line authentic, the tail (events 8, 9) gone."""
+    lines = lines_of(path)
+    header = json.loads(lines[0])
+    at_seven = json.loads(lines[11])["checkpoint"]
+    assert at_seven["seq"] == 7 and at_seven["purpose"] == "routine"
+    header["exported_at"] = at_seven["at"]
+    header["head"] = {"hash": at_seven["hash"], "seq": 7}
+    if export_format:
+        header["format"] = export_format
+    cut = tmp_path / "cut-at-7.jsonl"
+    cut.write_bytes(canonical_bytes(header) + b"\n" + b"".join(lines[1:8] + lines[10:12]))
+    return cut
+
+
+@pytest.mark.parametrize("export_format", [None, "qms-audit-export/2", "qms-audit-export/1"])
+def test_an_export_cut_at_an_earlier_routine_checkpoint_is_unanchored(
+        exported, tmp_path, export_format):
+    """Issue 9: only a checkpoint signed to close an export (purpose "export") proves that
+    the export was complete on its date; one cut at a routine checkpoint, every line of it
+    authentic, is UNANCHORED, also when relabelled as an older format."""
+    path, pem, _document = exported
+    cut = cut_at_checkpoint(path, tmp_path, export_format)
+    if export_format == "qms-audit-export/1":
+        lines = lines_of(cut)
+        header = json.loads(lines[0])
+        del header["site"]
+        cut.write_bytes(canonical_bytes(header) + b"\n" + b"".join(lines[1:]))
+    result = verify_module(cut, pem)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.startswith("UNANCHORED: "), result.stdout
+    assert ("the checkpoint at the last event (seq 7, signed " in result.stdout
+            and "was not signed to close an export (purpose routine, not export)"
+            in result.stdout), result.stdout
+
+
+def test_the_closing_checkpoint_must_be_the_last_line(exported, tmp_path):
+    path, pem, _document = exported
+    lines = lines_of(path)
+    moved = tmp_path / "moved.jsonl"
+    moved.write_bytes(b"".join(lines[:10] + [lines[12], lines[10], lines[11]]))
+    result = verify_module(moved, pem)
+    assert result.returncode == 1 and result.stdout.startswith("UNANCHORED: "), result.stdout
+    assert "the export's closing checkpoint is not its last line" in result.stdout
+
+
+def test_the_closing_checkpoint_is_marked_and_dated_by_the_export(exported):
+    path, _pem, _document = exported
+    lines = [json.loads(line) for line in lines_of(path)]
+    header, closing = lines[0], lines[-1]["checkpoint"]
+    assert header["format"] == "qms-audit-export/3"
+    assert (closing["purpose"], closing["at"]) == ("export", header["exported_at"])
+    assert {line["checkpoint"]["purpose"] for line in lines[10:-1]} == {"routine"}
+
+
+def legacy_checkpoint(database, signing_key, checkpoint_file, at: str) -> bytes:
+    """A checkpoint as the version before purposes wrote it (row, event, file line): five
+    members, no purpose. Returns its line."""
+    from audit import trail
+    from audit.canonical import canonical_text
+    from audit.checkpoints import key_id
+    from audit.schema import audit_checkpoints
+
+    with database.unit_of_work() as session:
+        connection = session.connection()
+        top = trail.lock_head(connection)
+        payload = {"at": at, "hash": top.hash, "key_id": key_id(signing_key.public_key()),
+                   "seq": top.seq, "site": SITE}
+        canonical = canonical_text(payload)
+        signature = base64.b64encode(signing_key.sign(canonical.encode())).decode()
+        connection.execute(audit_checkpoints.insert().values(
+            seq=top.seq, hash=top.hash, at=at, key_id=payload["key_id"], signature=signature,
+            canonical=canonical))
+        trail.append(connection, actor="system", action="audit.checkpoint.signed",
+                     data={key: payload[key] for key in ("hash", "key_id", "seq", "site")})
+    line = canonical_bytes({"checkpoint": payload, "signature": signature})
+    checkpoint_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(checkpoint_file, "ab") as handle:
+        handle.write(line + b"\n")
+    return line
+
+
+def test_an_export_of_format_2_still_verifies_with_a_note(audit_db, signing_key,
+                                                         checkpoint_file, tmp_path):
+    """An export written before closing checkpoints were marked: INTACT, and the verifier
+    says what it does not prove."""
+    from datetime import UTC, datetime, timedelta
+
+    from audit.canonical import utc_timestamp
+    from audit.trail import query_events
+
+    append_events(audit_db, 3)
+    now = datetime.now(UTC)
+    first = legacy_checkpoint(audit_db, signing_key, checkpoint_file, utc_timestamp(now))
+    append_events(audit_db, 2)
+    exported_at = utc_timestamp(now + timedelta(seconds=5))
+    closing = legacy_checkpoint(audit_db, signing_key, checkpoint_file, exported_at)
+    with audit_db.reading() as session:
+        events = [event for event in query_events(session, limit=1000) if event.seq <= 6]
+    header = {"exported_at": exported_at, "format": "qms-audit-export/2",
+              "head": {"hash": events[-1].hash, "seq": 6}, "site": SITE}
+    old = tmp_path / "old-format.jsonl"
+    old.write_bytes(canonical_bytes(header) + b"\n"
+                    + b"".join(event.canonical.encode() + b"\n" for event in events)
+                    + first + b"\n" + closing + b"\n")
+    pem = tmp_path / "public.pem"
+    pem.write_bytes(signing_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    result = verify_module(old, pem, checkpoints=[checkpoint_file])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("INTACT: 6 events")
+    assert ("NOTE: qms-audit-export/2: the closing checkpoint is not marked as one"
+            in result.stdout)
+    assert f"not that they were the whole trail at {exported_at}" in result.stdout
+    with audit_db.engine.connect() as connection:  # and the database accepts such rows
+        from audit.verify import verify_chain
+        assert verify_chain(connection, public_keys={
+            json.loads(closing)["checkpoint"]["key_id"]: signing_key.public_key()},
+            checkpoint_file=checkpoint_file, site=SITE).verdict == "INTACT"

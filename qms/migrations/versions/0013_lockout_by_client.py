@@ -10,14 +10,14 @@ Counts pending at upgrade time have no addresses and stay as they are.
 interval, for every worker alike, so that the audit trail can say each interval's total once
 it has ended (qms.identity.unknown_users).
 
-Revision ID: 0012_lockout_by_client
-Revises: 0011_replace_legacy_signing_keys
+Revision ID: 0013_lockout_by_client
+Revises: 0012_audit_event_extends_head
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0012_lockout_by_client"
-down_revision = "0011_replace_legacy_signing_keys"
+revision = "0013_lockout_by_client"
+down_revision = "0012_audit_event_extends_head"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,220 @@
+"""Which key and which site may sign, as the chain records it (issue 9, points 5 and 8):
+a key other than the first signs only after an audit.key.rotated event that the key before
+it signed a checkpoint over; a checkpoint names the site that the audit.site.changed events
+say was in effect at its seq. Both verifiers, the database's and the stand-alone one (with
+only the export and the public keys), hold every checkpoint against them."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from audit import trail, verify_export
+from audit.checkpoints import EXPORT, key_id, write_checkpoint
+from audit.export import export_jsonl
+from audit.succession import (ROTATION_ACTION, SITE_CHANGE_ACTION, current_site,
+                              rotation_data, site_change_data)
+from audit.verify import verify_chain
+from audit_test_support import SITE, append_events
+
+COPY = "site-test-copy"
+
+
+@pytest.fixture
+def new_key():
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+def both_keys(signing_key, new_key) -> dict:
+    """The public keys a verifier is given: the first key (perhaps planted as "retired")
+    and the new one."""
+    return {key_id(key.public_key()): key.public_key() for key in (signing_key, new_key)}
+
+
+def sign(database, key, checkpoint_file, site=SITE, purpose="routine"):
+    with database.unit_of_work() as session:
+        return write_checkpoint(session, signing_key=key, file_path=checkpoint_file,
+                                site=site, purpose=purpose)
+
+
+def record(database, action: str, data: dict) -> int:
+    with database.unit_of_work() as session:
+        return trail.append(session, actor="admin", action=action, data=data,
+                            reason="per SOP-IT-007").seq
+
+
+def rotation(database, old, new) -> int:
+    return record(database, ROTATION_ACTION, rotation_data(
+        key_id(old.public_key()), key_id(new.public_key()), SITE))
+
+
+def verdicts(database, keys: dict, checkpoint_file: Path, closing_key, tmp_path,
+             site=SITE) -> tuple[str, str, str]:
+    """(database verdict, export verdict, the problems' text) for the chain as it is, the
+    export closed by ``closing_key`` as `qms audit export` closes it."""
+    with database.engine.connect() as connection:
+        result = verify_chain(connection, public_keys=keys, checkpoint_file=checkpoint_file,
+                              site=site)
+    closing = sign(database, closing_key, checkpoint_file, site=site, purpose=EXPORT)
+    path = tmp_path / "export.jsonl"
+    with database.reading() as session, open(path, "w", encoding="utf-8",
+                                             newline="\n") as out:
+        export_jsonl(session, out, closing=closing)
+    outcome = verify_export.verify(str(path), keys, [str(checkpoint_file)], site)
+    exported = "BROKEN" if outcome.problems else "INTACT" if outcome.closing else "UNANCHORED"
+    text = " | ".join(list(result.problems) + [why for _seq, why in outcome.problems])
+    return result.verdict, exported, text
+
+
+def test_a_key_swapped_in_with_its_predecessor_planted_is_broken(
+        audit_db, signing_key, new_key, both_keys, checkpoint_file, tmp_path):
+    """The key file replaced and the old public key planted as retired: every signature
+    verifies, but nothing in the chain hands over to the new key."""
+    append_events(audit_db, 3)
+    sign(audit_db, signing_key, checkpoint_file)
+    append_events(audit_db, 2)
+    sign(audit_db, new_key, checkpoint_file)
+    database, exported, text = verdicts(audit_db, both_keys, checkpoint_file, new_key,
+                                        tmp_path)
+    assert (database, exported) == ("BROKEN", "BROKEN"), text
+    assert "which no audit.key.rotated event introduces" in text
+    assert "a key swapped in, not rotated" in text
+
+
+def test_a_rotation_event_the_old_key_never_signed_over_introduces_nothing(
+        audit_db, signing_key, new_key, both_keys, checkpoint_file, tmp_path):
+    """Whoever can write the database can append a rotation event; only the old key's
+    checkpoint over it makes it a handover."""
+    append_events(audit_db, 3)
+    sign(audit_db, signing_key, checkpoint_file)
+    rotation(audit_db, signing_key, new_key)
+    sign(audit_db, new_key, checkpoint_file)
+    database, exported, text = verdicts(audit_db, both_keys, checkpoint_file, new_key,
+                                        tmp_path)
+    assert (database, exported) == ("BROKEN", "BROKEN"), text
+    assert "a key swapped in, not rotated" in text
+
+
+def test_the_new_key_may_not_sign_before_the_handover(
+        audit_db, signing_key, new_key, both_keys, checkpoint_file, tmp_path):
+    append_events(audit_db, 3)
+    sign(audit_db, signing_key, checkpoint_file)
+    rotation(audit_db, signing_key, new_key)
+    sign(audit_db, new_key, checkpoint_file)   # too early
+    sign(audit_db, signing_key, checkpoint_file)  # the old key signs over the rotation later
+    database, exported, text = verdicts(audit_db, both_keys, checkpoint_file, new_key,
+                                        tmp_path)
+    assert (database, exported) == ("BROKEN", "BROKEN"), text
+    assert "before the key before it handed over at seq" in text
+
+
+def test_a_handed_over_rotation_verifies_on_both_sides(
+        audit_db, signing_key, new_key, both_keys, checkpoint_file, tmp_path):
+    """What `qms audit rotate-key` does: the rotation event, the old key's checkpoint over
+    it, then the new key. Old checkpoints keep verifying under the retired key."""
+    append_events(audit_db, 3)
+    sign(audit_db, signing_key, checkpoint_file)
+    rotation(audit_db, signing_key, new_key)
+    sign(audit_db, signing_key, checkpoint_file)
+    sign(audit_db, new_key, checkpoint_file)
+    append_events(audit_db, 2)
+    sign(audit_db, new_key, checkpoint_file)
+    assert verdicts(audit_db, both_keys, checkpoint_file, new_key, tmp_path)[:2] == (
+        "INTACT", "INTACT")
+
+
+def test_a_second_rotation_must_start_from_the_current_key(
+        audit_db, signing_key, new_key, both_keys, checkpoint_file, tmp_path):
+    third = Ed25519PrivateKey.generate()
+    keys = both_keys | {key_id(third.public_key()): third.public_key()}
+    append_events(audit_db, 2)
+    sign(audit_db, signing_key, checkpoint_file)
+    rotation(audit_db, signing_key, new_key)
+    sign(audit_db, signing_key, checkpoint_file)
+    sign(audit_db, new_key, checkpoint_file)
+    rotation(audit_db, new_key, third)
+    sign(audit_db, new_key, checkpoint_file)
+    sign(audit_db, third, checkpoint_file)
+    assert verdicts(audit_db, keys, checkpoint_file, third, tmp_path)[:2] == (
+        "INTACT", "INTACT")
+
+
+def test_checkpoints_of_the_old_site_hold_before_a_recorded_site_change(
+        audit_db, signing_key, public_keys, checkpoint_file, tmp_path):
+    """A copy of production takes its own site id: production's checkpoints stay valid for
+    the events before the change, and only the new id after it."""
+    append_events(audit_db, 3)
+    sign(audit_db, signing_key, checkpoint_file)  # production's, inherited by the copy
+    change = record(audit_db, SITE_CHANGE_ACTION, site_change_data(SITE, COPY))
+    with audit_db.reading() as session:
+        assert current_site(session) == COPY
+    sign(audit_db, signing_key, checkpoint_file, site=COPY)
+    append_events(audit_db, 1)
+    database, exported, text = verdicts(audit_db, public_keys, checkpoint_file, signing_key,
+                                        tmp_path, site=COPY)
+    assert (database, exported) == ("INTACT", "INTACT"), text
+    assert change == 5
+
+
+def test_without_a_recorded_change_another_sites_checkpoints_stay_an_error(
+        audit_db, signing_key, public_keys, checkpoint_file, tmp_path):
+    append_events(audit_db, 3)
+    sign(audit_db, signing_key, checkpoint_file)
+    with audit_db.engine.connect() as connection:
+        result = verify_chain(connection, public_keys=public_keys,
+                              checkpoint_file=checkpoint_file, site=COPY)
+    assert result.verdict == "BROKEN" and "not for this instance's site" in result.problem
+    with pytest.raises(trail.AuditError, match="record a change with `qms audit set-site-id`"):
+        sign(audit_db, signing_key, checkpoint_file, site=COPY)
+
+
+def test_the_old_site_may_not_sign_after_the_change(
+        audit_db, signing_key, public_keys, checkpoint_file, tmp_path):
+    """A process started before the change keeps the old id: it may not sign (refused at
+    the source), and a checkpoint it did sign is BROKEN on both sides."""
+    append_events(audit_db, 3)
+    sign(audit_db, signing_key, checkpoint_file)
+    record(audit_db, SITE_CHANGE_ACTION, site_change_data(SITE, COPY))
+    with pytest.raises(trail.AuditError, match="its audit trail says 'site-test-copy'"):
+        sign(audit_db, signing_key, checkpoint_file)
+    stale = _signed_past_the_guard(audit_db, signing_key, checkpoint_file, SITE)
+    sign(audit_db, signing_key, checkpoint_file, site=COPY)
+    database, exported, text = verdicts(audit_db, public_keys, checkpoint_file, signing_key,
+                                        tmp_path, site=COPY)
+    assert (database, exported) == ("BROKEN", "BROKEN"), text
+    assert f"checkpoint at seq {stale}" in text and "signed for site 'site-test-production'" \
+        in text
+
+
+def _signed_past_the_guard(database, signing_key, checkpoint_file, site) -> int:
+    """A checkpoint of ``site`` written as a version without the guard would (row, event,
+    file line), as an attacker holding the key could."""
+    from audit import checkpoints
+
+    guard = checkpoints.current_site
+    checkpoints.current_site = lambda _connection: None
+    try:
+        return sign(database, signing_key, checkpoint_file, site=site).seq
+    finally:
+        checkpoints.current_site = guard
+
+
+def test_site_changes_must_join_up_and_end_at_the_instances_site(
+        audit_db, signing_key, public_keys, checkpoint_file, tmp_path):
+    append_events(audit_db, 2)
+    sign(audit_db, signing_key, checkpoint_file)
+    record(audit_db, SITE_CHANGE_ACTION, site_change_data(SITE, COPY))
+    record(audit_db, SITE_CHANGE_ACTION, site_change_data("site-elsewhere", "site-third"))
+    sign(audit_db, signing_key, checkpoint_file, site="site-third")
+    database, exported, text = verdicts(audit_db, public_keys, checkpoint_file, signing_key,
+                                        tmp_path, site="site-third")
+    assert (database, exported) == ("BROKEN", "BROKEN"), text
+    assert "changes the site from 'site-elsewhere', but event 4 had changed it to " \
+           "'site-test-copy'" in text
+    with audit_db.engine.connect() as connection:
+        result = verify_chain(connection, public_keys=public_keys,
+                              checkpoint_file=checkpoint_file, site="site-fourth")
+    assert "changed the site to 'site-third', but this instance's site is 'site-fourth'" \
+        in " ".join(result.problems)
