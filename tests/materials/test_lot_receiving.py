@@ -36,7 +36,8 @@ def test_conditionally_approved_suppliers_deliver(basics, team):
     (None, {"material": "RM-NONE"}, 422, "material"),
     (None, {"supplier": "SUP-NONE"}, 422, "supplier"),
     ("no_shelf_life", {"material": "RM-NOSL"}, 422, "expires_on"),
-    (None, {"received_on": (date.today() + timedelta(days=1)).isoformat()}, 422, "received_on"),
+    # days=3, not 1: the parameters are computed at collection, and a run may cross midnight
+    (None, {"received_on": (date.today() + timedelta(days=3)).isoformat()}, 422, "received_on"),
     (None, {"received_on": "2020-01-10", "expires_on": "2020-01-09"}, 422, "expires_on"),
     (None, {"received_on": "2020-01-10", "expires_on": "2020-06-01"}, 422, "expires_on"),
 ])
