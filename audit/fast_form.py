@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
-from functools import partial
 from itertools import filterfalse
 from operator import attrgetter, eq
 from typing import Annotated, Optional, Union
@@ -69,7 +68,6 @@ _HEX_DIGITS = b"0123456789abcdef"
 # a non-ASCII character in a key: in canonical JSON it is inside a string (JSON's syntax is
 # ASCII), the string runs to its first unescaped quote, and only a key's is followed by ":"
 _NON_ASCII_KEY = re.compile(r'[^\x00-\x7f](?:[^"\\]|\\.)*":')
-_is_nfc = partial(unicodedata.is_normalized, "NFC")
 
 
 def first_non_canonical(texts: Sequence[bytes | None]) -> int | None:
@@ -105,7 +103,17 @@ def _all_canonical(texts: Sequence[bytes | None]) -> bool:
     # each text is now the encoding of a decoded event: valid UTF-8, ending with "}", so the
     # non-ASCII ones can be joined (no character combines with a "}" before it)
     wide = b"".join(filterfalse(bytes.isascii, texts)).decode("utf-8")
-    return _is_nfc(wide) and not _NON_ASCII_KEY.search(wide)
+    return _nfc(wide) and not _NON_ASCII_KEY.search(wide)
+
+
+def _nfc(text: str) -> bool:
+    """unicodedata.is_normalized("NFC", text), at once for Latin-1 text (the most common):
+    no character below U+0300 is a combining mark or changes under NFC."""
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return unicodedata.is_normalized("NFC", text)
+    return True
 
 
 def _fields_valid(events: list[_Event]) -> bool:
