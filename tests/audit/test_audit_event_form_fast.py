@@ -79,6 +79,16 @@ def test_written_events_are_canonical_on_both_paths(event):
     assert first_non_canonical([stored]) is None
 
 
+def test_the_encoders_agree_on_every_character_they_may_meet():
+    # every control character, the Latin-1 range, line and paragraph separators, the BMP's
+    # end and beyond: escaped or written as themselves exactly as the canonical encoder does
+    sample = [*range(0x300), 0x2028, 0x2029, 0xfeff, 0xfffd, 0xffff, 0x10000, 0x10ffff]
+    text = unicodedata.normalize("NFC", "".join(map(chr, sample)))
+    stored = event_text(data={"s": text, "l": [text, {"k\x01\x7f": text}]}, reason=text)
+    assert stored_text_problem(stored) == ""
+    assert _all_canonical([stored])
+
+
 def test_the_typical_event_takes_the_fast_path():
     assert _all_canonical([GOOD]) and _all_canonical([GOOD] * 200)
 
