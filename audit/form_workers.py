@@ -5,19 +5,21 @@ on a machine with more than one CPU a long walk hands its chunks to worker proce
 on fetching and hashing; it takes their answers in chunk order, so it stops at the same first
 bad event as with the check inline.
 
-The workers are plain child processes (``python -c ... audit.form_workers.serve()``) that
-read pickled lists of stored texts on their standard input and answer on their standard
-output. Not multiprocessing's: a spawned child imports the caller's main module again (a
-script without a ``__main__`` guard would run twice), a forked one inherits locks held by the
-caller's other threads (the web server's, the scheduler's). Should a worker fail, its chunks
-are checked inline: the answers are the same either way.
+The workers are plain child processes (``python -c ... serve()``) that read chunks of stored
+texts on their standard input and answer on their standard output. Not multiprocessing's: a
+spawned child imports the caller's main module again (a script without a ``__main__`` guard
+would run twice), a forked one inherits locks held by the caller's other threads (the web
+server's, the scheduler's). A request is two unsigned 64-bit integers (the number of texts,
+the number of bytes), one such integer per text (its length) and the texts joined; the answer
+is one signed 64-bit integer, the index of the first non-canonical text or -1 (the machine's
+byte order: both ends run on it). Should a worker fail, its chunks are checked inline: the
+answers are the same either way.
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
-import pickle
 import queue
+import struct
 import subprocess
 import sys
 import threading
@@ -38,13 +40,18 @@ _SEQ = itemgetter(0)
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)  # the folder holding audit/
 _SERVE = ("import sys; sys.path.insert(0, sys.argv[1]); "
           "from audit.form_workers import serve; serve()")
+_HEADER = struct.Struct("=QQ")  # texts, bytes
+_ANSWER = struct.Struct("=q")  # index of the first non-canonical text, or -1
+_NONE = -1
 
 
 def form_workers(events_to_check: int) -> int:
     """How many worker processes should check the form of ``events_to_check`` events: none
-    (inline) for a short walk, on one CPU, or without a Python executable to start."""
+    (inline) for a short walk, on one CPU, or without a Python interpreter to start (an
+    embedding server's sys.executable is not one)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if events_to_check < PARALLEL_FORM_EVENTS or (cpus or 1) < 2 or not sys.executable:
+    if (events_to_check < PARALLEL_FORM_EVENTS or (cpus or 1) < 2
+            or not Path(sys.executable or "-").name.lower().startswith("python")):
         return 0
     return min(cpus, MAX_FORM_WORKERS)
 
@@ -83,10 +90,12 @@ class FormChecks:
     def next_answer(self) -> tuple[list[tuple], int | None]:
         """The oldest chunk's rows and the index of its first non-canonical row (or None)."""
         rows, skip, texts, worker = self._queue.popleft()
-        answer = worker.receive() if worker is not None else _INLINE
-        if answer is _INLINE:  # no worker, or it failed
-            answer = first_non_canonical(texts) if texts else None
-        return rows, None if answer is None else skip + answer
+        answer = worker.receive() if worker is not None else None
+        if answer is None:  # no worker, or it failed
+            bad = first_non_canonical(texts) if texts else None
+        else:
+            bad = None if answer == _NONE else answer
+        return rows, None if bad is None else skip + bad
 
     def close(self) -> None:
         """Stop the workers (at once when the walk stopped early)."""
@@ -95,12 +104,7 @@ class FormChecks:
         self._workers = []
 
 
-_INLINE = object()  # a worker's answer when it has none: check inline
-
-
 def _start_workers(count: int) -> list[_Worker]:
-    if not count or multiprocessing.current_process().daemon:
-        return []
     workers = []
     try:
         for _ in range(count):
@@ -124,19 +128,21 @@ class _Worker:
         self._failed = False
         self._unanswered = 0
 
-    def send(self, texts: list) -> None:
+    def send(self, texts: list[bytes]) -> None:
         self._requests.put(texts)
         self._unanswered += 1
 
-    def receive(self):
-        """The answer to the oldest unanswered request, or _INLINE if the worker failed."""
+    def receive(self) -> int | None:
+        """The answer to the oldest unanswered request (-1: all canonical), or None if the
+        worker failed."""
         self._unanswered -= 1
-        if not self._failed:
-            try:
-                return pickle.load(self._process.stdout)
-            except (EOFError, OSError, pickle.UnpicklingError):
-                self._failed = True
-        return _INLINE
+        if self._failed:
+            return None
+        answer = self._process.stdout.read(_ANSWER.size)
+        if len(answer) != _ANSWER.size:  # the worker died
+            self._failed = True
+            return None
+        return _ANSWER.unpack(answer)[0]
 
     def close(self) -> None:
         self._requests.put(None)
@@ -150,9 +156,10 @@ class _Worker:
         stdin = self._process.stdin
         try:
             while (texts := self._requests.get()) is not None:
-                # one string of bytes and the lengths: a fraction of a list's pickling cost
-                request = (b"".join(texts), list(map(len, texts)))
-                pickle.dump(request, stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                joined = b"".join(texts)
+                stdin.write(_HEADER.pack(len(texts), len(joined)))
+                stdin.write(struct.pack(f"={len(texts)}Q", *map(len, texts)))
+                stdin.write(joined)
                 stdin.flush()
         except OSError:  # the worker died or was stopped; receive() tells
             pass
@@ -164,15 +171,16 @@ class _Worker:
 
 
 def serve() -> None:
-    """The worker's loop: answer each request (stored texts, joined, and their lengths) with
-    the index of the first non-canonical text, until standard input closes."""
+    """The worker's loop: answer each request until standard input ends."""
     requests, answers = sys.stdin.buffer, sys.stdout.buffer
-    while True:
-        try:
-            joined, lengths = pickle.load(requests)
-        except EOFError:
-            return
-        ends = list(accumulate(lengths))
+    while len(header := requests.read(_HEADER.size)) == _HEADER.size:
+        count, size = _HEADER.unpack(header)
+        lengths = requests.read(8 * count)
+        joined = requests.read(size)
+        if len(lengths) != 8 * count or len(joined) != size:
+            return  # cut off: the walk has stopped
+        ends = list(accumulate(struct.unpack(f"={count}Q", lengths)))
         texts = list(map(joined.__getitem__, map(slice, [0, *ends], ends)))
-        pickle.dump(first_non_canonical(texts), answers)
+        bad = first_non_canonical(texts)
+        answers.write(_ANSWER.pack(_NONE if bad is None else bad))
         answers.flush()
