@@ -91,7 +91,7 @@ class FormChecks:
         """The oldest chunk's rows and the index of its first non-canonical row (or None)."""
         rows, skip, texts, worker = self._queue.popleft()
         answer = worker.receive() if worker is not None else None
-        if answer is None:  # no worker, or it failed
+        if answer is None or not _NONE <= answer < len(texts):  # no worker, or it failed
             bad = first_non_canonical(texts) if texts else None
         else:
             bad = None if answer == _NONE else answer
