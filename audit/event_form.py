@@ -20,8 +20,8 @@ from audit.canonical import MAX_SAFE_INT, CanonicalError, encode_checked_value
 EVENT_KEYS = frozenset({"action", "actor", "at", "data", "entity", "prev_hash", "reason",
                         "seq"})
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
-_ACTION = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)+")
+TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
+ACTION_TAG = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)+")
 
 
 def _no_float(literal: str):
@@ -93,10 +93,10 @@ def event_shape_problem(event) -> str:
         (type(event["seq"]) is int and event["seq"] > 0, "seq is not a positive integer"),
         (type(event["prev_hash"]) is str and _HEX64.fullmatch(event["prev_hash"]),
          "prev_hash is not 64 lowercase hex digits"),
-        (type(event["at"]) is str and _TIMESTAMP.fullmatch(event["at"]),
+        (type(event["at"]) is str and TIMESTAMP.fullmatch(event["at"]),
          "at is not a UTC timestamp YYYY-MM-DDTHH:MM:SS.ffffffZ"),
         (type(event["actor"]) is str and event["actor"].strip(), "actor is empty"),
-        (type(event["action"]) is str and _ACTION.fullmatch(event["action"]),
+        (type(event["action"]) is str and ACTION_TAG.fullmatch(event["action"]),
          "action is not a dotted tag"),
         (entity is None or (type(entity) is dict and entity.keys() == {"id", "type"}
                             and all(type(v) is str for v in entity.values())),

@@ -11,6 +11,10 @@
 Together they cover the format's checks: the canonical ``prev_hash`` equals the column
 (column check), the column equals the previous hash (walk), which is sha256 of the previous
 canonical bytes (walk).
+
+The walk also checks every text's canonical form (audit.fast_form), which costs more than
+fetching and hashing it; for a long walk, worker processes check chunks while the walk
+fetches and hashes the next ones (audit.form_workers).
 """
 from __future__ import annotations
 
@@ -24,7 +28,8 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
-from audit.event_form import event_text_problem
+from audit.fast_form import stored_text_problem
+from audit.form_workers import FormChecks, form_workers
 from audit.schema import GENESIS_HASH, audit_events
 from audit.streaming import canonical_bytes_sql, stream_rows
 
@@ -101,34 +106,49 @@ class Walk:
 
 def walk_events(connection: Connection, walk: Walk,
                 progress: Callable[[int], None] | None = None) -> None:
-    """Check continuity, links and hashes of every event in seq order; stop at the first
-    failure (``walk.bad``). Streams; memory stays at one chunk."""
+    """Check continuity, links, hashes and canonical form of every event in seq order; stop
+    at the first failure (``walk.bad``). Streams; memory stays at a few chunks."""
     sql = (f"SELECT seq, prev_hash, hash, {canonical_bytes_sql(connection)} "
            "FROM audit_events ORDER BY seq")
+    through = walk.form_known[0]
+    last_seq = connection.exec_driver_sql("SELECT max(seq) FROM audit_events").scalar()
+    forms = FormChecks(form_workers((last_seq or 0) - through), through)
     chunks = stream_rows(connection, sql, CHUNK_ROWS)
     try:
         for rows in chunks:
-            bad_index = _check_rows(rows, walk)
-            if progress is not None:
-                progress(walk.last_seq)
-            if bad_index is not None:
-                walk.bad = _explain_link(rows[bad_index], walk.next_seq, walk.last_hash)
+            forms.submit(rows)
+            while forms.due():
+                if not _advance(walk, *forms.next_answer(), progress):
+                    return
+        while forms.pending():
+            if not _advance(walk, *forms.next_answer(), progress):
                 return
     finally:
         chunks.close()
+        forms.close()
 
 
-def _check_rows(rows: list[tuple], walk: Walk) -> int | None:
-    """The hot loop: advance ``walk`` over good rows; return the first bad row's index."""
+def _advance(walk: Walk, rows: list[tuple], form_bad: int | None,
+             progress: Callable[[int], None] | None) -> bool:
+    """Walk over one chunk; False when it holds the first bad event (then ``walk.bad``)."""
+    bad_index = _check_rows(rows, walk, form_bad)
+    if progress is not None:
+        progress(walk.last_seq)
+    if bad_index is None:
+        return True
+    walk.bad = _explain_link(rows[bad_index], walk.next_seq, walk.last_hash)
+    return False
+
+
+def _check_rows(rows: list[tuple], walk: Walk, form_bad: int | None) -> int | None:
+    """The hot loop: advance ``walk`` over good rows; return the first bad row's index.
+    ``form_bad`` is the index of the first row whose text is not canonical, if any."""
     wanted, found = walk.wanted, walk.found
     start = expected = walk.next_seq
     last = walk.last_hash
-    form_known_through = walk.form_known[0]
     try:
-        for seq, prev, digest, text in rows:
-            if (seq != expected or prev != last or sha256(text).hexdigest() != digest
-                    or (seq > form_known_through
-                        and event_text_problem(text.decode("utf-8")))):
+        for seq, prev, digest, text in rows if form_bad is None else rows[:form_bad]:
+            if seq != expected or prev != last or sha256(text).hexdigest() != digest:
                 break
             if seq in wanted:
                 found[seq] = digest
@@ -138,8 +158,8 @@ def _check_rows(rows: list[tuple], walk: Walk) -> int | None:
             last = digest
         else:
             walk.next_seq, walk.last_hash = expected, last
-            return None
-    except (TypeError, UnicodeDecodeError):  # NULL or not UTF-8: _explain_link says why
+            return form_bad
+    except TypeError:  # a NULL text: _explain_link says why
         pass
     walk.next_seq, walk.last_hash = expected, last
     return expected - start
@@ -158,11 +178,7 @@ def _explain_link(row: tuple, expected: int, last_hash: str) -> tuple[int, str]:
     if not isinstance(text, bytes) or sha256(text).hexdigest() != digest:
         return seq, (f"event {seq}: stored hash {digest} is not sha256 of the stored "
                      "canonical text: the event's content was altered")
-    try:
-        why = event_text_problem(text.decode("utf-8"))
-    except UnicodeDecodeError:
-        why = "the event text is not UTF-8"
-    return seq, f"event {seq}: {why}"
+    return seq, f"event {seq}: {stored_text_problem(text)}"
 
 
 def column_check_in_background(connection: Connection) -> Callable[[], int | None]:

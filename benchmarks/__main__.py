@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from time import perf_counter
 
@@ -33,6 +34,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile-verify", action="store_true",
                         help="print a cProfile of verify_chain (top 10 by own time; main thread "
                              "only)")
+    parser.add_argument("--chain-events", type=int, metavar="N",
+                        help="events in the chain that verification is timed on (default "
+                             f"{FULL.chain_events:,}, quick {QUICK.chain_events:,})")
     parser.add_argument("--output", type=Path, default=RESULTS_DIR / "latest.json",
                         help="where to write the JSON results")
     return parser.parse_args(argv)
@@ -78,7 +82,14 @@ def run_sections(args: argparse.Namespace, report: Report, settings: dict,
                 for scratch in scratches:
                     scratch.close()
         elif section == "chain":
-            chain.run(report, options, sizes, profile=args.profile_verify)
+            scratches = open_scratches(args, options, report, run_id())
+            postgres = next((s for s in scratches if isinstance(s, PostgresScratch)), None)
+            try:
+                chain.run(report, options, sizes, profile=args.profile_verify,
+                          postgres=postgres)
+            finally:
+                for scratch in scratches:
+                    scratch.close()
         elif section == "trace":
             scratches = open_scratches(args, options, report, run_id())
             try:
@@ -108,6 +119,8 @@ def note_busy_machine(report: Report) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = QUICK if args.quick else FULL
+    if args.chain_events:
+        sizes = replace(sizes, chain_events=args.chain_events)
     settings = production_settings()
     report = Report(environment(args.quick, settings), sizes.as_dict())
     env = report.environment

@@ -12,26 +12,28 @@ from __future__ import annotations
 import base64
 import os
 import random
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from hashlib import sha256
 from itertools import islice
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, insert
+from sqlalchemy import create_engine, event, insert, update
 
 from audit.canonical import canonical_text, utc_timestamp
-from audit.guards import install_guards
+from audit.guards import drop_guards, install_guards
 from audit.schema import GENESIS_HASH, audit_head, metadata
 from benchmarks.records import decimal_text
 from benchmarks.report import RESULTS_DIR
+from qms.db import make_engine
 
 BATCH = 50_000
 # events hashed into the cache key; every kind of generated event occurs among them
 _FINGERPRINT_EVENTS = 100
 _START = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
-_INSERT = ("INSERT INTO audit_events (seq, at, actor, action, entity_type, entity_id, reason, "
-           "prev_hash, hash, canonical) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_COLUMNS = "seq, at, actor, action, entity_type, entity_id, reason, prev_hash, hash, canonical"
+_INSERT = f"INSERT INTO audit_events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _USERS = ("insp.mueller", "insp.weber", "qa.schmidt", "qa.huber", "prod.wagner", "system")
 _RECORDS = ("deviation", "inspection", "capa", "change_control", "lot", "batch")
 
@@ -53,6 +55,30 @@ def cached_chain(events: int) -> Path:
         # only a complete build gets the cache name, so an interrupted run is not reused
         partial.replace(path)
     return path
+
+
+def copy_chain(path: Path, url: str) -> None:
+    """Copy the chain cached at ``path`` into the migrated, empty PostgreSQL database at
+    ``url``: the events with COPY, the head row moved to the last one (guards are lifted
+    for that and put back)."""
+    engine = make_engine(url)
+    source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        with engine.begin() as connection:
+            drop_guards(connection)
+            cursor = connection.connection.driver_connection.cursor()
+            with cursor.copy(f"COPY audit_events ({_COLUMNS}) FROM STDIN") as copy:
+                for row in source.execute(f"SELECT {_COLUMNS} FROM audit_events ORDER BY seq"):
+                    copy.write_row(row)
+            last_seq, last_hash = source.execute(
+                "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
+            connection.execute(update(audit_head).values(seq=last_seq, hash=last_hash))
+            install_guards(connection)
+        with engine.connect() as connection:
+            connection.exec_driver_sql("ANALYZE audit_events")
+    finally:
+        source.close()
+        engine.dispose()
 
 
 def generator_fingerprint() -> str:
