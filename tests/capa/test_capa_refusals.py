@@ -13,7 +13,7 @@ CAPA = {"source": "complaint", "source_reference": "Complaint 2026-114",
         "title": "Leaking caps", "problem_statement": "Caps leak after transport."}
 
 
-def ready_to_close(api, manager, owner, action_owner, verifier) -> str:
+def in_effectiveness_check(api, manager, owner, action_owner) -> str:
     number = api.ok(api.post(manager, "capas", {**CAPA, "owner": owner.username,
                                                 "effectiveness_due_on": SOON}), 201)["number"]
     api.ok(api.post(manager, f"capas/{number}/actions", {
@@ -23,9 +23,28 @@ def ready_to_close(api, manager, owner, action_owner, verifier) -> str:
     api.ok(api.post(action_owner, f"capas/{number}/actions/1/complete",
                     {"evidence": "Torque set to 2.4 Nm."}))
     api.ok(api.transition(manager, f"capas/{number}", "submit_effectiveness_check"))
+    return number
+
+
+def ready_to_close(api, manager, owner, action_owner, verifier) -> str:
+    number = in_effectiveness_check(api, manager, owner, action_owner)
     api.ok(api.transition(verifier, f"capas/{number}", "verify_effective",
                           reason="no leak in 3 shipments", meaning="verified"))
     return number
+
+
+def assert_refused_by_segregation(app, api, db_snapshot, signer, number: str, action: str,
+                                  **signature) -> None:
+    """The signer is refused (403) with only the refusal audited and nothing else changed."""
+    api.headers(signer)
+    before, start = db_snapshot(), audit_head(app)
+    refused = api.transition(signer, f"capas/{number}", action, **signature)
+    assert refused.status_code == 403, refused.get_json()
+    assert refused.get_json()["type"].endswith("/segregation-of-duties")
+    assert [a for a, _, _ in audit_events(app, start)] == ["signature.refused"]
+    unchanged = ("audit_events", "audit_head")
+    assert {k: v for k, v in db_snapshot().items() if k not in unchanged} == \
+        {k: v for k, v in before.items() if k not in unchanged}
 
 
 @pytest.mark.parametrize("who", ["owner", "action_owner", "author"])
@@ -38,15 +57,8 @@ def test_owner_action_owner_or_author_cannot_close(app, api, team, make_user, db
     manager = closer if who == "author" else team.reviewer
     number = ready_to_close(api, manager, roles["owner"], roles["action_owner"],
                             team.second_approver)
-    api.headers(closer)
-    before, start = db_snapshot(), audit_head(app)
-    refused = api.transition(closer, f"capas/{number}", "close", meaning="approved")
-    assert refused.status_code == 403
-    assert refused.get_json()["type"].endswith("/segregation-of-duties")
-    assert [a for a, _, _ in audit_events(app, start)] == ["signature.refused"]
-    unchanged = ("audit_events", "audit_head")
-    assert {k: v for k, v in db_snapshot().items() if k not in unchanged} == \
-        {k: v for k, v in before.items() if k not in unchanged}
+    assert_refused_by_segregation(app, api, db_snapshot, closer, number, "close",
+                                  meaning="approved")
     assert api.transition(team.approver, f"capas/{number}", "close",
                           meaning="approved").status_code == 200
 
@@ -59,25 +71,9 @@ def test_owner_action_owner_or_author_cannot_verify_effectiveness(app, api, team
              "author": team.reviewer}
     roles[who] = verifier
     manager = verifier if who == "author" else team.reviewer
-    number = api.ok(api.post(manager, "capas", {**CAPA, "owner": roles["owner"].username,
-                                                "effectiveness_due_on": SOON}), 201)["number"]
-    api.ok(api.post(manager, f"capas/{number}/actions", {
-        "description": "New torque setting.", "owner": roles["action_owner"].username,
-        "due_on": SOON, "reason": "planned"}), 201)
-    api.ok(api.transition(manager, f"capas/{number}", "start_implementation"))
-    api.ok(api.post(roles["action_owner"], f"capas/{number}/actions/1/complete",
-                    {"evidence": "Torque set to 2.4 Nm."}))
-    api.ok(api.transition(manager, f"capas/{number}", "submit_effectiveness_check"))
-    api.headers(verifier)
-    before, start = db_snapshot(), audit_head(app)
-    refused = api.transition(verifier, f"capas/{number}", "verify_effective",
-                             reason="no leak in 3 shipments", meaning="verified")
-    assert refused.status_code == 403, refused.get_json()
-    assert refused.get_json()["type"].endswith("/segregation-of-duties")
-    assert [a for a, _, _ in audit_events(app, start)] == ["signature.refused"]
-    unchanged = ("audit_events", "audit_head")
-    assert {k: v for k, v in db_snapshot().items() if k not in unchanged} == \
-        {k: v for k, v in before.items() if k not in unchanged}
+    number = in_effectiveness_check(api, manager, roles["owner"], roles["action_owner"])
+    assert_refused_by_segregation(app, api, db_snapshot, verifier, number, "verify_effective",
+                                  reason="no leak in 3 shipments", meaning="verified")
     assert api.transition(team.second_approver, f"capas/{number}", "verify_effective",
                           reason="no leak in 3 shipments", meaning="verified"
                           ).status_code == 200
@@ -105,15 +101,8 @@ def test_an_earlier_owner_or_an_action_completer_cannot_close(app, api, team, ma
     api.ok(api.transition(manager, f"capas/{number}", "submit_effectiveness_check"))
     api.ok(api.transition(team.second_approver, f"capas/{number}", "verify_effective",
                           reason="no leak in 3 shipments", meaning="verified"))
-    api.headers(closer)
-    before, start = db_snapshot(), audit_head(app)
-    refused = api.transition(closer, f"capas/{number}", "close", meaning="approved")
-    assert refused.status_code == 403, refused.get_json()
-    assert refused.get_json()["type"].endswith("/segregation-of-duties")
-    assert [a for a, _, _ in audit_events(app, start)] == ["signature.refused"]
-    unchanged = ("audit_events", "audit_head")
-    assert {k: v for k, v in db_snapshot().items() if k not in unchanged} == \
-        {k: v for k, v in before.items() if k not in unchanged}
+    assert_refused_by_segregation(app, api, db_snapshot, closer, number, "close",
+                                  meaning="approved")
     assert api.transition(team.approver, f"capas/{number}", "close",
                           meaning="approved").status_code == 200
 
