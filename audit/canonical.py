@@ -16,9 +16,12 @@ from typing import Any
 
 # I-JSON / RFC 8785 "safe" integers: exactly representable as IEEE 754 doubles
 MAX_SAFE_INT = 2**53 - 1
+# arrays and objects nest at most this deep, the event object itself counting as one: a
+# limit of the format, so that no verifier's verdict depends on how deep its stack is
+MAX_DEPTH = 32
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
+_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 
 # Python's C encoder already writes what JCS writes for the values allowed here: \b \f \n
 # \r \t \" \\ as short escapes, other control characters as lowercase \u00xx, everything
@@ -48,11 +51,15 @@ def encode_checked_value(value: Any) -> str:
     return _ENCODER.encode(value)
 
 
-def canonical_value(obj: Any, _path: str = "$") -> Any:
+def canonical_value(obj: Any, _path: str = "$", _depth: int = 0) -> Any:
     """Return a validated deep copy: strings NFC, tuples as lists, enums as plain values.
 
     Raises CanonicalError naming the JSON path of the first offending value.
     """
+    if isinstance(obj, (dict, list, tuple)):
+        _depth += 1
+        if _depth > MAX_DEPTH:
+            raise CanonicalError(f"{_path}: nested deeper than {MAX_DEPTH} levels")
     if obj is None or obj is True or obj is False:
         return obj
     if isinstance(obj, str):
@@ -60,10 +67,11 @@ def canonical_value(obj: Any, _path: str = "$") -> Any:
     if isinstance(obj, int):
         return _checked_int(obj, _path)
     if isinstance(obj, dict):
-        return {_checked_key(key, _path): canonical_value(value, f"{_path}.{key}")
+        return {_checked_key(key, _path): canonical_value(value, f"{_path}.{key}", _depth)
                 for key, value in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [canonical_value(item, f"{_path}[{index}]") for index, item in enumerate(obj)]
+        return [canonical_value(item, f"{_path}[{index}]", _depth)
+                for index, item in enumerate(obj)]
     if isinstance(obj, float):
         raise CanonicalError(f"{_path}: floats are not allowed; write decimals as strings")
     raise CanonicalError(f"{_path}: unsupported type {type(obj).__name__}")
@@ -118,3 +126,20 @@ def parse_timestamp(text: str) -> datetime:
         return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
     except ValueError as exc:
         raise CanonicalError(f"not a valid date/time: {text!r}") from exc
+
+
+_STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def nested_too_deep(text: str) -> bool:
+    """Whether arrays and objects in the JSON ``text`` nest deeper than MAX_DEPTH (strings
+    skipped); decided before parsing, so that no parser's recursion limit is reached."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return False
+    depth = 0
+    for bracket in _BRACKET.findall(_STRING_LITERAL.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > MAX_DEPTH:
+            return True
+    return False

@@ -15,12 +15,13 @@ import json
 import re
 import unicodedata
 
-from audit.canonical import MAX_SAFE_INT, CanonicalError, encode_checked_value
+from audit.canonical import (MAX_DEPTH, MAX_SAFE_INT, CanonicalError, encode_checked_value,
+                             nested_too_deep)
 
 EVENT_KEYS = frozenset({"action", "actor", "at", "data", "entity", "prev_hash", "reason",
                         "seq"})
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
+TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 ACTION_TAG = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)+")
 
 
@@ -52,9 +53,11 @@ def event_text_problem(text: str) -> str:
     use (a lone surrogate too); what re-encoding cannot see, NFC and ASCII keys, is checked
     on its own, and only when the text is not plain ASCII.
     """
+    if nested_too_deep(text):
+        return f"the event text is not canonical JSON (nested deeper than {MAX_DEPTH} levels)"
     try:
         event = _DECODER.decode(text)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and CanonicalError too
+    except ValueError as exc:  # JSONDecodeError and CanonicalError too
         return f"the event text is not canonical JSON ({exc})"
     if not text.isascii() and not _nfc_with_ascii_keys(text, event):
         return "the event text is not in canonical form (a string is not NFC or a key is " \
@@ -66,22 +69,34 @@ def event_text_problem(text: str) -> str:
 
 
 def _nfc_with_ascii_keys(text: str, event) -> bool:
-    """NFC of the whole text is NFC of each string, since the JSON punctuation between them
-    is ASCII, which never combines with what follows."""
-    return unicodedata.is_normalized("NFC", text) and _ascii_keys(event)
+    """An NFC text has NFC strings (what lies between them is ASCII punctuation, which
+    composes with nothing after it). A text that is not NFC may still have NFC strings: an
+    escape such as \n ends in a letter, which a combining mark after it composes with in the
+    text but not in the string; so then each string is asked."""
+    return ((unicodedata.is_normalized("NFC", text) or _every_string_nfc(event))
+            and _ascii_keys(event))
 
 
 def _ascii_keys(value) -> bool:
+    return all("".join(item).isascii() for item in _containers(value) if type(item) is dict)
+
+
+def _every_string_nfc(value) -> bool:
+    return all(unicodedata.is_normalized("NFC", text)
+               for item in _containers(value)
+               for text in (item if type(item) is list else [*item, *item.values()])
+               if type(text) is str)
+
+
+def _containers(value):
+    """Every dict and list in ``value``, itself included."""
     pending = [value]
     while pending:
         item = pending.pop()
-        if type(item) is dict:
-            if not "".join(item).isascii():
-                return False
-            pending.extend(v for v in item.values() if type(v) in _CONTAINERS)
-        elif type(item) is list:
-            pending.extend(v for v in item if type(v) in _CONTAINERS)
-    return True
+        if type(item) in _CONTAINERS:
+            yield item
+            pending.extend(v for v in (item.values() if type(item) is dict else item)
+                           if type(v) in _CONTAINERS)
 
 
 def event_shape_problem(event) -> str:

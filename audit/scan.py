@@ -12,9 +12,10 @@ Together they cover the format's checks: the canonical ``prev_hash`` equals the 
 (column check), the column equals the previous hash (walk), which is sha256 of the previous
 canonical bytes (walk).
 
-The walk also checks every text's canonical form (audit.fast_form), which costs more than
-fetching and hashing it; for a long walk, worker processes check chunks while the walk
-fetches and hashes the next ones (audit.form_workers).
+The walk also checks every text's canonical form (audit.fast_form), a chunk at a time, in
+this process: worker processes would save a second or two on the first walk of a long chain
+only (later walks skip the events an earlier one checked), at the price of child processes
+that must import exactly this code and be supervised.
 """
 from __future__ import annotations
 
@@ -22,18 +23,20 @@ import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from bisect import bisect_right
 from hashlib import sha256
+from operator import itemgetter
 
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
-from audit.fast_form import stored_text_problem
-from audit.form_workers import FormChecks, form_workers
+from audit.fast_form import first_non_canonical, stored_text_problem
 from audit.schema import GENESIS_HASH, audit_events
 from audit.streaming import canonical_bytes_sql, stream_rows
 
 CHUNK_ROWS = 20000
+_SEQ = itemgetter(0)
 # "action" is the first key of the canonical text, so this prefix finds checkpoint events
 CHECKPOINT_EVENT_PREFIX = b'{"action":"audit.checkpoint.signed",'
 QUERYABLE = ("seq", "at", "actor", "action", "entity_type", "entity_id", "reason",
@@ -111,21 +114,21 @@ def walk_events(connection: Connection, walk: Walk,
     sql = (f"SELECT seq, prev_hash, hash, {canonical_bytes_sql(connection)} "
            "FROM audit_events ORDER BY seq")
     through = walk.form_known[0]
-    last_seq = connection.exec_driver_sql("SELECT max(seq) FROM audit_events").scalar()
-    forms = FormChecks(form_workers((last_seq or 0) - through), through)
     chunks = stream_rows(connection, sql, CHUNK_ROWS)
     try:
         for rows in chunks:
-            forms.submit(rows)
-            while forms.due():
-                if not _advance(walk, *forms.next_answer(), progress):
-                    return
-        while forms.pending():
-            if not _advance(walk, *forms.next_answer(), progress):
+            if not _advance(walk, rows, _first_form_problem(rows, through), progress):
                 return
     finally:
         chunks.close()
-        forms.close()
+
+
+def _first_form_problem(rows: list[tuple], through: int) -> int | None:
+    """Index of the first row past seq ``through`` (checked by an earlier walk) whose text
+    is not canonical; None when there is none."""
+    skip = bisect_right(rows, through, key=_SEQ)
+    bad = first_non_canonical([row[3] for row in rows[skip:]])
+    return None if bad is None else skip + bad
 
 
 def _advance(walk: Walk, rows: list[tuple], form_bad: int | None,

@@ -52,6 +52,7 @@ EXPORT_FORMATS = {"qms-audit-export/1": {"exported_at", "format", "head"},
 MARKED_FORMAT = "qms-audit-export/3"
 GENESIS_HASH = "0" * 64
 MAX_SAFE_INT = 2**53 - 1
+MAX_DEPTH = 32  # arrays and objects nest at most this deep, the line's own object included
 EVENT_KEYS = {"action", "actor", "at", "data", "entity", "prev_hash", "reason", "seq"}
 # current, then as written before purposes existed, then before sites existed
 CHECKPOINT_KEYS = ({"at", "hash", "key_id", "purpose", "seq", "site"},
@@ -67,7 +68,7 @@ HANDOVER_PREFIXES = tuple(f'{{"action":"{action}",'.encode() for action in HANDO
 CHECKPOINT_EVENT_DATA = ({"hash", "key_id", "purpose", "seq", "site"},
                          {"hash", "key_id", "seq", "site"}, {"hash", "key_id", "seq"})
 HEX64 = re.compile(r"[0-9a-f]{64}")
-TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
+TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 ACTION = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)+")
 SURROGATE = re.compile("[\ud800-\udfff]")
 UNANCHORED = ("UNANCHORED: the chain is internally consistent but nothing proves it was not "
@@ -114,10 +115,29 @@ def _canonical_value(value):
     raise ValueError(f"{type(value).__name__} values are not allowed (no floats)")
 
 
+STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def nested_too_deep(text: str) -> bool:
+    """Arrays and objects nested deeper than MAX_DEPTH (strings skipped), told before
+    parsing so that Python's recursion limit is never what decides."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return False
+    depth = 0
+    for bracket in re.findall(r"[\[\]{}]", STRING_LITERAL.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > MAX_DEPTH:
+            return True
+    return False
+
+
 def parse_canonical(line: bytes):
     """The JSON value of a line that must be exactly its own canonical form."""
     try:
-        value = json.loads(line.decode("utf-8"))
+        text = line.decode("utf-8")
+        if nested_too_deep(text):
+            raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+        value = json.loads(text)
         if canonical_json(value) == line:
             return value
     except ValueError as exc:  # includes UnicodeDecodeError and JSONDecodeError

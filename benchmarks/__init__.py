@@ -9,8 +9,8 @@ Sections:
 - ``writes``: an audited write against the same plain insert (SQLite and PostgreSQL,
   1 and 8 writers), then the chain written by concurrent writers is verified;
 - ``chain``: ``audit.verify.verify_chain`` against a bare sha256 loop over the same bytes:
-  a first verification (every event's canonical form checked, by form workers beside the
-  walk where there are CPUs) and a repeated one (the canonical form known up to the
-  previous head, as the application remembers it), on SQLite and on PostgreSQL;
+  a first verification (every event's canonical form checked) and a repeated one (the
+  canonical form known up to the previous head, as the application remembers it), on
+  SQLite and on PostgreSQL;
 - ``signing``: one e-signature split into password check, key unwrap and Ed25519.
 """

@@ -3,11 +3,11 @@
 The baseline reads ``canonical`` in seq order from the same database and hashes each event:
 the least any verifier must do. A second reference hashes the same bytes already in memory,
 which shows how much of the baseline is the database read. The verification is timed twice
-per repetition: first as a first verification (every event's canonical form checked, with
-form workers beside the walk where there are CPUs for them), then repeated (the form known
-up to the head, as the application remembers it). All are repeated, interleaved, so that
-drift falls on all alike; times are medians, and the ratio is the median of the ratios of
-each repetition, whose bare loop and verification ran back to back.
+per repetition: first as a first verification (every event's canonical form checked), then
+repeated (the form known up to the head, as the application remembers it). All are
+repeated, interleaved, so that drift falls on all alike; times are medians, and the ratio is
+the median of the ratios of each repetition, whose bare loop and verification ran back to
+back.
 
 The chain is timed on SQLite, then, when PostgreSQL is reachable, copied into a scratch
 PostgreSQL database and timed there the same way (the server shares this machine's CPUs).
@@ -22,14 +22,8 @@ from dataclasses import dataclass, field
 from hashlib import sha256
 from time import perf_counter, process_time
 
-try:
-    import resource
-except ImportError:  # Unix only: on Windows the children's CPU time is left out
-    resource = None
-
 from sqlalchemy import Engine
 
-from audit.form_workers import form_workers
 from audit.streaming import canonical_bytes_sql, stream_rows
 from audit.verify import verify_chain
 from benchmarks.report import Figure, Report
@@ -49,16 +43,15 @@ _FETCH = 10_000
 
 @dataclass
 class Timings:
-    """Wall and CPU seconds of each repetition of one loop; CPU counts the threads and the
-    child processes (form workers) too."""
+    """Wall and CPU seconds of each repetition of one loop; CPU counts the threads too."""
     wall: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
 
     def clock(self, function, *args):
-        wall, cpu = perf_counter(), process_time() + _children_cpu()
+        wall, cpu = perf_counter(), process_time()
         value = function(*args)
         self.wall.append(perf_counter() - wall)
-        self.cpu.append(process_time() + _children_cpu() - cpu)
+        self.cpu.append(process_time() - cpu)
         return value
 
     @property
@@ -68,14 +61,6 @@ class Timings:
     @property
     def median_cpu(self) -> float:
         return statistics.median(self.cpu)
-
-
-def _children_cpu() -> float:
-    """CPU seconds of the child processes that ended (workers are waited for)."""
-    if resource is None:
-        return 0.0
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def bare_loop(engine: Engine) -> int:
@@ -182,15 +167,13 @@ def add_figures(report: Report, label: str, events: int, bare: Timings, memory: 
     ratios = [b / v for b, v in zip(bare.wall, verify.wall)]
     ratio = statistics.median(ratios)
     spread = f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
-    workers = form_workers(events)
     report.add(Figure("chain", f"{label}verify_chain speed / bare loop speed",
                       _seconds_and_speed(verify.median, events)
-                      + f", {len(result.problems)} problems, {workers} form workers",
+                      + f", {len(result.problems)} problems",
                       baseline=baseline, ratio=f"{ratio:.2f}{spread}",
                       target=f">= {SPEED_RATIO_TARGET:.2f}", met=ratio >= SPEED_RATIO_TARGET,
                       data=_data(verify, events) | {"ratio": ratio, "ratios": ratios,
-                                                    "problems": len(result.problems),
-                                                    "form_workers": workers}))
+                                                    "problems": len(result.problems)}))
     report.add(million_figure(label, events, verify.median))
     note_disturbances(report, label, bare, result)
 
@@ -228,8 +211,7 @@ def note_disturbances(report: Report, label: str, bare: Timings, result) -> None
 
 
 def million_figure(label: str, events: int, verify: float) -> Figure:
-    """Time to verify 1,000,000 events: measured, or extrapolated linearly in quick mode
-    (pessimistic: a short chain is checked without form workers)."""
+    """Time to verify 1,000,000 events: measured, or extrapolated linearly in quick mode."""
     seconds = verify * MILLION / events
     measured = events == MILLION
     value = f"{seconds:.2f} s" + ("" if measured else f" (extrapolated from {events:,})")

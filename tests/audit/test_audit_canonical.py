@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audit import verify_export
-from audit.canonical import (MAX_SAFE_INT, CanonicalError, canonical_bytes, canonical_text,
-                             parse_timestamp, utc_timestamp)
+from audit.canonical import (MAX_DEPTH, MAX_SAFE_INT, CanonicalError, canonical_bytes,
+                             canonical_text, parse_timestamp, utc_timestamp)
 
 safe_ints = st.integers(min_value=-MAX_SAFE_INT, max_value=MAX_SAFE_INT)
 nfc_text = st.text().map(lambda text: unicodedata.normalize("NFC", text))
@@ -135,3 +135,12 @@ def test_timestamps_round_trip(moment):
 def test_parse_timestamp_is_strict(text):
     with pytest.raises(CanonicalError):
         parse_timestamp(text)
+
+
+def test_the_writer_refuses_data_nested_deeper_than_the_format_allows():
+    deep: list = []
+    for _ in range(MAX_DEPTH - 1):
+        deep = [deep]
+    canonical_text(deep)  # MAX_DEPTH levels
+    with pytest.raises(CanonicalError, match="nested deeper than"):
+        canonical_text([deep])

@@ -18,7 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from audit.canonical import MAX_SAFE_INT, canonical_bytes, utc_timestamp
+from audit import verify_export
+from audit.canonical import MAX_DEPTH, MAX_SAFE_INT, canonical_bytes, utc_timestamp
 from audit.fast_form import (FAST_DEPTH, _all_canonical, first_non_canonical,
                              stored_text_problem)
 
@@ -51,12 +52,23 @@ def events(draw) -> dict:
 
 
 def agree(stored: bytes | None) -> None:
-    """One text: the fast path vouches only for what the reference accepts, and the chunk
-    answer is the reference's."""
+    """One text: the fast path vouches only for what the reference accepts, the chunk answer
+    is the reference's, and the stand-alone verifier judges the text alike."""
     problem = stored_text_problem(stored)
     if _all_canonical([stored]):
         assert problem == "", stored
     assert first_non_canonical([stored]) == (0 if problem else None), (stored, problem)
+    assert bool(problem) == bool(_export_problem(stored)), (stored, problem)
+
+
+def _export_problem(stored: bytes | None) -> str:
+    if stored is None:
+        return "missing"
+    try:
+        event = verify_export.parse_canonical(stored)
+    except ValueError as exc:
+        return str(exc)
+    return verify_export.event_shape_problem(event)
 
 
 def event_text(**changes) -> bytes:
@@ -146,6 +158,10 @@ def swap(old: bytes, new: bytes) -> bytes:
     swap(b'"type":"deviation"', b'"type":7'),
     swap(b'"reason":"\xc2\xa7 5.2 correction"', b'"reason":5'),
     event_text(data=[1]), event_text(data="x"), event_text(entity={"id": "x"}),
+    # digits that are not 0-9, nesting deeper than the format allows
+    event_text(at="2026-05-04T08:00:00.\u0660\u0660\u0660\u0661\u0662\u0663Z"),
+    swap(b'"version":2', b'"version":' + b"[" * (MAX_DEPTH - 1) + b"]" * (MAX_DEPTH - 1)),
+    swap(b'"version":2', b'"version":' + b"[" * 5000 + b"]" * 5000),
     # not JSON, not an object, not a text
     b"", b"{}", b"[]", b"null", GOOD[:-1], GOOD + b"{}", GOOD.replace(b"{", b"[", 1), None,
 ])
@@ -157,7 +173,11 @@ def test_tampered_texts_get_the_reference_verdict(stored):
 @pytest.mark.parametrize("stored", [
     # canonical, but beyond what the fast path decides: the reference says so
     event_text(data={"a": json.loads("[" * (FAST_DEPTH + 2) + "]" * (FAST_DEPTH + 2))}),
-    event_text(at="2026-05-04T08:00:00.\u0660\u0660\u0660\u0661\u0662\u0663Z"),  # Arabic
+    # an escape ends in a letter, which the combining mark after it composes with in the
+    # text, not in the string: the string is NFC
+    event_text(data={"note": "line one\n\u0303 line two", "s": "\x1e\u0301"}),
+    # nested as deep as the format allows (the event is one level, data two)
+    swap(b'"version":2', b'"version":' + b"[" * (MAX_DEPTH - 2) + b"]" * (MAX_DEPTH - 2)),
     event_text(actor="\u00e9"), event_text(reason="\u00e9"), event_text(actor="\u4e2d"),
     event_text(data={"s": "\u2028\u2029\x7f\x00\x1f\"\\/"}),
     event_text(entity=None, reason=None),
