@@ -143,14 +143,24 @@ def site_change_problems(changes: Sequence[Handover], site: str | None,
     return problems
 
 
-def unintroduced_keys(checkpoints: Sequence, rotations: Sequence[Handover]) -> dict:
+def unintroduced_keys(checkpoints: Sequence, rotations: Sequence[Handover],
+                      root: str | None = None) -> dict:
     """{checkpoint: why} for the checkpoints (verified, matching the chain; objects with
-    ``seq`` and ``key_id``) whose key the chain did not let sign at their seq."""
+    ``seq`` and ``key_id``) whose key the chain did not let sign at their seq.
+
+    ``root`` is the trusted first key's id (the verifier is told it: qms init records it);
+    the first checkpoint signed with another key is refused, so a chain rewritten from seq
+    1 under a key of the attacker's does not verify just because that key was given. None:
+    the first checkpoint's key (for callers that pinned nothing; the result names it). A
+    key hands over to the next at its checkpoint covering the rotation event, and is retired
+    once the next key's first checkpoint exists: its checkpoints at higher seqs are refused.
+    """
     ordered = sorted(checkpoints, key=lambda cp: cp.seq)
     if not ordered:
         return {}
-    allowed = {ordered[0].key_id: 0}  # key id -> the lowest seq it may sign
-    introduced_by = {}
+    root = root or ordered[0].key_id
+    allowed = {root: 0}  # key id -> the lowest seq it may sign
+    retired_after, introduced_by = {}, {}  # key id -> seq of its successor's first checkpoint
     for rotation in rotations:
         if rotation.old not in allowed or rotation.new in allowed:
             continue
@@ -158,18 +168,27 @@ def unintroduced_keys(checkpoints: Sequence, rotations: Sequence[Handover]) -> d
                          and cp.seq >= max(rotation.seq, allowed[rotation.old])), None)
         if handover is not None:
             allowed[rotation.new], introduced_by[rotation.new] = handover, rotation.seq
-    refused = {}
-    for cp in ordered:
-        if cp.key_id not in allowed:
-            refused[cp] = (f"signed with key {cp.key_id}, which no {ROTATION_ACTION} event "
-                           "introduces under a checkpoint of the key before it (the first "
-                           f"checkpoint's key is {ordered[0].key_id}): a key swapped in, "
-                           "not rotated")
-        elif cp.seq < allowed[cp.key_id]:
-            refused[cp] = (f"signed with key {cp.key_id} before the key before it handed "
-                           f"over at seq {allowed[cp.key_id]} (rotation event "
-                           f"{introduced_by[cp.key_id]})")
-    return refused
+            first = next((cp.seq for cp in ordered
+                          if cp.key_id == rotation.new and cp.seq >= handover), None)
+            if first is not None:
+                retired_after[rotation.old] = first
+    return {cp: why for cp in ordered
+            if (why := _key_problem(cp, allowed, retired_after, introduced_by, root))}
+
+
+def _key_problem(cp, allowed: dict, retired_after: dict, introduced_by: dict,
+                 root: str) -> str:
+    if cp.key_id not in allowed:
+        return (f"signed with key {cp.key_id}, which no {ROTATION_ACTION} event introduces "
+                f"under a checkpoint of the key before it (the trusted first key is {root}): "
+                "a key swapped in, not rotated")
+    if cp.seq < allowed[cp.key_id]:
+        return (f"signed with key {cp.key_id} before the key before it handed over at seq "
+                f"{allowed[cp.key_id]} (rotation event {introduced_by[cp.key_id]})")
+    if cp.key_id in retired_after and cp.seq > retired_after[cp.key_id]:
+        return (f"signed with key {cp.key_id}, retired once its successor signed its first "
+                f"checkpoint at seq {retired_after[cp.key_id]}: a retired key signs nothing")
+    return ""
 
 
 def current_site(connection: Session | Connection) -> str | None:
