@@ -21,11 +21,14 @@ wanted hashes and holds their text against the chain (``problems``).
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
 
+from cryptography.exceptions import InvalidSignature
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
@@ -191,9 +194,12 @@ def _key_problem(cp, allowed: dict, retired_after: dict, introduced_by: dict,
     return ""
 
 
-def current_site(connection: Session | Connection) -> str | None:
+def current_site(connection: Session | Connection, public_keys: Mapping | None = None
+                 ) -> str | None:
     """The site the chain says this instance is at its end: the last site change's new
-    site, else the site of the newest checkpoint row naming one (None: none does)."""
+    site, else the site of the newest checkpoint row naming one whose signature verifies
+    under ``public_keys`` ({key id: Ed25519 public key}; None: no row counts). None: neither
+    says. An unsigned row (anyone who may insert one) cannot so stop checkpoint signing."""
     if isinstance(connection, Session):
         connection = connection.connection()
     change = connection.execute(
@@ -202,12 +208,22 @@ def current_site(connection: Session | Connection) -> str | None:
     handover = None if change is None else _handover(0, change.encode("utf-8"))[1]
     if handover is not None:
         return handover.new
-    for (canonical,) in connection.execute(select(audit_checkpoints.c.canonical)
-                                           .order_by(audit_checkpoints.c.seq.desc())):
-        try:
-            site = json.loads(canonical).get("site")
-        except (ValueError, AttributeError):
-            continue  # the verifier reports a malformed row
-        if isinstance(site, str):
+    rows = connection.execute(select(audit_checkpoints.c.canonical, audit_checkpoints.c.signature)
+                              .order_by(audit_checkpoints.c.seq.desc()))
+    for canonical, signature in rows if public_keys else ():
+        site = _signed_site(canonical, signature, public_keys)
+        if site is not None:
             return site
     return None
+
+
+def _signed_site(canonical: str, signature: str, public_keys: Mapping) -> str | None:
+    """The site a checkpoint row names when its signature verifies, else None."""
+    try:
+        payload = json.loads(canonical)
+        public_keys[payload["key_id"]].verify(base64.b64decode(signature, validate=True),
+                                              canonical.encode("utf-8"))
+    except (ValueError, KeyError, TypeError, AttributeError, InvalidSignature, binascii.Error):
+        return None  # the verifier reports the row
+    site = payload.get("site")
+    return site if isinstance(site, str) else None

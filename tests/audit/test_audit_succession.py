@@ -198,7 +198,7 @@ def _signed_past_the_guard(database, signing_key, checkpoint_file, site) -> int:
     from audit import checkpoints
 
     guard = checkpoints.current_site
-    checkpoints.current_site = lambda _connection: None
+    checkpoints.current_site = lambda *_arguments: None
     try:
         return sign(database, signing_key, checkpoint_file, site=site).seq
     finally:
@@ -326,3 +326,25 @@ def test_the_header_site_is_the_closing_checkpoints_even_with_site_given(
     outcome = verify_export.verify(str(forged), public_keys, [str(checkpoint_file)], SITE)
     assert any("the header's site 'site-elsewhere' is not the closing checkpoint's" in why
                for _seq, why in outcome.problems), outcome.problems
+
+
+def test_an_unsigned_checkpoint_row_of_another_site_does_not_stop_signing(
+        audit_db, signing_key, public_keys, checkpoint_file):
+    """Whoever may insert a checkpoint row could otherwise wedge signing (and be told to
+    record a bogus old site with set-site-id): only signed rows, or site changes, count."""
+    from sqlalchemy import text
+
+    append_events(audit_db, 2)
+    sign(audit_db, signing_key, checkpoint_file)
+    payload = {"at": "2026-01-01T00:00:00.000000Z", "hash": "a" * 64, "key_id": "0" * 16,
+               "purpose": "routine", "seq": 999, "site": "site-x"}
+    with audit_db.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO audit_checkpoints (seq, hash, at, key_id, signature, canonical) "
+            "VALUES (999, :hash, :at, :key_id, 'AAAA', :canonical)"),
+            {"hash": "a" * 64, "at": payload["at"], "key_id": "0" * 16,
+             "canonical": canonical_text(payload)})
+    assert sign(audit_db, signing_key, checkpoint_file) is not None
+    with audit_db.reading() as session:
+        assert current_site(session, public_keys) == SITE
+        assert current_site(session) is None
