@@ -5,11 +5,12 @@ their own and plant its predecessor's public key as "retired", or give a copy of
 instance another site id. So both changes are events of the chain, and both verifiers hold
 every checkpoint against them:
 
-- **Keys.** The key of the first checkpoint signs from the start. Any other key is
-  introduced by an ``audit.key.rotated`` event naming it as ``new_key_id``, whose
-  ``old_key_id`` was allowed before, once a checkpoint signed with that old key covers the
-  event (its seq is at or after the event's): the old key hands over to the new one there,
-  and the new key may sign checkpoints from that seq on.
+- **Keys.** The trust root (the first checkpoint's key, as recorded at ``qms init``)
+  signs from the start. Any other key is introduced by an ``audit.key.rotated`` event
+  naming it as ``new_key_id``, whose ``old_key_id`` was allowed before, once a checkpoint
+  signed with that old key covers the event (its seq is at or after the event's): the old
+  key hands over to the new one there, and the new key may sign checkpoints from that seq
+  on. The old key is retired at the new key's first checkpoint: it signs nothing after.
 - **Sites.** A checkpoint names the site in effect at its seq: before the first
   ``audit.site.changed`` event that event's ``old_site``, from each such event on its
   ``new_site`` (without any, the instance's site). Each change starts where the one before

@@ -212,6 +212,10 @@ def audit_verify() -> None:
     with state().db.reading() as session:
         result = verify_trail(session, progress=_progress("verifying"))
     click.echo("", err=True)  # end the progress line
+    click.echo(f"trust root: key {result.root_key_id} " + (
+        "(pinned by audit.root_key_id / instance/audit_root_key_id)" if result.root_pinned
+        else "(NOT pinned: the first checkpoint's key was taken; set audit.root_key_id)")
+        + ": compare it with the IQ record")
     if result.verdict == BROKEN:
         fail(f"audit chain BROKEN at seq {result.first_bad_seq}: {result.problem}")
     if not result.ok:
