@@ -10,8 +10,8 @@ instance's first checkpoint, as the IQ record has it (the auditor's own copy, no
 taken from the instance). The chain's first checkpoint must be signed with it, so a chain
 rewritten from seq 1 under another key does not verify even when that key is given too.
 FILE is the instance's external checkpoint file, audit-checkpoints.jsonl (repeat
---checkpoints for several). The file needs only the Python standard library, plus the ``cryptography`` package for checkpoint
-signatures. It imports nothing from the audit package on purpose: it is what an auditor runs
+--checkpoints for several). The file needs only the Python standard library, plus the
+``cryptography`` package for checkpoint signatures. It imports nothing from the audit package on purpose: it is what an auditor runs
 against the system, so it re-implements the published format (docs/audit-trail-format.md)
 instead of trusting the system's code.
 
