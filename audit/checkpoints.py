@@ -174,7 +174,8 @@ def write_checkpoint(target: Session | Connection, *, signing_key: Ed25519Privat
     top = lock_head(connection)
     if top.seq == 0:
         return None
-    chain_site = current_site(connection)
+    chain_site = current_site(connection, {key_id(signing_key.public_key()):
+                                           signing_key.public_key()})
     if chain_site is not None and chain_site != site:
         raise AuditError(f"this instance's audit site id is {site!r} but its audit trail "
                          f"says {chain_site!r}: record a change with `qms audit set-site-id`, "

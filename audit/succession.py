@@ -5,11 +5,12 @@ their own and plant its predecessor's public key as "retired", or give a copy of
 instance another site id. So both changes are events of the chain, and both verifiers hold
 every checkpoint against them:
 
-- **Keys.** The key of the first checkpoint signs from the start. Any other key is
-  introduced by an ``audit.key.rotated`` event naming it as ``new_key_id``, whose
-  ``old_key_id`` was allowed before, once a checkpoint signed with that old key covers the
-  event (its seq is at or after the event's): the old key hands over to the new one there,
-  and the new key may sign checkpoints from that seq on.
+- **Keys.** The trust root (the first checkpoint's key, as recorded at ``qms init``)
+  signs from the start. Any other key is introduced by an ``audit.key.rotated`` event
+  naming it as ``new_key_id``, whose ``old_key_id`` was allowed before, once a checkpoint
+  signed with that old key covers the event (its seq is at or after the event's): the old
+  key hands over to the new one there, and the new key may sign checkpoints from that seq
+  on. The old key is retired at the new key's first checkpoint: it signs nothing after.
 - **Sites.** A checkpoint names the site in effect at its seq: before the first
   ``audit.site.changed`` event that event's ``old_site``, from each such event on its
   ``new_site`` (without any, the instance's site). Each change starts where the one before
@@ -21,11 +22,14 @@ wanted hashes and holds their text against the chain (``problems``).
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
 
+from cryptography.exceptions import InvalidSignature
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
@@ -143,14 +147,24 @@ def site_change_problems(changes: Sequence[Handover], site: str | None,
     return problems
 
 
-def unintroduced_keys(checkpoints: Sequence, rotations: Sequence[Handover]) -> dict:
+def unintroduced_keys(checkpoints: Sequence, rotations: Sequence[Handover],
+                      root: str | None = None) -> dict:
     """{checkpoint: why} for the checkpoints (verified, matching the chain; objects with
-    ``seq`` and ``key_id``) whose key the chain did not let sign at their seq."""
+    ``seq`` and ``key_id``) whose key the chain did not let sign at their seq.
+
+    ``root`` is the trusted first key's id (the verifier is told it: qms init records it);
+    the first checkpoint signed with another key is refused, so a chain rewritten from seq
+    1 under a key of the attacker's does not verify just because that key was given. None:
+    the first checkpoint's key (for callers that pinned nothing; the result names it). A
+    key hands over to the next at its checkpoint covering the rotation event, and is retired
+    once the next key's first checkpoint exists: its checkpoints at higher seqs are refused.
+    """
     ordered = sorted(checkpoints, key=lambda cp: cp.seq)
     if not ordered:
         return {}
-    allowed = {ordered[0].key_id: 0}  # key id -> the lowest seq it may sign
-    introduced_by = {}
+    root = root or ordered[0].key_id
+    allowed = {root: 0}  # key id -> the lowest seq it may sign
+    retired_after, introduced_by = {}, {}  # key id -> seq of its successor's first checkpoint
     for rotation in rotations:
         if rotation.old not in allowed or rotation.new in allowed:
             continue
@@ -158,23 +172,35 @@ def unintroduced_keys(checkpoints: Sequence, rotations: Sequence[Handover]) -> d
                          and cp.seq >= max(rotation.seq, allowed[rotation.old])), None)
         if handover is not None:
             allowed[rotation.new], introduced_by[rotation.new] = handover, rotation.seq
-    refused = {}
-    for cp in ordered:
-        if cp.key_id not in allowed:
-            refused[cp] = (f"signed with key {cp.key_id}, which no {ROTATION_ACTION} event "
-                           "introduces under a checkpoint of the key before it (the first "
-                           f"checkpoint's key is {ordered[0].key_id}): a key swapped in, "
-                           "not rotated")
-        elif cp.seq < allowed[cp.key_id]:
-            refused[cp] = (f"signed with key {cp.key_id} before the key before it handed "
-                           f"over at seq {allowed[cp.key_id]} (rotation event "
-                           f"{introduced_by[cp.key_id]})")
-    return refused
+            first = next((cp.seq for cp in ordered
+                          if cp.key_id == rotation.new and cp.seq >= handover), None)
+            if first is not None:
+                retired_after[rotation.old] = first
+    return {cp: why for cp in ordered
+            if (why := _key_problem(cp, allowed, retired_after, introduced_by, root))}
 
 
-def current_site(connection: Session | Connection) -> str | None:
+def _key_problem(cp, allowed: dict, retired_after: dict, introduced_by: dict,
+                 root: str) -> str:
+    if cp.key_id not in allowed:
+        return (f"signed with key {cp.key_id}, which no {ROTATION_ACTION} event introduces "
+                f"under a checkpoint of the key before it (the trusted first key is {root}): "
+                "a key swapped in, not rotated")
+    if cp.seq < allowed[cp.key_id]:
+        return (f"signed with key {cp.key_id} before the key before it handed over at seq "
+                f"{allowed[cp.key_id]} (rotation event {introduced_by[cp.key_id]})")
+    if cp.key_id in retired_after and cp.seq > retired_after[cp.key_id]:
+        return (f"signed with key {cp.key_id}, retired once its successor signed its first "
+                f"checkpoint at seq {retired_after[cp.key_id]}: a retired key signs nothing")
+    return ""
+
+
+def current_site(connection: Session | Connection, public_keys: Mapping | None = None
+                 ) -> str | None:
     """The site the chain says this instance is at its end: the last site change's new
-    site, else the site of the newest checkpoint row naming one (None: none does)."""
+    site, else the site of the newest checkpoint row naming one whose signature verifies
+    under ``public_keys`` ({key id: Ed25519 public key}; None: no row counts). None: neither
+    says. An unsigned row (anyone who may insert one) cannot so stop checkpoint signing."""
     if isinstance(connection, Session):
         connection = connection.connection()
     change = connection.execute(
@@ -183,12 +209,22 @@ def current_site(connection: Session | Connection) -> str | None:
     handover = None if change is None else _handover(0, change.encode("utf-8"))[1]
     if handover is not None:
         return handover.new
-    for (canonical,) in connection.execute(select(audit_checkpoints.c.canonical)
-                                           .order_by(audit_checkpoints.c.seq.desc())):
-        try:
-            site = json.loads(canonical).get("site")
-        except (ValueError, AttributeError):
-            continue  # the verifier reports a malformed row
-        if isinstance(site, str):
+    rows = connection.execute(select(audit_checkpoints.c.canonical, audit_checkpoints.c.signature)
+                              .order_by(audit_checkpoints.c.seq.desc()))
+    for canonical, signature in rows if public_keys else ():
+        site = _signed_site(canonical, signature, public_keys)
+        if site is not None:
             return site
     return None
+
+
+def _signed_site(canonical: str, signature: str, public_keys: Mapping) -> str | None:
+    """The site a checkpoint row names when its signature verifies, else None."""
+    try:
+        payload = json.loads(canonical)
+        public_keys[payload["key_id"]].verify(base64.b64decode(signature, validate=True),
+                                              canonical.encode("utf-8"))
+    except (ValueError, KeyError, TypeError, AttributeError, InvalidSignature, binascii.Error):
+        return None  # the verifier reports the row
+    site = payload.get("site")
+    return site if isinstance(site, str) else None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -59,12 +59,15 @@ class VerifyResult:
     anchored_seq: int = 0  # seq of the last checkpoint that vouched for the chain
     unanchored_events: int = 0  # events after it: hash-linked, not yet under a checkpoint
     form_checked: tuple[int, str] = (0, GENESIS_HASH)  # (seq, hash): 1..seq are canonical
+    root_key_id: str | None = None  # the key taken as the trusted first key
+    root_pinned: bool = False  # True: the caller named it; False: the first checkpoint's
 
 
 def verify_chain(connection: Session | Connection, *,
                  public_keys: Mapping[str, Ed25519PublicKey] | None = None,
                  checkpoint_file: Path | None = None, site: str | None = None,
                  form_known: tuple[int, str] | None = None,
+                 trusted_key_id: str | None = None,
                  progress: Callable[[int], None] | None = None) -> VerifyResult:
     """Verify the whole chain and every checkpoint; read-only, streams the events.
 
@@ -74,7 +77,12 @@ def verify_chain(connection: Session | Connection, *,
     ``site`` is this instance's site id: a checkpoint naming another site than the chain's
     ``audit.site.changed`` events say it had at the checkpoint's seq is a problem (legacy
     checkpoints without a site are accepted); so is a checkpoint whose key no
-    ``audit.key.rotated`` event introduced (audit.succession). ``progress(events_checked)`` is
+    ``audit.key.rotated`` event introduced (audit.succession). ``trusted_key_id`` is the
+    trust root, the key that signed the chain's first checkpoint as recorded at ``qms init``
+    (outside the database): a first checkpoint under another key is a problem. Without it
+    the first checkpoint's key is taken, and the result says so (``root_key_id``,
+    ``root_pinned`` False): then a chain rewritten from seq 1 under any given key verifies,
+    so compare ``root_key_id`` with the IQ record. ``progress(events_checked)`` is
     called after each chunk of events. ``form_known`` is a previous result's
     ``form_checked`` (seq, hash): the canonical form of events up to it is not parsed again
     when the chain still has that hash at that seq (else the walk is repeated in full), so
@@ -105,9 +113,11 @@ def verify_chain(connection: Session | Connection, *,
     _match_checkpoints(signed, walk, problems, pending)
     problems += checkpoint_event_problems(rows, walk, through_seq=stored_head.seq)
     problems += succession.problems(walk.found, walk.last_seq, site)
-    vouched = _introduced_only(signed, walk, succession, pending)
+    vouched = _introduced_only(signed, walk, succession, pending, trusted_key_id)
     problems += [(_after_last_vouched(vouched, at_seq), why) for at_seq, why in pending]
-    return _result(walk, problems, vouched)
+    return replace(_result(walk, problems, vouched),
+                   root_key_id=trusted_key_id or _first_key(signed, walk),
+                   root_pinned=trusted_key_id is not None)
 
 
 def _chain_problems(connection: Connection, walk: Walk,
@@ -235,14 +245,20 @@ def _match_checkpoints(signed: list[Checkpoint], walk: Walk, problems: list,
 
 
 def _introduced_only(signed: list[Checkpoint], walk: Walk, succession: Succession,
-                     pending: list[tuple[float, str]]) -> list[int]:
+                     pending: list[tuple[float, str]], root: str | None) -> list[int]:
     """Seqs of the signed checkpoints that match the chain and whose key the chain had
     introduced by their seq; the others go to pending (audit.succession)."""
     matched = [cp for cp in signed if walk.found.get(cp.seq) == cp.hash]
-    refused = unintroduced_keys(matched, succession.rotations)
+    refused = unintroduced_keys(matched, succession.rotations, root)
     pending += [(cp.seq, f"checkpoint at seq {cp.seq} ({cp.source}): {why}")
                 for cp, why in refused.items()]
     return sorted(cp.seq for cp in matched if cp not in refused)
+
+
+def _first_key(signed: list[Checkpoint], walk: Walk) -> str | None:
+    """The key of the lowest checkpoint matching the chain: the root when none is pinned."""
+    matched = [cp for cp in signed if walk.found.get(cp.seq) == cp.hash]
+    return min(matched, key=lambda cp: cp.seq).key_id if matched else None
 
 
 def _span(first: int, last: int) -> str:

@@ -4,10 +4,14 @@
     python verify_export.py EXPORT.jsonl --public-key KEY --checkpoints FILE  (copied alone)
 
 KEY is the server's public key as PEM, or the JSON document served at
-/api/v1/audit/public-key (repeat --public-key for retired keys). FILE is the instance's
-external checkpoint file, audit-checkpoints.jsonl (repeat --checkpoints for several). The
-file needs only the Python standard library, plus the ``cryptography`` package for checkpoint
-signatures. It imports nothing from the audit package on purpose: it is what an auditor runs
+/api/v1/audit/public-key (repeat --public-key for retired keys). The trust root is
+--trusted-key KEY when given, else the first --public-key: the key that signed the
+instance's first checkpoint, as the IQ record has it (the auditor's own copy, not one
+taken from the instance). The chain's first checkpoint must be signed with it, so a chain
+rewritten from seq 1 under another key does not verify even when that key is given too.
+FILE is the instance's external checkpoint file, audit-checkpoints.jsonl (repeat
+--checkpoints for several). The file needs only the Python standard library, plus the
+``cryptography`` package for checkpoint signatures. It imports nothing from the audit package on purpose: it is what an auditor runs
 against the system, so it re-implements the published format (docs/audit-trail-format.md)
 instead of trusting the system's code.
 
@@ -18,8 +22,11 @@ closing checkpoint's signed time; the export ends with its closing checkpoint, s
 it (purpose "export") over its last event; every checkpoint, of the export and of the checkpoint
 files, is signed by a given key for the export's site and names the hash of the event at its
 seq; the audit.checkpoint.signed events agree with the export's checkpoints; every key but
-the first checkpoint's is introduced by an audit.key.rotated event that a checkpoint of the
-key before it covers, before it signs; each checkpoint names the site that the
+the trust root's is introduced by an audit.key.rotated event that a checkpoint of the
+key before it covers, before it signs, and a key signs nothing at a higher seq than its
+successor's first checkpoint (it is retired); a /1 or /2 header over checkpoints that name
+a site or purpose (members of later formats) was relabelled; the header's site is the
+closing checkpoint's; each checkpoint names the site that the
 audit.site.changed events say was in effect at its seq. A checkpoint
 beyond the last event means the tail was removed, unless it comes from a checkpoint file and
 was signed after the export's closing checkpoint (the export is older: a note).
@@ -74,6 +81,7 @@ SURROGATE = re.compile("[\ud800-\udfff]")
 UNANCHORED = ("UNANCHORED: the chain is internally consistent but nothing proves it was not "
               "rewritten")
 INFINITY = float("inf")
+MISSING = object()  # a member an event lacks
 MORE_LINES = 10  # further problems printed after the first
 
 
@@ -417,9 +425,11 @@ def checkpoint_seqs(path: str) -> set[int]:
 
 
 def verify(path: str, keys: dict, checkpoint_files: list[str] | tuple = (),
-           site: str | None = None) -> Outcome:
+           site: str | None = None, root: str | None = None) -> Outcome:
     """Verify the export at ``path`` with the checkpoints of the export and of
     ``checkpoint_files``; ``site`` is the expected site id (default: the header's).
+    ``root`` is the id of the trusted first key (default: the first of ``keys``, which
+    keeps its insertion order): the chain's first checkpoint must be signed with it.
     Raises Broken when the header is unusable, UsageError when a checkpoint file cannot be
     read, OSError when the export cannot be read."""
     book = CheckpointBook()
@@ -430,11 +440,12 @@ def verify(path: str, keys: dict, checkpoint_files: list[str] | tuple = (),
         check.line(number, line)
     if check.header is None:
         raise Broken(1, "the file is empty")
-    return evaluate(check, book, keys, site if site is not None else check.header.get("site"))
+    return evaluate(check, book, keys, site if site is not None else check.header.get("site"),
+                    root)
 
 
 def evaluate(check: ExportCheck, book: CheckpointBook, keys: dict,
-             site: str | None = None) -> Outcome:
+             site: str | None = None, root: str | None = None) -> Outcome:
     """Set the checkpoints against the chain. A checkpoint that is forged, of another site
     or disagrees with the chain is placed at the seq after the last checkpoint below it
     that matched."""
@@ -456,6 +467,7 @@ def evaluate(check: ExportCheck, book: CheckpointBook, keys: dict,
         problems.append((check.last_seq + 1, (
             f"the header's exported_at {check.header['exported_at']} is not the closing "
             f"checkpoint's signed time {closing.at}")))
+    problems += header_problems(check, book, closing)
     matched, later = [], []
     for cp in book.in_seq_order():
         why = (signature_problem(cp, keys) if keys else "") or site_problem(cp, site_of(cp.seq))
@@ -479,7 +491,8 @@ def evaluate(check: ExportCheck, book: CheckpointBook, keys: dict,
                 f"{cp.where()} says hash {cp.hash} but event {cp.seq} has hash "
                 f"{check.hashes.get(cp.seq)}: the chain was rewritten")))
     problems += checkpoint_event_problems(check, book)
-    refused = unintroduced_keys(matched, rotations) if keys else {}
+    refused = unintroduced_keys(matched, rotations, root or next(iter(keys), None)
+                                ) if keys else {}
     pending += [(cp.seq, f"{cp.where()}: {why}") for cp, why in refused.items()]
     matched = [cp for cp in matched if cp not in refused]
     for at_seq, why in pending:
@@ -520,6 +533,27 @@ def closing_checkpoint(check: ExportCheck, book: CheckpointBook, keys: dict,
     return None, ""
 
 
+def header_problems(check: ExportCheck, book: CheckpointBook, closing: Checkpoint | None
+                    ) -> list[tuple[int, str]]:
+    """The header against what is signed: a checkpoint of the export naming a site (in a
+    /1 export) or a purpose (in a /1 or /2 export) was written after its format was
+    replaced, so the header was relabelled to an older format (which would switch off the
+    site or closing checks); and the header's site is the closing checkpoint's."""
+    header, problems = check.header, []
+    older = {"qms-audit-export/1": ("site", "purpose"), "qms-audit-export/2": ("purpose",)}
+    for cp in book.in_seq_order():
+        late = [name for name in older.get(header["format"], ()) if name in cp.payload]
+        if cp.in_export and late:
+            problems.append((1, f"{cp.where()} names {' and '.join(late)}, which "
+                                f"{header['format']} exports predate: the header was "
+                                "relabelled to an older format"))
+    if closing and closing.site and header.get("site", closing.site) != closing.site:
+        problems.append((check.last_seq + 1, (
+            f"the header's site {header['site']!r} is not the closing checkpoint's signed "
+            f"site {closing.site!r}")))
+    return problems
+
+
 def site_problem(cp: Checkpoint, site: str | None) -> str:
     """Why ``cp`` may not speak for ``site``, the site in effect at its seq ("" if it may;
     a checkpoint without a site, written before sites existed, may for any)."""
@@ -535,7 +569,8 @@ def handovers(check: ExportCheck) -> tuple[list, list, list[tuple[int, str]]]:
     rotations, site_changes, problems = [], [], []
     for seq, event in check.handovers:
         old_name, new_name = HANDOVER_FIELDS[event["action"]]
-        old, new = event["data"].get(old_name, ""), event["data"].get(new_name)
+        # a missing old_key_id or old_site is malformed, as in audit.succession
+        old, new = event["data"].get(old_name, MISSING), event["data"].get(new_name)
         rotation = event["action"] == "audit.key.rotated"
         if not isinstance(new, str) or not (isinstance(old, str)
                                             or old is None and not rotation):
@@ -568,16 +603,18 @@ def site_change_problems(changes: list, site: str | None) -> list[tuple[int, str
     return problems
 
 
-def unintroduced_keys(matched: list[Checkpoint], rotations: list) -> dict:
+def unintroduced_keys(matched: list[Checkpoint], rotations: list, root: str | None) -> dict:
     """{checkpoint: why} for the checkpoints whose key the chain did not let sign at their
-    seq. The first checkpoint's key signs from the start; another key from the first
-    checkpoint, signed with the key before it (itself allowed), at or after the
-    audit.key.rotated event that names both: there the old key hands over."""
+    seq. ``root`` (the trusted first key; None: the first checkpoint's) signs from the
+    start; another key from the first checkpoint, signed with the key before it (itself
+    allowed), at or after the audit.key.rotated event that names both: there the old key
+    hands over. The old key is retired once the new key's first checkpoint exists: its
+    checkpoints at higher seqs are refused."""
     ordered = sorted(matched, key=lambda cp: cp.seq)
     if not ordered:
         return {}
-    first = ordered[0].payload["key_id"]
-    allowed, introduced_at = {first: 0}, {}
+    root = root or ordered[0].payload["key_id"]
+    allowed, introduced_at, retired_after = {root: 0}, {}, {}
     for seq, old, new in rotations:
         if old not in allowed or new in allowed:
             continue
@@ -585,16 +622,24 @@ def unintroduced_keys(matched: list[Checkpoint], rotations: list) -> dict:
                          and cp.seq >= max(seq, allowed[old])), None)
         if handover is not None:
             allowed[new], introduced_at[new] = handover, seq
+            first = next((cp.seq for cp in ordered
+                          if cp.payload["key_id"] == new and cp.seq >= handover), None)
+            if first is not None:
+                retired_after[old] = first
     refused = {}
     for cp in ordered:
         kid = cp.payload["key_id"]
         if kid not in allowed:
             refused[cp] = (f"signed with key {kid}, which no audit.key.rotated event "
-                           "introduces under a checkpoint of the key before it (the first "
-                           f"checkpoint's key is {first}): a key swapped in, not rotated")
+                           "introduces under a checkpoint of the key before it (the trusted "
+                           f"first key is {root}): a key swapped in, not rotated")
         elif cp.seq < allowed[kid]:
             refused[cp] = (f"signed with key {kid} before the key before it handed over at "
                            f"seq {allowed[kid]} (rotation event {introduced_at[kid]})")
+        elif kid in retired_after and cp.seq > retired_after[kid]:
+            refused[cp] = (f"signed with key {kid}, retired once its successor signed its "
+                           f"first checkpoint at seq {retired_after[kid]}: a retired key "
+                           "signs nothing")
     return refused
 
 
@@ -729,6 +774,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--public-key", action="append", default=[], metavar="KEY",
                         help="the server's public key: PEM, or the JSON document of "
                              "/api/v1/audit/public-key (repeat for retired keys)")
+    parser.add_argument("--trusted-key", default=None, metavar="KEY",
+                        help="the trust root: the public key that signed the instance's "
+                             "first checkpoint, from the IQ record (default: the first "
+                             "--public-key); the chain's first checkpoint must be signed "
+                             "with it")
     parser.add_argument("--checkpoints", action="append", default=[], metavar="FILE",
                         help="the instance's external checkpoint file "
                              "(audit-checkpoints.jsonl); repeatable")
@@ -742,7 +792,8 @@ def main(argv: list[str] | None = None) -> int:
                              "checkpoint covers")
     args = parser.parse_args(argv)
     try:
-        keys, unchecked = load_public_keys(args.public_key)
+        keys, unchecked = load_public_keys(([args.trusted_key] if args.trusted_key else [])
+                                           + args.public_key)
         outcome = verify(args.export, keys, args.checkpoints, args.site)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -72,6 +72,7 @@ def _build_state(app: Flask, instance: Path) -> AppState:
                     workflows=workflows, audit_key_path=instance / "keys" / "audit-ed25519.pem",
                     checkpoint_file=Path(settings["AUDIT_CHECKPOINT_FILE"]),
                     site_id=settings["AUDIT_SITE_ID"],
+                    root_key_id=settings["AUDIT_ROOT_KEY_ID"],
                     numbering=load_numbering(config_dir() / "numbering.toml"))
 
 

@@ -41,6 +41,7 @@ def verify_trail(session: Session, progress=None):
     result = verify_chain(session.connection(), public_keys=app_state.audit_public_keys(),
                           checkpoint_file=app_state.checkpoint_file,
                           site=app_state.audit_site(), form_known=_read_form_checked(memo),
+                          trusted_key_id=app_state.root_key_id or None,
                           progress=progress)
     _write_form_checked(memo, result.form_checked)
     return result

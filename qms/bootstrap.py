@@ -13,7 +13,7 @@ from qms.context import state
 from qms.db import make_engine
 from qms.identity.authentication import find_user
 from qms.identity.users import create_user
-from qms.settings import ConfigError, write_site_id
+from qms.settings import ConfigError, write_root_key_id, write_site_id
 
 ADMIN_USERNAME = "admin"
 
@@ -31,8 +31,25 @@ def ensure_keys() -> None:
             "has signed checkpoints: restore the key from the backup (a new key is made only "
             "by `qms audit rotate-key`)")
     create_signing_key(app_state.audit_key_path)
+    _record_root_key(app_state)
     if not app_state.site_id:
         app_state.site_id = write_site_id(Path(current_app.instance_path))
+
+
+def _record_root_key(app_state) -> None:
+    """Record the trust root, the key that signs the first checkpoint, for `qms audit
+    verify`, and print it for the IQ record (only while the trail is unsigned: later the
+    current key need not be the first)."""
+    from audit.checkpoints import key_id, load_signing_key
+
+    instance = Path(current_app.instance_path)
+    if app_state.root_key_id or _trail_was_signed():
+        return
+    root = key_id(load_signing_key(app_state.audit_key_path).public_key())
+    if write_root_key_id(instance, root):
+        click.echo(f"audit trust root: key {root} (record it in the IQ; auditors verify "
+                   "exports against this key's public half)")
+    app_state.root_key_id = root
 
 
 def _trail_was_signed() -> bool:

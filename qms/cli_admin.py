@@ -49,8 +49,9 @@ def _name_the_site() -> None:
     app_state = state()
     if app_state.site_id:
         return
+    keys = app_state.audit_public_keys() if app_state.audit_key_path.exists() else None
     with app_state.db.reading() as session:
-        named = current_site(session)
+        named = current_site(session, keys)
     if named:
         fail(f"the audit site id is missing but the audit trail's site is {named}: restore "
              "instance/site_id from the backup or set QMS_AUDIT_SITE_ID")
@@ -211,6 +212,10 @@ def audit_verify() -> None:
     with state().db.reading() as session:
         result = verify_trail(session, progress=_progress("verifying"))
     click.echo("", err=True)  # end the progress line
+    click.echo(f"trust root: key {result.root_key_id} " + (
+        "(pinned by audit.root_key_id / instance/audit_root_key_id)" if result.root_pinned
+        else "(NOT pinned: the first checkpoint's key was taken; set audit.root_key_id)")
+        + ": compare it with the IQ record")
     if result.verdict == BROKEN:
         fail(f"audit chain BROKEN at seq {result.first_bad_seq}: {result.problem}")
     if not result.ok:
@@ -347,7 +352,7 @@ def audit_set_site_id(site_id: str, reason: str) -> None:
     app_state, instance = state(), Path(current_app.instance_path)
 
     def change(session, operator):
-        old = current_site(session) or app_state.site_id or None
+        old = current_site(session, app_state.audit_public_keys()) or app_state.site_id or None
         if old == site_id:
             fail(f"the audit site id is already {site_id}")
         record_event(session, actor=operator.username, action=SITE_CHANGE_ACTION,

@@ -24,15 +24,25 @@ class AppState:
     checkpoint_file: Path
     numbering: object = None  # qms.materials.numbering.NumberingRules (config/numbering.toml)
     site_id: str = ""  # AUDIT_SITE_ID, else <instance>/site_id written by `qms init`
+    root_key_id: str = ""  # AUDIT_ROOT_KEY_ID, else <instance>/audit_root_key_id (qms init)
     _audit_key: Ed25519PrivateKey | None = None
+    _audit_key_file: tuple[int, int] | None = None  # (inode, mtime) the cached key came from
 
     def audit_signing_key(self) -> Ed25519PrivateKey:
         """The checkpoint signing key; SigningKeyMissing when its file is gone (never
-        re-created here: a new key is an audited rotation)."""
+        re-created here: a new key is an audited rotation). Read again whenever the file
+        was replaced, so that a long-running process (qms serve, qms jobs) never signs with
+        a key that `qms audit rotate-key` retired (verifiers refuse its later checkpoints)."""
         from audit.checkpoints import load_signing_key
 
-        if self._audit_key is None:
+        try:
+            stat = self.audit_key_path.stat()
+            current = (stat.st_ino, stat.st_mtime_ns)
+        except FileNotFoundError:
+            current = None  # load_signing_key says so
+        if self._audit_key is None or current != self._audit_key_file:
             self._audit_key = load_signing_key(self.audit_key_path)
+            self._audit_key_file = current
         return self._audit_key
 
     def audit_public_keys(self) -> dict:

@@ -108,6 +108,8 @@ def resolve_paths(settings: dict[str, Any], instance: Path) -> None:
         settings["AUDIT_CHECKPOINT_FILE"] = str(instance / "audit-checkpoints.jsonl")
     if not settings["AUDIT_SITE_ID"] and (instance / SITE_ID_FILE).exists():
         settings["AUDIT_SITE_ID"] = (instance / SITE_ID_FILE).read_text().strip()
+    if not settings["AUDIT_ROOT_KEY_ID"] and (instance / ROOT_KEY_ID_FILE).exists():
+        settings["AUDIT_ROOT_KEY_ID"] = (instance / ROOT_KEY_ID_FILE).read_text().strip()
     if not settings["APP_SECRET_KEY"]:
         secret_file = instance / "secret_key"
         if secret_file.exists():
@@ -199,6 +201,7 @@ def site_today(settings: Mapping[str, Any]) -> date:
 
 
 SITE_ID_FILE = "site_id"
+ROOT_KEY_ID_FILE = "audit_root_key_id"  # the trust root's key id, written by `qms init`
 SITE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -208,6 +211,16 @@ def write_site_id(instance: Path) -> str:
     if not site_file.exists():
         site_file.write_text(f"site-{secrets.token_hex(8)}\n")
     return site_file.read_text().strip()
+
+
+def write_root_key_id(instance: Path, root_key_id: str) -> bool:
+    """Record the trust root's key id once (qms init, for a trail not yet signed); True
+    when written now. Never overwrites."""
+    root_file = instance / ROOT_KEY_ID_FILE
+    if root_file.exists():
+        return False
+    root_file.write_text(f"{root_key_id}\n")
+    return True
 
 
 def replace_site_id(instance: Path, site: str) -> str | None:

@@ -123,6 +123,20 @@ def test_rotate_key_is_audited_and_old_checkpoints_still_verify(qms, database_ur
     verified = qms("audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
+    # the trust root recorded at init is the first key, not the current one
+    root = (instance_of(tmp_path) / "audit_root_key_id").read_text().strip()
+    assert root == data["old_key_id"]
+    assert f"trust root: key {root} (pinned" in verified.stdout
+
+
+def test_verify_refuses_a_first_checkpoint_not_signed_by_the_recorded_root(qms, tmp_path):
+    """A trust root recorded at `qms init` (or set outside the instance folder) that the
+    first checkpoint's key is not: BROKEN, whatever keys the folder holds."""
+    (instance_of(tmp_path) / "audit_root_key_id").write_text("0123456789abcdef\n")
+    result = qms("audit", "verify")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "the trusted first key is 0123456789abcdef" in result.stdout + result.stderr
+
 
 def test_init_does_not_replace_a_lost_key_of_a_signed_trail(qms, tmp_path):
     key = instance_of(tmp_path) / "keys" / "audit-ed25519.pem"

@@ -5,6 +5,7 @@ say was in effect at its seq. Both verifiers, the database's and the stand-alone
 only the export and the public keys), hold every checkpoint against them."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from audit import trail, verify_export
 from audit.checkpoints import EXPORT, key_id, write_checkpoint
+from audit.canonical import canonical_text
 from audit.export import export_jsonl
 from audit.succession import (ROTATION_ACTION, SITE_CHANGE_ACTION, current_site,
                               rotation_data, site_change_data)
@@ -51,18 +53,20 @@ def rotation(database, old, new) -> int:
 
 
 def verdicts(database, keys: dict, checkpoint_file: Path, closing_key, tmp_path,
-             site=SITE) -> tuple[str, str, str]:
+             site=SITE, root: str | None = None) -> tuple[str, str, str]:
     """(database verdict, export verdict, the problems' text) for the chain as it is, the
-    export closed by ``closing_key`` as `qms audit export` closes it."""
+    export closed by ``closing_key`` as `qms audit export` closes it; ``root``: the
+    trusted first key's id (default: the database side takes the first checkpoint's, the
+    export side the first of ``keys``)."""
     with database.engine.connect() as connection:
         result = verify_chain(connection, public_keys=keys, checkpoint_file=checkpoint_file,
-                              site=site)
+                              site=site, trusted_key_id=root)
     closing = sign(database, closing_key, checkpoint_file, site=site, purpose=EXPORT)
     path = tmp_path / "export.jsonl"
     with database.reading() as session, open(path, "w", encoding="utf-8",
                                              newline="\n") as out:
         export_jsonl(session, out, closing=closing)
-    outcome = verify_export.verify(str(path), keys, [str(checkpoint_file)], site)
+    outcome = verify_export.verify(str(path), keys, [str(checkpoint_file)], site, root)
     exported = "BROKEN" if outcome.problems else "INTACT" if outcome.closing else "UNANCHORED"
     text = " | ".join(list(result.problems) + [why for _seq, why in outcome.problems])
     return result.verdict, exported, text
@@ -194,7 +198,7 @@ def _signed_past_the_guard(database, signing_key, checkpoint_file, site) -> int:
     from audit import checkpoints
 
     guard = checkpoints.current_site
-    checkpoints.current_site = lambda _connection: None
+    checkpoints.current_site = lambda *_arguments: None
     try:
         return sign(database, signing_key, checkpoint_file, site=site).seq
     finally:
@@ -218,3 +222,129 @@ def test_site_changes_must_join_up_and_end_at_the_instances_site(
                               checkpoint_file=checkpoint_file, site="site-fourth")
     assert "changed the site to 'site-third', but this instance's site is 'site-fourth'" \
         in " ".join(result.problems)
+
+
+def test_a_chain_signed_from_the_start_by_another_key_is_broken(
+        audit_db, signing_key, new_key, both_keys, checkpoint_file, tmp_path):
+    """The trust root is told, not taken from the lowest checkpoint: a chain rewritten
+    from seq 1 under an attacker's key (given too, say planted as retired) is BROKEN."""
+    append_events(audit_db, 4)
+    sign(audit_db, new_key, checkpoint_file)
+    append_events(audit_db, 2)
+    root = key_id(signing_key.public_key())
+    database, exported, text = verdicts(audit_db, both_keys, checkpoint_file, new_key,
+                                        tmp_path, root=root)
+    assert (database, exported) == ("BROKEN", "BROKEN"), text
+    assert f"the trusted first key is {root}" in text
+
+
+def test_the_export_verifier_takes_its_first_key_as_the_root(
+        audit_db, signing_key, new_key, checkpoint_file, tmp_path):
+    append_events(audit_db, 3)
+    sign(audit_db, new_key, checkpoint_file)
+    keys = {key_id(key.public_key()): key.public_key() for key in (signing_key, new_key)}
+    _database, exported, text = verdicts(audit_db, keys, checkpoint_file, new_key, tmp_path)
+    assert exported == "BROKEN", text
+    with audit_db.engine.connect() as connection:
+        result = verify_chain(connection, public_keys=keys, checkpoint_file=checkpoint_file,
+                              site=SITE)
+    assert (result.root_key_id, result.root_pinned) == (key_id(new_key.public_key()), False)
+
+
+def test_a_retired_key_signs_nothing_after_its_successors_first_checkpoint(
+        audit_db, signing_key, new_key, both_keys, checkpoint_file, tmp_path):
+    append_events(audit_db, 3)
+    sign(audit_db, signing_key, checkpoint_file)
+    rotation(audit_db, signing_key, new_key)
+    sign(audit_db, signing_key, checkpoint_file)  # the handover
+    first_new = sign(audit_db, new_key, checkpoint_file).seq
+    append_events(audit_db, 2)
+    late = sign(audit_db, signing_key, checkpoint_file).seq  # the retired key, say leaked
+    append_events(audit_db, 1)
+    database, exported, text = verdicts(audit_db, both_keys, checkpoint_file, signing_key,
+                                        tmp_path, root=key_id(signing_key.public_key()))
+    assert (database, exported) == ("BROKEN", "BROKEN"), text
+    assert f"checkpoint at seq {late}" in text
+    assert f"retired once its successor signed its first checkpoint at seq {first_new}" in text
+
+
+def test_the_old_key_may_sign_until_the_new_key_has_signed(
+        audit_db, signing_key, new_key, both_keys, checkpoint_file, tmp_path):
+    append_events(audit_db, 3)
+    sign(audit_db, signing_key, checkpoint_file)
+    rotation(audit_db, signing_key, new_key)
+    sign(audit_db, signing_key, checkpoint_file)  # the handover
+    append_events(audit_db, 1)
+    sign(audit_db, signing_key, checkpoint_file)  # a job's, before the new key is installed
+    database, exported, text = verdicts(audit_db, both_keys, checkpoint_file, new_key,
+                                        tmp_path, root=key_id(signing_key.public_key()))
+    assert (database, exported) == ("INTACT", "INTACT"), text
+
+
+def test_a_rotation_without_old_key_id_is_broken_in_both(
+        audit_db, signing_key, public_keys, checkpoint_file, tmp_path):
+    append_events(audit_db, 2)
+    sign(audit_db, signing_key, checkpoint_file)
+    seq = record(audit_db, ROTATION_ACTION, {"new_key_id": "abcd", "site": SITE})
+    sign(audit_db, signing_key, checkpoint_file)
+    database, exported, text = verdicts(audit_db, public_keys, checkpoint_file, signing_key,
+                                        tmp_path)
+    assert (database, exported) == ("BROKEN", "BROKEN"), text
+    assert f"event {seq} (audit.key.rotated) does not name old_key_id" in text
+
+
+def _relabelled(path: Path, target: Path, **header) -> Path:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    document = json.loads(lines[0])
+    document.update(header)
+    lines[0] = canonical_text({k: v for k, v in document.items() if v is not None})
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return target
+
+
+@pytest.mark.parametrize("header", [{"format": "qms-audit-export/1", "site": None},
+                                    {"format": "qms-audit-export/2"}])
+def test_an_export_relabelled_to_an_older_format_is_broken(
+        audit_db, signing_key, public_keys, checkpoint_file, tmp_path, header):
+    """A /1 header would switch off the site checks, a /2 one the closing rules: a
+    checkpoint naming a site (in /1) or a purpose (in /1 or /2) shows the relabelling."""
+    append_events(audit_db, 2)
+    sign(audit_db, signing_key, checkpoint_file, site=COPY)
+    verdicts(audit_db, public_keys, checkpoint_file, signing_key, tmp_path, site=COPY)
+    relabelled = _relabelled(tmp_path / "export.jsonl", tmp_path / "old.jsonl", **header)
+    outcome = verify_export.verify(str(relabelled), public_keys, [str(checkpoint_file)])
+    assert outcome.problems and "the header was relabelled" in outcome.problems[0][1]
+
+
+def test_the_header_site_is_the_closing_checkpoints_even_with_site_given(
+        audit_db, signing_key, public_keys, checkpoint_file, tmp_path):
+    append_events(audit_db, 2)
+    sign(audit_db, signing_key, checkpoint_file)
+    verdicts(audit_db, public_keys, checkpoint_file, signing_key, tmp_path)
+    forged = _relabelled(tmp_path / "export.jsonl", tmp_path / "forged.jsonl",
+                         site="site-elsewhere")
+    outcome = verify_export.verify(str(forged), public_keys, [str(checkpoint_file)], SITE)
+    assert any("the header's site 'site-elsewhere' is not the closing checkpoint's" in why
+               for _seq, why in outcome.problems), outcome.problems
+
+
+def test_an_unsigned_checkpoint_row_of_another_site_does_not_stop_signing(
+        audit_db, signing_key, public_keys, checkpoint_file):
+    """Whoever may insert a checkpoint row could otherwise wedge signing (and be told to
+    record a bogus old site with set-site-id): only signed rows, or site changes, count."""
+    from sqlalchemy import text
+
+    append_events(audit_db, 2)
+    sign(audit_db, signing_key, checkpoint_file)
+    payload = {"at": "2026-01-01T00:00:00.000000Z", "hash": "a" * 64, "key_id": "0" * 16,
+               "purpose": "routine", "seq": 999, "site": "site-x"}
+    with audit_db.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO audit_checkpoints (seq, hash, at, key_id, signature, canonical) "
+            "VALUES (999, :hash, :at, :key_id, 'AAAA', :canonical)"),
+            {"hash": "a" * 64, "at": payload["at"], "key_id": "0" * 16,
+             "canonical": canonical_text(payload)})
+    assert sign(audit_db, signing_key, checkpoint_file) is not None
+    with audit_db.reading() as session:
+        assert current_site(session, public_keys) == SITE
+        assert current_site(session) is None

@@ -48,7 +48,8 @@ TAMPERINGS = ("none", "changed field", "changed field rehashed", "duplicate key"
               "non-canonical bytes", "reordered", "gap", "truncated tail",
               "truncated tail, head moved", "rewritten tail", "forged checkpoint",
               "checkpoint of another site", "head wound back", "checkpoint rows deleted",
-              "key swapped in", "rotation without handover", "rotation handed over")
+              "key swapped in", "rotation without handover", "rotation handed over",
+              "retired key closes")
 
 
 @contextmanager
@@ -148,6 +149,8 @@ def apply(tampering: str, database, checkpoint_file, at: int) -> None:
         tamper(engine, "DELETE FROM audit_checkpoints")
     elif tampering in ("key swapped in", "rotation without handover", "rotation handed over"):
         change_key(database, checkpoint_file, tampering)
+    elif tampering == "retired key closes":  # KEY, retired, then signs the closing one
+        change_key(database, checkpoint_file, "rotation handed over")
 
 
 def change_key(database, checkpoint_file, how: str) -> None:
@@ -172,12 +175,12 @@ def database_verdict(database, checkpoint_file) -> str:
                             site=SITE).verdict
 
 
-def export_verdict(database, checkpoint_file, path: Path) -> str:
-    """Export as `qms audit export` does, then verify it stand-alone; REFUSED when the
-    closing checkpoint cannot be written."""
+def export_verdict(database, checkpoint_file, path: Path, closing_key=KEY) -> str:
+    """Export as `qms audit export` does, closed by ``closing_key``, then verify it
+    stand-alone; REFUSED when the closing checkpoint cannot be written."""
     try:
         with database.unit_of_work() as session:
-            closing = write_checkpoint(session, signing_key=KEY, file_path=checkpoint_file,
+            closing = write_checkpoint(session, signing_key=closing_key, file_path=checkpoint_file,
                                        site=SITE, at=START + timedelta(days=1),
                                        purpose="export")
     except (IntegrityError, AuditError):
@@ -206,7 +209,8 @@ def test_both_verifiers_agree_on_tampered_chains(backend, events, checkpoint_aft
         apply(tampering, database, checkpoint_file, at)
         before = database_verdict(database, checkpoint_file)
         exported = export_verdict(database, checkpoint_file,
-                                  checkpoint_file.with_name("export.jsonl"))
+                                  checkpoint_file.with_name("export.jsonl"),
+                                  OTHER_KEY if tampering == "rotation handed over" else KEY)
         if exported == "REFUSED":
             assert before == "BROKEN", tampering
             return
@@ -216,6 +220,7 @@ def test_both_verifiers_agree_on_tampered_chains(backend, events, checkpoint_aft
             assert after == "BROKEN", tampering
         if tampering in ("none", "rotation handed over"):
             assert after == "INTACT", tampering
-        if tampering in ("key swapped in", "rotation without handover"):
+        if tampering in ("key swapped in", "rotation without handover",
+                         "retired key closes"):
             # at the latest when KEY signs the closing checkpoint: two keys, no handover
             assert after == "BROKEN", tampering

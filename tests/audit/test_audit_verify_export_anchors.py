@@ -273,7 +273,8 @@ def test_an_export_cut_at_an_earlier_routine_checkpoint_is_unanchored(
         exported, tmp_path, export_format):
     """Issue 9: only a checkpoint signed to close an export (purpose "export") proves that
     the export was complete on its date; one cut at a routine checkpoint, every line of it
-    authentic, is UNANCHORED, also when relabelled as an older format."""
+    authentic, is UNANCHORED; relabelled as an older format it is BROKEN (its checkpoints
+    name members that format predates)."""
     path, pem, _document = exported
     cut = cut_at_checkpoint(path, tmp_path, export_format)
     if export_format == "qms-audit-export/1":
@@ -283,6 +284,10 @@ def test_an_export_cut_at_an_earlier_routine_checkpoint_is_unanchored(
         cut.write_bytes(canonical_bytes(header) + b"\n" + b"".join(lines[1:]))
     result = verify_module(cut, pem)
     assert result.returncode == 1, result.stdout + result.stderr
+    if export_format:
+        assert result.stdout.startswith("BROKEN at seq 1: "), result.stdout
+        assert "the header was relabelled to an older format" in result.stdout
+        return
     assert result.stdout.startswith("UNANCHORED: "), result.stdout
     assert ("the checkpoint at the last event (seq 7, signed " in result.stdout
             and "was not signed to close an export (purpose routine, not export)"
