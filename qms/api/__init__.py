@@ -13,7 +13,7 @@ from qms.context import SAFE_METHODS, db_session, state
 from qms.errors import (AuditKeyMissing, Conflict, DomainError, InvalidInput,
                         PasswordChangeRequired)
 from qms.identity.authentication import password_change_due
-from qms.esign.service import verify_ahead
+from qms.esign.service import end_look_ahead, verify_ahead
 from qms.identity.tokens import needs_touch, resolve_token, touch
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -67,6 +67,9 @@ def sign_ahead() -> None:
             return
         if signable_but_for_the_password(reader, token.user):
             verify_ahead(reader, app_state.security, *credentials)
+
+
+api.teardown_request(end_look_ahead)  # the look-ahead's rate-limit admission ends with the request
 
 
 def signature_credentials() -> tuple[str, str] | None:

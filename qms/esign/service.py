@@ -17,6 +17,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -30,7 +31,7 @@ from sqlalchemy.orm import Session
 from audit.canonical import canonical_bytes, utc_timestamp
 from qms.auditing import record_event
 from qms.db import utcnow
-from qms.errors import (AccountLocked, DomainError, InvalidInput, NotPermitted,
+from qms.errors import (AccountLocked, Conflict, DomainError, InvalidInput, NotPermitted,
                         SegregationOfDuties, SignatureRefused, TooManyAttempts)
 from qms.esign import keys
 from qms.esign.models import Signature
@@ -39,6 +40,7 @@ from qms.identity.authentication import (PasswordVerdict, check_credentials,
 from qms.identity.models import User
 from qms.identity.roles import ADMIN_ROLE
 from qms.identity.security import Security
+from qms.identity.throttle import Attempt
 from qms.records.models import RecordVersion
 
 SegregationCheck = Callable[[str], None]
@@ -57,20 +59,58 @@ def sign_record(session: Session, security: Security, *, user: User,
     Raises with nothing written: InvalidInput (meaning differs, 422), NotPermitted (403).
     Raises after auditing ``signature.refused`` (``commit_before_raise``): SignatureRefused
     (403), SegregationOfDuties (403), AccountLocked (423, the failure that locked it).
+    Raises Conflict (409), nothing counted, when the password was right but changed meanwhile.
     """
     target = {"id": record_id, "type": record_type, "version": record_version}
     refusal = refusal_before_password(security, user, credentials, required_meaning,
                                       required_permission, segregation)
     ahead = _verified_ahead(credentials)
-    if refusal is None:
-        check = check_credentials(session, security, user.username, credentials["password"],
-                                  purpose="signature", verdict=ahead and ahead.verdict)
-        refusal = None if check.ok else _as_signing_error(check.error)
-    if refusal is not None:
-        raise _refused(session, user, target, required_meaning, refusal)
+    _judge_signer(session, security, user, credentials, target, required_meaning, refusal,
+                  ahead)
     key_row, private_key = _unlock_key(session, security, user, credentials["password"],
                                        target, required_meaning, ahead)
     return _apply(session, user, target, content_hash, required_meaning, key_row, private_key)
+
+
+def refuse_known_refusal(session: Session, security: Security, *, user: User,
+                         credentials: Mapping[str, str], record_type: str, record_id: str,
+                         record_version: int, required_meaning: str,
+                         required_permission: str,
+                         segregation: Sequence[SegregationCheck] = ()) -> None:
+    """Refuse now, as ``sign_record`` would, a signature already known to be refused: by
+    ``refusal_before_password``, or for a password the look-ahead (``verify_ahead``) found
+    wrong, which is counted toward the lockout and throttled; TooManyAttempts (429, nothing
+    written) for a signer over the rate limit. Returns quietly otherwise, having written
+    nothing; ``sign_record`` then judges the password under its locks. Called before a
+    record type's readiness rules (qms.records.service.apply_transition), so that they
+    never hide a wrong password. Flushes, never commits."""
+    refusal = refusal_before_password(security, user, credentials, required_meaning,
+                                      required_permission, segregation)
+    ahead = _verified_ahead(credentials)
+    if refusal is None and ahead is None:
+        security.throttle.check(user.username)
+    if refusal is None and (ahead is None or ahead.verdict.matches):
+        return
+    target = {"id": record_id, "type": record_type, "version": record_version}
+    _judge_signer(session, security, user, credentials, target, required_meaning, refusal,
+                  ahead)
+
+
+def _judge_signer(session: Session, security: Security, user: User,
+                  credentials: Mapping[str, str], target: dict[str, Any], meaning: str,
+                  refusal: DomainError | None, ahead: VerifiedAhead | None) -> None:
+    """Raise the audited refusal (``commit_before_raise``), or Conflict (409, nothing
+    counted) for a right password whose hash changed meanwhile; return when the signer's
+    credentials hold. The look-ahead's admission, if any, is this check's."""
+    if refusal is None:
+        check = check_credentials(session, security, user.username, credentials["password"],
+                                  purpose="signature", verdict=ahead and ahead.verdict,
+                                  attempt=ahead and ahead.attempt)
+        if isinstance(check.error, Conflict):
+            raise check.error
+        refusal = None if check.ok else _as_signing_error(check.error)
+    if refusal is not None:
+        raise _refused(session, user, target, meaning, refusal)
 
 
 def refusal_before_password(security: Security, user: User, credentials: Mapping[str, str],
@@ -98,6 +138,8 @@ class VerifiedAhead:
     key_id: str | None
     sealed: bytes | None
     private_key: Ed25519PrivateKey | None
+    # the rate limit's admission of this check, held until the request ends
+    attempt: Attempt | None = None
 
     def opened(self, key_row: keys.SigningKey) -> bool:
         """True when this is the key that was unwrapped, sealed as it was then, and it may
@@ -111,17 +153,21 @@ def verify_ahead(reader: Session, security: Security, username: str, password: s
     """Do a signature's slow work now, on a reader, before the request opens its writer:
     argon2 on the password and scrypt on the signing key (together about 0.3 s at production
     cost) would otherwise run while SQLite's write lock, or PostgreSQL's locks on the record
-    and the user, are held. Writes nothing and decides nothing: ``sign_record`` records the
-    outcome under its locks, re-reading the counters, and repeats the work if the hash or the
-    key changed meanwhile. The key is unwrapped whether or not the password matched, so the
-    time this takes says nothing about the password. The caller first makes sure that
-    nothing but the password can refuse the signature (``refusal_before_password``), so a
-    request refused anyway costs no hashing; a throttled signer gets no work done here
-    either (``sign_record`` refuses them). Only within a request."""
+    and the user, are held. Writes nothing and decides nothing: ``sign_record`` (or, for a
+    wrong password, ``refuse_known_refusal``) records the outcome under its locks, re-reading
+    the counters. The key is unwrapped whether or not the password matched, so the time
+    this takes says nothing about the password. The caller first makes sure that nothing but
+    the password can refuse the signature (``refusal_before_password``), so a request
+    refused anyway costs no hashing. The rate limit admits the check first (a throttled
+    signer gets nothing hashed; ``sign_record`` refuses them); the admission is held until
+    the request ends (``end_look_ahead``), and a failure is counted then. Only within a
+    request."""
+    admission = ExitStack()
     try:
-        security.throttle.check(username)
+        attempt = admission.enter_context(security.throttle.attempt(username))
     except TooManyAttempts:
         return
+    g.signature_admission = admission
     verdict = verify_password(reader, security, username, password)
     key_row = _active_key_of(reader, username)
     private_key = None
@@ -132,7 +178,15 @@ def verify_ahead(reader: Session, security: Security, username: str, password: s
             pass
     g.signature_verified_ahead = VerifiedAhead(
         username, _digest(password), verdict, key_row and key_row.key_id,
-        key_row and key_row.wrapped_private_key, private_key)
+        key_row and key_row.wrapped_private_key, private_key, attempt)
+
+
+def end_look_ahead(_error: BaseException | None = None) -> None:
+    """At the end of the request: the look-ahead's admission ends, its failure (if the
+    check failed) counted in the rate limit's windows."""
+    admission = g.pop("signature_admission", None)
+    if admission is not None:
+        admission.close()
 
 
 def _active_key_of(reader: Session, username: str) -> keys.SigningKey | None:

@@ -14,13 +14,16 @@ from sqlalchemy.orm import Session
 from audit.canonical import utc_timestamp
 from qms.auditing import SYSTEM_ACTOR, record_event
 from qms.db import reading_beside, utcnow
-from qms.errors import (AccountLocked, AuthenticationFailed, DomainError, NotPermitted,
-                        PasswordChangeRequired)
+from qms.errors import (AccountLocked, AuthenticationFailed, Conflict, DomainError,
+                        NotPermitted, PasswordChangeRequired)
 from qms.identity import unknown_users
 from qms.identity.models import ApiToken, PasswordHistory, User
 from qms.identity.passwords import UNTIL_UNLOCKED
 from qms.identity.security import Security
 from qms.identity.throttle import Attempt
+
+PASSWORD_CHANGED_MEANWHILE = ("the account's password changed while this request was being "
+                              "checked; sign in again and retry")
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,8 @@ def verify_password(session: Session, security: Security, username: str,
 
 
 def check_credentials(session: Session, security: Security, username: str, password: str,
-                      *, purpose: str, verdict: PasswordVerdict | None = None) -> CredentialCheck:
+                      *, purpose: str, verdict: PasswordVerdict | None = None,
+                      attempt: Attempt | None = None) -> CredentialCheck:
     """Verify username + password for ``purpose`` ("login", "token", "signature",
     "password_change"). Flushes, never commits.
 
@@ -87,6 +91,8 @@ def check_credentials(session: Session, security: Security, username: str, passw
     - Failures are counted and audited; at the threshold the account is locked with an
       urgent audit event; a lockout past its configured time ends here.
     """
+    if attempt is not None:
+        return _check_admitted(session, security, username, password, purpose, verdict, attempt)
     with security.throttle.attempt(username) as attempt:  # before hashing: a refusal costs nothing
         return _check_admitted(session, security, username, password, purpose, verdict, attempt)
 
@@ -109,6 +115,8 @@ def _check_admitted(session: Session, security: Security, username: str, passwor
         record_event(session, actor=user.username, action="identity.login.refused",
                      data={"purpose": purpose, "why": refusal[0]}, entity=user_entity(user))
         return CredentialCheck(user, refusal[1])
+    if verdict.matches and user.password_hash != verdict.hash_seen:
+        return CredentialCheck(user, Conflict(PASSWORD_CHANGED_MEANWHILE))
     if not _password_matches(security, user, password, verdict):
         attempt.fail()
         return CredentialCheck(user, _count_failure(session, security, user, purpose,
@@ -148,8 +156,8 @@ def _password_matches(security: Security, user: User, password: str,
                       verdict: PasswordVerdict) -> bool:
     if user.password_hash == verdict.hash_seen:
         return verdict.matches
-    # the password was changed or reset between the check and the lock (rare): the verdict
-    # is about a hash that no longer counts, so check the current one, under the lock
+    # a wrong password, and the password changed or reset between the check and the lock
+    # (rare): it may be the new one, so check that, under the lock
     return security.hasher.verify(password, user.password_hash)
 
 

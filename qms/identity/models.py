@@ -6,12 +6,22 @@ real, unique person.
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from qms.db import Base, UTCDateTime, utcnow
+
+# what a username is: lowercase letters, digits and . _ - (2-63 characters, starting with a
+# letter); matched whole (fullmatch), so that no trailing newline slips through
+USERNAME_PATTERN = re.compile(r"[a-z][a-z0-9._-]{1,62}")
+
+
+def is_username(name: str) -> bool:
+    """True when ``name`` has the form of a username (it may still name no account)."""
+    return USERNAME_PATTERN.fullmatch(name) is not None
 
 
 class User(Base):

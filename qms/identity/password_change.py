@@ -64,10 +64,9 @@ def prepare_password_change(session: Session, security: Security, username: str,
                             old_password: str, new_password: str) -> PreparedChange:
     """Do a password change's slow work with no lock held: check the current password
     (argon2), and only when it matches compare the new one with the policy and the history
-    (argon2 each), hash it and seal the signing key under it (scrypt). A username over its
-    rate limit of failures is refused first (TooManyAttempts), with nothing hashed. Reads
+    (argon2 each), hash it and seal the signing key under it (scrypt). Admits nothing: run
+    it inside the rate limit's admission of the check (``prepare_and_check``). Reads
     through a reader beside ``session``; writes nothing."""
-    security.throttle.check(username)
     verdict = verify_password(session, security, username, old_password)
     if not verdict.matches:
         return PreparedChange(verdict)
@@ -86,12 +85,19 @@ def prepare_and_check(session: Session, security: Security, username: str,
                       ) -> tuple[PreparedChange, CredentialCheck]:
     """``prepare_password_change``, then ``check_credentials`` of the current password with
     its verdict: the slow work with no lock held, then the check recorded under the user's
-    row lock, as a login's is. TooManyAttempts before anything is hashed. Flushes, never
-    commits; the caller commits a failed check before it refuses."""
-    prepared = prepare_password_change(session, security, username, old_password,
-                                       new_password)
-    return prepared, check_credentials(session, security, username, old_password,
-                                       purpose="password_change", verdict=prepared.verdict)
+    row lock, as a login's is. The rate limit admits the check before anything is hashed
+    (TooManyAttempts otherwise) and counts its failure when it ends. A check whose current
+    password matched a hash changed meanwhile fails with Conflict (409), not counted.
+    Flushes, never commits; the caller commits a failed check before it refuses."""
+    with security.throttle.attempt(username) as attempt:
+        prepared = prepare_password_change(session, security, username, old_password,
+                                           new_password)
+        check = check_credentials(session, security, username, old_password,
+                                  purpose="password_change", verdict=prepared.verdict,
+                                  attempt=attempt)
+    if isinstance(check.error, Conflict):
+        check = CredentialCheck(check.user, Conflict(CHANGED_MEANWHILE))
+    return prepared, check
 
 
 def change_password(session: Session, user: User, prepared: PreparedChange) -> None:

@@ -4,6 +4,9 @@ address *and* username.
 Every password check (login, token request, password change, e-signature) is admitted here,
 as one ``Attempt``, before the slow hash runs:
 
+- A name that cannot be a username (``is_username``: "SAM", " sam") is limited per address
+  only: it names no account, so it must not use up a real account's allowances. Every
+  other name is counted exactly as written, as accounts are found.
 - Only failures count. Each limit keeps its failures in a moving window (the ``limits``
   library, the layer under Flask-Limiter) and, beside it, a count of the checks in flight.
   A failure enters the windows when its check ends, before it leaves the in-flight count; a
@@ -39,6 +42,7 @@ from limits.storage import Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from qms.errors import TooManyAttempts
+from qms.identity.models import is_username
 
 # the client of a check made outside any request (a command run on the server itself)
 LOCAL_CLIENT = "local"
@@ -152,12 +156,17 @@ class AttemptThrottle:
 
     def _limits(self, username: str) -> list[Limit]:
         address = address_block(client_address())
-        name = username.strip().casefold()[:150]
-        # the narrowest first: a refused pair then uses up nothing of the wider allowances
-        return [*(Limit(item, ("address+username", address, name))
+        per_address = [Limit(item, ("address", address)) for item in self.per_address]
+        if not is_username(username):
+            # no account has this name ("SAM", " sam"): its failures are the address's
+            # alone, or variants of a real name would use up that account's allowance
+            return per_address
+        # the exact name, as accounts are found; the narrowest first: a refused pair then
+        # uses up nothing of the wider allowances
+        return [*(Limit(item, ("address+username", address, username))
                   for item in self.per_address_and_username),
-                *(Limit(item, ("username", name)) for item in self.per_username),
-                *(Limit(item, ("address", address)) for item in self.per_address)]
+                *(Limit(item, ("username", username)) for item in self.per_username),
+                *per_address]
 
     def _refusal(self, limit: Limit, remaining: int) -> TooManyAttempts:
         # full: until its oldest failure leaves the window; else only checks in flight are

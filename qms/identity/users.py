@@ -4,7 +4,6 @@ Usernames are unique forever: a deactivated user keeps the name. Flushes, never 
 """
 from __future__ import annotations
 
-import re
 import secrets
 
 from sqlalchemy import select
@@ -16,12 +15,11 @@ from qms.errors import Conflict, InvalidInput, SegregationOfDuties
 from qms.esign import keys
 from qms.identity.authentication import (find_user, revoke_all_tokens, set_password,
                                          user_entity)
-from qms.identity.models import User, UserRole
+from qms.identity.models import User, UserRole, is_username
 from qms.identity.passwords import HashedPassword
 from qms.identity.security import Security
 from qms.records.service import required_reason
 
-USERNAME_PATTERN = re.compile(r"^[a-z][a-z0-9._-]{1,62}$")
 RESERVED_USERNAMES = {"system", "anonymous"}
 
 
@@ -58,7 +56,7 @@ def create_user(session: Session, security: Security, *, actor: str, username: s
 
 
 def _check_new_user(session, security, username, full_name, roles, password, service) -> None:
-    if not USERNAME_PATTERN.match(username) or username in RESERVED_USERNAMES:
+    if not is_username(username) or username in RESERVED_USERNAMES:
         raise InvalidInput("lowercase letters, digits and . _ - (2-63 characters, starting "
                            "with a letter); 'system' and 'anonymous' are reserved",
                            field="username")

@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 from qms.auditing import record_event
 from qms.db import utcnow
 from qms.errors import Conflict, InvalidInput, InvalidTransition, NotFound, NotPermitted
-from qms.esign.service import (SegregationCheck, not_author, require_distinct, sign_record,
-                               signatures_of, verify_stored_signature)
+from qms.esign.service import (SegregationCheck, not_author, refuse_known_refusal,
+                               require_distinct, sign_record, signatures_of,
+                               verify_stored_signature)
 from qms.identity.models import User
 from qms.identity.security import Security
 from qms.records.models import (CREATE, UPDATE, RecordType, RecordVersion, VersionedRecord,
@@ -141,10 +142,13 @@ def apply_transition(session: Session, security: Security, workflow: Workflow,
     transition, reason = check_transition(security, workflow, record, actor, action, reason,
                                           signature_credentials, expected_version)
     record_type = record_type_of(workflow.record_type)
+    signing = _signing(session, security, record_type, record, actor, transition,
+                       signature_credentials)
+    if signing is not None:  # a signature refused anyway is refused before the rules below
+        refuse_known_refusal(session, security, **signing)
     if record_type.before_transition is not None:
         record_type.before_transition(session, record, transition, actor, reason)
-    signature = _sign(session, security, record_type, record, actor, transition,
-                      signature_credentials)
+    signature = _sign(session, security, record_type, record, signing)
     before = record.state
     record.state = transition.target
     _next_version(record, actor)
@@ -267,18 +271,26 @@ def _check_signed_request(transition: Transition, credentials: Mapping[str, str]
                            "(version)", field="version")
 
 
-def _sign(session: Session, security: Security, record_type: RecordType,
-          record: VersionedRecord, actor: User, transition: Transition,
-          credentials: Mapping[str, str] | None):
+def _signing(session: Session, security: Security, record_type: RecordType,
+             record: VersionedRecord, actor: User, transition: Transition,
+             credentials: Mapping[str, str] | None) -> dict[str, Any] | None:
+    """What a signed transition's signature is asked for (``sign_record``'s arguments but
+    the content hash); None for an unsigned transition."""
     if not transition.signed:
         return None
+    return {"user": actor, "credentials": credentials, "record_type": record_type.name,
+            "record_id": record.number, "record_version": record.version + 1,
+            "required_meaning": transition.meaning,
+            "required_permission": transition.permission,
+            "segregation": segregation_checks(session, record, transition)}
+
+
+def _sign(session: Session, security: Security, record_type: RecordType,
+          record: VersionedRecord, signing: dict[str, Any] | None):
+    if signing is None:
+        return None
     _, content_hash = content_digest(record_content(record_type, record))
-    return sign_record(session, security, user=actor, credentials=credentials,
-                       record_type=record_type.name, record_id=record.number,
-                       record_version=record.version + 1, content_hash=content_hash,
-                       required_meaning=transition.meaning,
-                       required_permission=transition.permission,
-                       segregation=segregation_checks(session, record, transition))
+    return sign_record(session, security, content_hash=content_hash, **signing)
 
 
 def segregation_checks(session: Session, record: VersionedRecord,

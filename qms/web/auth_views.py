@@ -15,7 +15,7 @@ from flask_babel import gettext as _, ngettext
 from flask_login import UserMixin, current_user, login_user, logout_user
 
 from qms.context import commit, db_session, release_write_lock, state
-from qms.errors import AccountLocked, DomainError, InvalidInput, TooManyAttempts
+from qms.errors import AccountLocked, Conflict, DomainError, InvalidInput, TooManyAttempts
 from qms.identity import authentication, password_change
 from qms.identity.authentication import check_credentials, record_login, record_logout
 from qms.identity.models import User
@@ -175,6 +175,8 @@ def change_password():
 
 
 def refused_password_change(form: ChangePasswordForm, error: DomainError):
+    if isinstance(error, Conflict):
+        raise error  # changed meanwhile, as change_password's own refusal
     if isinstance(error, AccountLocked):
         end_session()
         flash(login_error(error), "error")

@@ -2,6 +2,9 @@
 audit event of a refused signature (see tests/records/test_signing_api.py)."""
 from __future__ import annotations
 
+from tests.identity.test_login_and_lockout import failed_attempts
+from tests.records.test_sign_ahead_refusals import slow_work  # noqa: F401  (a fixture)
+
 AUDIT = ("audit_events", "audit_head")
 
 
@@ -147,3 +150,48 @@ def test_whoever_implemented_the_change_does_not_close_it(changes, team, master_
     assert refused.get_json()["type"].endswith("/segregation-of-duties")
     assert _without_audit(db_snapshot()) == _without_audit(before)
     assert [a for a, _, _ in audit_since(start)] == ["signature.refused"]
+
+
+def test_a_wrong_password_is_refused_before_the_readiness_rules(app, changes, team, master_data,
+                                                                slow_work, audit_seq,
+                                                                audit_since):
+    """Only the QA approver who recorded the verification may sign it (a before_transition
+    rule, which the signature look-ahead does not run). A wrong password from another one
+    is still a wrong password: refused, audited, counted toward the lockout and throttled
+    before that rule answers 409, so guessing there costs what guessing anywhere costs. The
+    right password goes on to the rule."""
+    number = changes.submitted(team.raiser)
+    changes.ok(team.qa1, number, "approve", meaning="approved")
+    changes.post(team.prod, number, "/implementation", {"notes": "Done.", "reason": "done"})
+    changes.ok(team.prod, number, "implement", meaning="performed")
+    recorded = changes.post(team.qa1, number, "/verification", {
+        "result": "effective", "notes": "Checked", "reason": "own check"})
+    assert recorded.status_code == 200, recorded.get_json()
+    changes.headers(team.qa2)  # the token exists before the counting starts
+    start, counted = audit_seq(), slow_work()
+    statuses = [changes.transition(team.qa2, number, "verify", meaning="verified",
+                                   password=f"wrong guess {n}").status_code for n in range(8)]
+    assert statuses == [403] * 4 + [429] * 4  # 4 per address and username, then throttled
+    assert counted() == (4, 4)  # the throttled ones hashed nothing
+    assert failed_attempts(app, team.qa2.username) == 4
+    refusal = ["identity.login.failed", "signature.refused"]
+    # the fourth failure is the address's share of the lockout: reported urgently
+    assert [a for a, _, _ in audit_since(start)] == \
+        refusal * 3 + ["identity.login.failed", "identity.login.client_limit_reached",
+                       "signature.refused"]
+    assert changes.get(team.qa2, number).get_json()["state"] != "closed"
+
+
+def test_the_right_password_goes_on_to_the_readiness_rules(app, changes, team, master_data,
+                                                           db_snapshot):
+    number = changes.submitted(team.raiser)
+    changes.ok(team.qa1, number, "approve", meaning="approved")
+    changes.post(team.prod, number, "/implementation", {"notes": "Done.", "reason": "done"})
+    changes.ok(team.prod, number, "implement", meaning="performed")
+    changes.post(team.qa1, number, "/verification", {"result": "effective",
+                                                     "notes": "Checked", "reason": "own check"})
+    changes.headers(team.qa2)
+    before = db_snapshot()
+    refused = changes.transition(team.qa2, number, "verify", meaning="verified")
+    assert refused.status_code == 409  # the rule's refusal: nothing written, not even audit
+    assert db_snapshot() == before

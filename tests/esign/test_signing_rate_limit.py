@@ -2,12 +2,16 @@
 past one a signature is refused with 429 before the password is hashed or anything written."""
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from qms.errors import SignatureRefused, TooManyAttempts
 from qms.esign.service import must_commit_before_raise
 from tests.esign.test_signatures import _refusal, _refusal_events
-from tests.identity.test_login_and_lockout import events
+from tests.identity.test_concurrent_rate_limit import held_hashing  # noqa: F401  (a fixture)
+from tests.identity.test_login_and_lockout import events, failed_attempts
 
 
 @pytest.fixture
@@ -48,3 +52,37 @@ def test_a_throttled_signature_over_the_api_is_429_with_retry_after(app, client,
     assert throttled.status_code == 429 and throttled.mimetype == "application/problem+json"
     assert int(throttled.headers["Retry-After"]) >= 1
     assert db_snapshot() == before
+
+
+@pytest.fixture
+def reviewer_headers(review_target, auth_headers) -> dict[str, str]:
+    return auth_headers(review_target.reviewer)
+
+
+def test_parallel_wrong_signatures_hash_no_more_than_the_limit_allows(app, review_target,
+                                                                     reviewer_headers,
+                                                                     held_hashing):
+    """The signature look-ahead hashes only inside the rate limit's admission, which it holds
+    until the request ends: of twelve signatures in flight at once, two (the allowance per
+    address and username) hash; the others are refused with 429 without hashing."""
+    url = f"/api/v1/documents/{review_target.number}/transitions"
+    inside, release = held_hashing  # the token was issued before the hash was held
+
+    def sign(n: int) -> int:
+        return app.test_client().post(url, headers=reviewer_headers, json={
+            "action": "review", "version": 2, "signature": {
+                "username": "rick.reviewer", "password": f"wrong password {n}",
+                "meaning": "reviewed"}}).status_code
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = [pool.submit(sign, n) for n in range(12)]
+        # every request either waits at the hash or has been answered without it
+        deadline = time.monotonic() + 120
+        while len(inside) + sum(a.done() for a in answers) < 12 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        hashing_at_once = len(inside)
+        release.set()
+        statuses = sorted(a.result() for a in answers)
+    assert hashing_at_once == 2
+    assert statuses == [403] * 2 + [429] * 10
+    assert failed_attempts(app, "rick.reviewer") == 2

@@ -36,14 +36,23 @@ def held_hashing(app, monkeypatch):
     release.set()
 
 
+def guess_body(path: str, n: int) -> dict[str, str]:
+    """A wrong password for sam at ``path``: a token request, or a password change (whose
+    current password is hashed ahead of its check, and must be admitted before that too)."""
+    if path == "/api/v1/auth/password":
+        return {"username": "sam", "old_password": f"wrong password {n}",
+                "new_password": "a brand new passphrase 42"}
+    return {"username": "sam", "password": f"wrong password {n}"}
+
+
+@pytest.mark.parametrize("path", ["/api/v1/auth/tokens", "/api/v1/auth/password"])
 def test_parallel_guesses_hash_no_more_passwords_than_the_limit_allows(app, make_user,
-                                                                       held_hashing):
+                                                                       held_hashing, path):
     make_user("sam", "auditor")
     inside, release = held_hashing
 
     def guess(n: int) -> int:
-        return app.test_client().post("/api/v1/auth/tokens", json={
-            "username": "sam", "password": f"wrong password {n}"}).status_code
+        return app.test_client().post(path, json=guess_body(path, n)).status_code
 
     with ThreadPoolExecutor(max_workers=12) as pool:
         answers = [pool.submit(guess, n) for n in range(12)]
@@ -58,8 +67,7 @@ def test_parallel_guesses_hash_no_more_passwords_than_the_limit_allows(app, make
     assert statuses == [401] * 3 + [429] * 9
     assert failed_attempts(app, "sam") == 3
     # the three failures now fill the window: the next check waits for the oldest to leave it
-    again = app.test_client().post("/api/v1/auth/tokens",
-                                   json={"username": "sam", "password": "wrong password 99"})
+    again = app.test_client().post(path, json=guess_body(path, 99))
     assert again.status_code == 429 and int(again.headers["Retry-After"]) > 60
 
 

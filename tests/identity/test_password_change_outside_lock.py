@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from qms.errors import Conflict
 from qms.esign import keys
-from qms.identity.authentication import check_credentials, find_user
+from qms.identity.authentication import check_credentials, find_user, set_password
 from qms.identity.models import User
 from qms.identity.password_change import change_password, prepare_password_change
 from qms.identity.passwords import HashedPassword
@@ -26,9 +26,11 @@ from qms.identity.users import reset_password
 from tests.conftest import PASSWORD
 from tests.esign.test_signing_outside_lock import ObservedCall
 from tests.identity.test_lock_free_password_check import ObservedHasher, write_beside
+from tests.identity.test_login_and_lockout import events, failed_attempts
 
 NEW = "a brand new passphrase 7"
 TEMPORARY = "temporary password 1"
+OTHER = "another new passphrase 8"
 OPERATOR = {"QMS_OPERATOR": "ada.admin", "QMS_OPERATOR_PASSWORD": PASSWORD}
 # the slow steps of a password change: the current and the remembered passwords checked, the
 # new one hashed, the signing key re-sealed under it
@@ -136,7 +138,12 @@ def test_another_writer_commits_while_the_reset_command_hashes(app, make_user, o
     assert account["temporary"] and observed.real.verify(TEMPORARY, account["hash"])
 
 
-def test_a_reset_while_a_change_is_prepared_stands(app, make_user, observe, uow):
+@pytest.mark.parametrize("meanwhile", ["reset", "another change"])
+def test_a_reset_or_another_change_while_a_change_is_prepared_stands(app, make_user, observe,
+                                                                    uow, meanwhile):
+    """The change prepared on the old password is refused 409 ("changed meanwhile", sign in
+    again): the password was right when it was checked, so nothing counts toward the
+    lockout and no failure is audited; what committed meanwhile stands."""
     victim = make_user("victim", "qa_reviewer")
     observed = observe("argon2 hash")
     answers = []
@@ -151,16 +158,25 @@ def test_a_reset_while_a_change_is_prepared_stands(app, make_user, observe, uow)
         assert observed.started.wait(timeout=60)  # the new password is being hashed
         security = app.extensions["qms"].security
         with uow() as session:
-            reset_password(session, security, actor="ada.admin",
-                           user=find_user(session, "victim"), reason="forgotten",
-                           temporary_password=_hashed(security, TEMPORARY))
+            user = find_user(session, "victim", for_update=True)
+            if meanwhile == "reset":
+                reset_password(session, security, actor="ada.admin", user=user,
+                               reason="forgotten",
+                               temporary_password=_hashed(security, TEMPORARY))
+            else:  # a double-submitted form, or a second tab, got there first
+                set_password(session, user, _hashed(security, OTHER).hash, temporary=False)
     finally:
         observed.go.set()
         thread.join(timeout=60)
-    assert answers[0].status_code == 401  # the old password no longer counts
+    assert answers[0].status_code == 409, answers[0].get_json()
+    assert "changed while" in answers[0].get_json()["detail"]
+    assert failed_attempts(app, "victim") == 0 and events(app, "identity.login.failed") == []
     account = stored(app, "victim")
-    assert account["temporary"] and observed.real.verify(TEMPORARY, account["hash"])
-    assert account["key_id"] is None  # retired by the reset, nothing sealed under the change
+    now = TEMPORARY if meanwhile == "reset" else OTHER
+    assert account["temporary"] == (meanwhile == "reset")
+    assert observed.real.verify(now, account["hash"])
+    if meanwhile == "reset":
+        assert account["key_id"] is None  # retired by the reset, nothing sealed by the change
 
 
 def test_a_key_replaced_while_a_change_is_prepared_refuses_the_change(app, make_user, uow):

@@ -69,6 +69,27 @@ def test_a_username_over_its_failures_gets_429_from_any_address(app, client, mak
     assert len(events(app, "identity.user.locked")) == 1
 
 
+@pytest.mark.parametrize("variant", ["SAM", "Sam", " sam", "sam ", "sam\n"])
+def test_a_name_that_cannot_be_a_username_counts_only_for_its_address(app, client, make_user,
+                                                                      variant):
+    """Usernames are lowercase and found exactly: "SAM" names no account, so guessing at it
+    from many addresses must not use up sam's per-username allowance (sam throttled, never
+    locked, no urgent event). Each such failure counts for its address, and is an unknown
+    user's (audited in summary); the dummy hash still runs, so timing tells nothing."""
+    sam = make_user("sam", "auditor")
+    statuses = [token_request(client, variant, f"guess {n}",
+                              address=f"198.51.100.{n // 2 + 1}").status_code
+                for n in range(12)]
+    assert statuses == [401] * 12
+    assert token_request(client, "sam", sam.password, address="203.0.113.7").status_code == 201
+    assert failed_attempts(app, "sam") == 0
+    assert [e.data["why"] for e in events(app, "identity.login.failed")] == \
+        ["unknown user"] * 6  # the first failure of each address's interval
+    # the address itself is still limited: 3 failures per hour
+    assert [token_request(client, variant, f"more {n}", address="198.51.100.99").status_code
+            for n in range(4)] == [401, 401, 401, 429]
+
+
 def test_successful_checks_are_not_counted(client, make_user):
     jack = make_user("jack", "auditor")
     assert [token_request(client, "jack", jack.password).status_code
