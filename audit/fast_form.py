@@ -67,9 +67,10 @@ _encode = msgspec.json.Encoder(order="sorted").encode
 _at, _action, _prev_hash, _actor = (attrgetter(name)
                                     for name in ("at", "action", "prev_hash", "actor"))
 _HEX_DIGITS = b"0123456789abcdef"
-# every string of a canonical text, left to right (linear: each is matched once), with the
-# ":" that follows it when it is a key
-_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"(:?)')
+# from a non-ASCII character, which in canonical JSON is inside a string (JSON's syntax is
+# ASCII), to the end of that string, with the ":" that follows a key. Matches do not overlap,
+# so each string is scanned once however many non-ASCII characters it holds (linear time).
+_NON_ASCII_STRING = re.compile(r'[^\x00-\x7f](?:[^"\\]|\\.)*"(:?)')
 
 
 def first_non_canonical(texts: Sequence[bytes | None]) -> int | None:
@@ -113,7 +114,7 @@ def _all_canonical(texts: Sequence[bytes | None]) -> bool:
 
 
 def _ascii_keys(text: str) -> bool:
-    return all(key.isascii() for key, colon in _STRING.findall(text) if colon)
+    return ":" not in _NON_ASCII_STRING.findall(text)
 
 
 def _nfc(text: str) -> bool:
