@@ -2,14 +2,12 @@
 past one a signature is refused with 429 before the password is hashed or anything written."""
 from __future__ import annotations
 
-import time
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 
 from qms.errors import SignatureRefused, TooManyAttempts
 from qms.esign.service import must_commit_before_raise
 from tests.esign.test_signatures import _refusal, _refusal_events
+from tests.identity.test_concurrent_rate_limit import burst
 from tests.identity.test_concurrent_rate_limit import held_hashing  # noqa: F401  (a fixture)
 from tests.identity.test_login_and_lockout import events, failed_attempts
 
@@ -66,7 +64,6 @@ def test_parallel_wrong_signatures_hash_no_more_than_the_limit_allows(app, revie
     until the request ends: of twelve signatures in flight at once, two (the allowance per
     address and username) hash; the others are refused with 429 without hashing."""
     url = f"/api/v1/documents/{review_target.number}/transitions"
-    inside, release = held_hashing  # the token was issued before the hash was held
 
     def sign(n: int) -> int:
         return app.test_client().post(url, headers=reviewer_headers, json={
@@ -74,15 +71,8 @@ def test_parallel_wrong_signatures_hash_no_more_than_the_limit_allows(app, revie
                 "username": "rick.reviewer", "password": f"wrong password {n}",
                 "meaning": "reviewed"}}).status_code
 
-    with ThreadPoolExecutor(max_workers=12) as pool:
-        answers = [pool.submit(sign, n) for n in range(12)]
-        # every request either waits at the hash or has been answered without it
-        deadline = time.monotonic() + 120
-        while len(inside) + sum(a.done() for a in answers) < 12 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        hashing_at_once = len(inside)
-        release.set()
-        statuses = sorted(a.result() for a in answers)
+    # the token was issued before the hash was held
+    hashing_at_once, statuses = burst(held_hashing, sign, 12)
     assert hashing_at_once == 2
     assert statuses == [403] * 2 + [429] * 10
     assert failed_attempts(app, "rick.reviewer") == 2

@@ -36,6 +36,22 @@ def held_hashing(app, monkeypatch):
     release.set()
 
 
+def burst(held_hashing, request, count: int) -> tuple[int, list[int]]:
+    """Runs ``request(n)`` for n in range(count) at once while hashing is held, and answers
+    how many reached the hash together and the sorted status codes once the hash is released."""
+    inside, release = held_hashing
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        answers = [pool.submit(request, n) for n in range(count)]
+        # every request either waits at the hash or has been answered without it
+        deadline = time.monotonic() + 120
+        while (len(inside) + sum(a.done() for a in answers) < count
+               and time.monotonic() < deadline):
+            time.sleep(0.01)
+        hashing_at_once = len(inside)
+        release.set()
+        return hashing_at_once, sorted(a.result() for a in answers)
+
+
 def guess_body(path: str, n: int) -> dict[str, str]:
     """A wrong password for sam at ``path``: a token request, or a password change (whose
     current password is hashed ahead of its check, and must be admitted before that too)."""
@@ -49,20 +65,11 @@ def guess_body(path: str, n: int) -> dict[str, str]:
 def test_parallel_guesses_hash_no_more_passwords_than_the_limit_allows(app, make_user,
                                                                        held_hashing, path):
     make_user("sam", "auditor")
-    inside, release = held_hashing
 
     def guess(n: int) -> int:
         return app.test_client().post(path, json=guess_body(path, n)).status_code
 
-    with ThreadPoolExecutor(max_workers=12) as pool:
-        answers = [pool.submit(guess, n) for n in range(12)]
-        # every request either waits at the hash or has been answered without it
-        deadline = time.monotonic() + 120
-        while len(inside) + sum(a.done() for a in answers) < 12 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        hashing_at_once = len(inside)
-        release.set()
-        statuses = sorted(a.result() for a in answers)
+    hashing_at_once, statuses = burst(held_hashing, guess, 12)
     assert hashing_at_once == 3
     assert statuses == [401] * 3 + [429] * 9
     assert failed_attempts(app, "sam") == 3
@@ -75,18 +82,11 @@ def test_a_check_in_flight_holds_its_place_only_while_it_runs(app, make_user, he
     """A success frees its place: parallel right passwords beyond the allowance left are
     refused while they overlap, and admitted again once the others have ended."""
     tess = make_user("tess", "auditor")
-    inside, release = held_hashing
 
     def sign_in(_n: int) -> int:
         return app.test_client().post("/api/v1/auth/tokens", json={
             "username": "tess", "password": tess.password}).status_code
 
-    with ThreadPoolExecutor(max_workers=5) as pool:
-        answers = [pool.submit(sign_in, n) for n in range(5)]
-        deadline = time.monotonic() + 120
-        while len(inside) + sum(a.done() for a in answers) < 5 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        release.set()
-        statuses = sorted(a.result() for a in answers)
+    _, statuses = burst(held_hashing, sign_in, 5)
     assert statuses == [201] * 3 + [429] * 2
     assert [sign_in(n) for n in range(5)] == [201] * 5  # one after another: nothing counted
