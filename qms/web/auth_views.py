@@ -168,6 +168,8 @@ def change_password():
     except InvalidInput as error:
         form.new_password.errors.append(policy_message(error.detail))
         return render_password_form(form), 422
+    except Conflict as error:
+        return password_change_conflict(form, error)
     commit()
     start_session(check.user)  # the session id carries the new password stamp
     flash(_("Your password has been changed."), "success")
@@ -176,12 +178,27 @@ def change_password():
 
 def refused_password_change(form: ChangePasswordForm, error: DomainError):
     if isinstance(error, Conflict):
-        raise error  # changed meanwhile, as change_password's own refusal
+        return password_change_conflict(form, error)
     if isinstance(error, AccountLocked):
         end_session()
         flash(login_error(error), "error")
         return redirect(url_for("web.login"))
     form.current_password.errors.append(_("The current password is not correct."))
+    return render_password_form(form), error.status
+
+
+def password_change_conflict(form: ChangePasswordForm, error: Conflict):
+    """Nothing was changed. A password changed or reset meanwhile (another tab, an
+    administrator) has already ended this session's right to it, so the user signs in again
+    and retries. A signing key that the password does not open needs an administrator."""
+    if error.detail == password_change.CHANGED_MEANWHILE:
+        end_session()
+        flash(_("Your password or signing key was changed while this change was being made, "
+                "so nothing was changed. Sign in and try again."), "error")
+        return redirect(url_for("web.login"))
+    form.current_password.errors.append(_("Your signing key does not open with this password. "
+                                          "Nothing was changed. Ask an administrator to reset "
+                                          "your password."))
     return render_password_form(form), error.status
 
 

@@ -162,9 +162,9 @@ def test_a_reset_or_another_change_while_a_change_is_prepared_stands(app, make_u
             if meanwhile == "reset":
                 reset_password(session, security, actor="ada.admin", user=user,
                                reason="forgotten",
-                               temporary_password=_hashed(security, TEMPORARY))
+                               temporary_password=really_hashed(security, TEMPORARY))
             else:  # a double-submitted form, or a second tab, got there first
-                set_password(session, user, _hashed(security, OTHER).hash, temporary=False)
+                set_password(session, user, really_hashed(security, OTHER).hash, temporary=False)
     finally:
         observed.go.set()
         thread.join(timeout=60)
@@ -199,7 +199,7 @@ def test_a_key_replaced_while_a_change_is_prepared_refuses_the_change(app, make_
     assert account["key_id"] == replaced_id and not account["temporary"]
 
 
-def _hashed(security, password: str) -> HashedPassword:
+def really_hashed(security, password: str) -> HashedPassword:
     """Security.hash_password with the real hasher behind an observed one."""
     return HashedPassword(password, security.hasher.real.hash(password))
 
