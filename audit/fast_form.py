@@ -67,10 +67,15 @@ _encode = msgspec.json.Encoder(order="sorted").encode
 _at, _action, _prev_hash, _actor = (attrgetter(name)
                                     for name in ("at", "action", "prev_hash", "actor"))
 _HEX_DIGITS = b"0123456789abcdef"
-# from a non-ASCII character, which in canonical JSON is inside a string (JSON's syntax is
+# from a non-ASCII byte, which in canonical JSON is inside a string (JSON's syntax is
 # ASCII), to the end of that string, with the ":" that follows a key. Matches do not overlap,
 # so each string is scanned once however many non-ASCII characters it holds (linear time).
-_NON_ASCII_STRING = re.compile(r'[^\x00-\x7f](?:[^"\\]|\\.)*"(:?)')
+# UTF-8: a multi-byte character's bytes are all >= 0x80, never a quote or a backslash.
+_NON_ASCII_STRING = re.compile(rb'[\x80-\xff][^"\\]*(?:\\.[^"\\]*)*"(:?)')
+# where the members of an event's data begin and end: the first ',"data":' and the last
+# ',"entity":' in a text that re-encodes unchanged. A quote inside a string is escaped, so
+# a comma followed by a quote is never inside one: these are the top-level members.
+_DATA_MEMBER, _ENTITY_MEMBER = b',"data":', b',"entity":'
 
 
 def first_non_canonical(texts: Sequence[bytes | None]) -> int | None:
@@ -106,15 +111,19 @@ def _all_canonical(texts: Sequence[bytes | None]) -> bool:
     # each text is now the encoding of a decoded event: valid UTF-8 from "{" to "}", so the
     # non-ASCII ones can be checked joined: nothing composes or reorders across "}{", and a
     # string ends within its text
-    wide = b"".join(filterfalse(bytes.isascii, texts)).decode("utf-8")
+    wide = list(filterfalse(bytes.isascii, texts))
     # NFC of the joined texts vouches for every string; where it fails, a string may still be
     # NFC (an escape such as \n ends in a letter, which a combining mark after it joins), so
     # the reference, which looks at each string, decides
-    return _nfc(wide) and _ascii_keys(wide)
+    return _nfc(b"".join(wide).decode("utf-8")) and _ascii_keys(wide)
 
 
-def _ascii_keys(text: str) -> bool:
-    return ":" not in _NON_ASCII_STRING.findall(text)
+def _ascii_keys(wide_texts: list[bytes]) -> bool:
+    """No key with a non-ASCII character. The event's and the entity's keys are the
+    struct's; only data's members can have others, so only data is searched."""
+    data = b"".join(filterfalse(bytes.isascii, (
+        text[text.find(_DATA_MEMBER):text.rfind(_ENTITY_MEMBER)] for text in wide_texts)))
+    return b":" not in _NON_ASCII_STRING.findall(data)
 
 
 def _nfc(text: str) -> bool:

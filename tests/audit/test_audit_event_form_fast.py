@@ -142,6 +142,8 @@ def swap(old: bytes, new: bytes) -> bytes:
     # NFC, non-ASCII keys, bytes that are not UTF-8
     swap(b"Gr\xc3\xbc", b"Gru\xcc\x88"), swap(b'"qty":"12.30"', b'"q\xc3\xbc":"1"'),
     swap(b'"title"', b'"t\xc3\xaftle"'), swap(b"Gr\xc3\xbc", b"Gr\xfc"),
+    # a non-ASCII key after a nested "entity" member (data is searched to the last one)
+    swap(b'"version":2}', b'"version":2,"x":{"a":1,"entity":1},"\xc3\xbc":1}'),
     swap(b"Gr\xc3\xbc", b"Gr\xed\xa0\x80"), swap(b"Gr\xc3\xbc", b"Gr\xc0\x80"),
     # shapes
     swap(b'"reason":', b'"q":1,"reason":'), swap(b'"actor":"alice"', b'"actor":" "'),
@@ -183,6 +185,8 @@ def test_tampered_texts_get_the_reference_verdict(stored):
     event_text(entity=None, reason=None),
     event_text(data={"k": MAX_SAFE_INT, "m": -MAX_SAFE_INT, "t": True, "f": False, "n": None}),
     event_text(data={"s": "\ud55c\uad6d\uc5b4 \U0001f600"}),
+    # members' names inside strings are not members
+    event_text(data={"s": '\u00fc","entity":{"\u00fc":1}'}, reason='",\u00fc":"data":"'),
 ])
 def test_canonical_texts_beyond_the_fast_path_are_accepted(stored):
     agree(stored)
