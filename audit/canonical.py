@@ -128,7 +128,10 @@ def parse_timestamp(text: str) -> datetime:
         raise CanonicalError(f"not a valid date/time: {text!r}") from exc
 
 
-_STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"')
+# a string literal, or what is left of the text after an unclosed quote: each character is
+# read once (an unclosed string must not be tried again from each of its escaped quotes,
+# which took time quadratic in the text's length)
+_STRING_LITERAL = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")
 
 

@@ -123,7 +123,9 @@ def _canonical_value(value):
     raise ValueError(f"{type(value).__name__} values are not allowed (no floats)")
 
 
-STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"')
+# a string literal, or the rest of the text after an unclosed quote: linear time, however
+# many escaped quotes an unclosed string holds
+STRING_LITERAL = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
 
 
 def nested_too_deep(text: str) -> bool:

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from audit import verify_export
 from audit.canonical import (MAX_DEPTH, MAX_SAFE_INT, CanonicalError, canonical_bytes,
-                             canonical_text, parse_timestamp, utc_timestamp)
+                             canonical_text, nested_too_deep, parse_timestamp, utc_timestamp)
+from audit.event_form import event_text_problem
 
 safe_ints = st.integers(min_value=-MAX_SAFE_INT, max_value=MAX_SAFE_INT)
 nfc_text = st.text().map(lambda text: unicodedata.normalize("NFC", text))
@@ -144,3 +145,26 @@ def test_the_writer_refuses_data_nested_deeper_than_the_format_allows():
     canonical_text(deep)  # MAX_DEPTH levels
     with pytest.raises(CanonicalError, match="nested deeper than"):
         canonical_text([deep])
+
+
+# more brackets than the format allows, then a string that never ends, full of escaped
+# quotes: the nesting pre-check once tried every escaped quote as a string's start and read
+# on to the end each time (minutes for this text; an INSERT of one such row held every
+# verification), now it reads each character once
+UNCLOSED = "[" * (MAX_DEPTH + 8) + '"' + '\\"' * 100_000
+
+
+@pytest.mark.parametrize("text, deep", [
+    (UNCLOSED, True), ('"' + "[" * (MAX_DEPTH + 1) + '"', False),
+    ('"\\\\"' + "[" * (MAX_DEPTH + 1), True), ('"\\"' + "[" * (MAX_DEPTH + 1), False),
+    ("[" * MAX_DEPTH + '"]"' + "]" * MAX_DEPTH, False), ("[" * (MAX_DEPTH + 1), True),
+])
+def test_nesting_is_counted_outside_strings_by_both_verifiers(text, deep):
+    assert nested_too_deep(text) is deep
+    assert verify_export.nested_too_deep(text) is deep
+
+
+def test_an_unclosed_string_past_the_depth_limit_is_refused_by_both_verifiers():
+    assert "nested deeper than" in event_text_problem(UNCLOSED)
+    with pytest.raises(ValueError, match="nested deeper than"):
+        verify_export.parse_canonical(UNCLOSED.encode())
