@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from audit.canonical import CanonicalError, canonical_text, utc_timestamp
 from audit.schema import audit_checkpoints
-from audit.succession import current_site
+from audit.succession import current_site, retiring_rotation
 from audit.trail import AuditError, append, appended_in_transaction, connection_of, lock_head
 
 CHECKPOINT_ACTION = "audit.checkpoint.signed"
@@ -180,6 +180,7 @@ def write_checkpoint(target: Session | Connection, *, signing_key: Ed25519Privat
         raise AuditError(f"this instance's audit site id is {site!r} but its audit trail "
                          f"says {chain_site!r}: record a change with `qms audit set-site-id`, "
                          "or restart a process started before one")
+    _refuse_retired(connection, signing_key)
     checkpoint = _signed(signing_key, top.seq, top.hash,
                          utc_timestamp(at if at is not None else datetime.now(UTC)), site,
                          purpose)
@@ -191,6 +192,19 @@ def write_checkpoint(target: Session | Connection, *, signing_key: Ed25519Privat
                  "seq": checkpoint.seq, "site": site})
     _append_line(Path(file_path), checkpoint.line())
     return _with_source(checkpoint, f"database row {row_id}")
+
+
+def _refuse_retired(connection: Connection, signing_key: Ed25519PrivateKey) -> None:
+    """AuditError for a key the chain has retired (its successor has signed): a process
+    that loaded it before `qms audit rotate-key` finished must not sign with it, or every
+    verifier calls the chain BROKEN from there on. Asked under the head lock, so no
+    successor's first checkpoint can come between the question and this checkpoint."""
+    kid = key_id(signing_key.public_key())
+    rotation = retiring_rotation(connection, kid)
+    if rotation is not None:
+        raise AuditError(f"the audit signing key {kid} was retired: event {rotation.seq} "
+                         f"rotated it to key {rotation.new}, which has signed since; run the "
+                         "command again (it loads the current key)")
 
 
 def _signed(signing_key: Ed25519PrivateKey, seq: int, digest: str, at: str,

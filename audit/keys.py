@@ -10,7 +10,10 @@ therefore does not make a swapped-in key acceptable.
 """
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -37,6 +40,22 @@ def public_keys(current: Ed25519PrivateKey, key_path: Path) -> dict[str, Ed25519
     current_public = current.public_key()
     keys[key_id(current_public)] = current_public
     return keys
+
+
+@contextmanager
+def rotation_lock(key_path: Path) -> Iterator[None]:
+    """One rotation at a time per key file: a second ``qms audit rotate-key`` waits here and
+    then reads the key the first one installed. Two rotations from the same old key would
+    each install a new key, and the first new key, overwritten and never filed as retired,
+    would leave its checkpoints unverifiable. (An exclusive flock, released by the kernel
+    if the process dies.)"""
+    key_path = Path(key_path)
+    with open(key_path.with_name(f".{key_path.name}.rotation-lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def new_signing_key() -> Ed25519PrivateKey:

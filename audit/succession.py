@@ -39,6 +39,7 @@ ROTATION_ACTION = "audit.key.rotated"
 SITE_CHANGE_ACTION = "audit.site.changed"
 _FIELDS = {ROTATION_ACTION: ("old_key_id", "new_key_id"),
            SITE_CHANGE_ACTION: ("old_site", "new_site")}
+_NEVER = float("inf")
 
 
 def rotation_data(old_key_id: str, new_key_id: str, site: str) -> dict:
@@ -147,6 +148,22 @@ def site_change_problems(changes: Sequence[Handover], site: str | None,
     return problems
 
 
+def retiring_rotation(connection: Session | Connection, key_id: str) -> Handover | None:
+    """The rotation away from ``key_id`` whose new key has signed a checkpoint since: the key
+    is retired there, and verifiers refuse what it signs after. None while it may sign. (A
+    row planted by someone who can insert into the tables can make this refuse a key; the
+    verifier reports such rows.)"""
+    if isinstance(connection, Session):
+        connection = connection.connection()
+    c = audit_checkpoints.c
+    for rotation in read_succession(connection).rotations:
+        if rotation.old == key_id and connection.execute(
+                select(c.seq).where(c.key_id == rotation.new, c.seq >= rotation.seq)
+                .limit(1)).first() is not None:
+            return rotation
+    return None
+
+
 def unintroduced_keys(checkpoints: Sequence, rotations: Sequence[Handover],
                       root: str | None = None) -> dict:
     """{checkpoint: why} for the checkpoints (verified, matching the chain; objects with
@@ -157,7 +174,8 @@ def unintroduced_keys(checkpoints: Sequence, rotations: Sequence[Handover],
     1 under a key of the attacker's does not verify just because that key was given. None:
     the first checkpoint's key (for callers that pinned nothing; the result names it). A
     key hands over to the next at its checkpoint covering the rotation event, and is retired
-    once the next key's first checkpoint exists: its checkpoints at higher seqs are refused.
+    once the next key's first checkpoint exists: its checkpoints at higher seqs are refused,
+    and so is a handover of its own there (a retired key cannot introduce another key).
     """
     ordered = sorted(checkpoints, key=lambda cp: cp.seq)
     if not ordered:
@@ -168,14 +186,17 @@ def unintroduced_keys(checkpoints: Sequence, rotations: Sequence[Handover],
     for rotation in rotations:
         if rotation.old not in allowed or rotation.new in allowed:
             continue
+        # the old key hands over with a checkpoint it may still sign: not once retired
         handover = next((cp.seq for cp in ordered if cp.key_id == rotation.old
-                         and cp.seq >= max(rotation.seq, allowed[rotation.old])), None)
+                         and max(rotation.seq, allowed[rotation.old]) <= cp.seq
+                         <= retired_after.get(rotation.old, _NEVER)), None)
         if handover is not None:
             allowed[rotation.new], introduced_by[rotation.new] = handover, rotation.seq
             first = next((cp.seq for cp in ordered
                           if cp.key_id == rotation.new and cp.seq >= handover), None)
-            if first is not None:
-                retired_after[rotation.old] = first
+            if first is not None:  # a retirement only ever moves earlier
+                retired_after[rotation.old] = min(first, retired_after.get(rotation.old,
+                                                                           first))
     return {cp: why for cp in ordered
             if (why := _key_problem(cp, allowed, retired_after, introduced_by, root))}
 

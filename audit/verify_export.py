@@ -611,7 +611,7 @@ def unintroduced_keys(matched: list[Checkpoint], rotations: list, root: str | No
     start; another key from the first checkpoint, signed with the key before it (itself
     allowed), at or after the audit.key.rotated event that names both: there the old key
     hands over. The old key is retired once the new key's first checkpoint exists: its
-    checkpoints at higher seqs are refused."""
+    checkpoints at higher seqs are refused, a handover of its own there too."""
     ordered = sorted(matched, key=lambda cp: cp.seq)
     if not ordered:
         return {}
@@ -620,14 +620,16 @@ def unintroduced_keys(matched: list[Checkpoint], rotations: list, root: str | No
     for seq, old, new in rotations:
         if old not in allowed or new in allowed:
             continue
+        # the old key hands over with a checkpoint it may still sign: not once retired
         handover = next((cp.seq for cp in ordered if cp.payload["key_id"] == old
-                         and cp.seq >= max(seq, allowed[old])), None)
+                         and max(seq, allowed[old]) <= cp.seq
+                         <= retired_after.get(old, float("inf"))), None)
         if handover is not None:
             allowed[new], introduced_at[new] = handover, seq
             first = next((cp.seq for cp in ordered
                           if cp.payload["key_id"] == new and cp.seq >= handover), None)
-            if first is not None:
-                retired_after[old] = first
+            if first is not None:  # a retirement only ever moves earlier
+                retired_after[old] = min(first, retired_after.get(old, first))
     refused = {}
     for cp in ordered:
         kid = cp.payload["key_id"]

@@ -259,7 +259,7 @@ def audit_export(output: Path) -> None:
     from audit.verify import BROKEN
     from qms.auditing import verify_trail
 
-    key = _signing_key()
+    _signing_key()  # a missing key file fails here, before anything is asked
     # the closing checkpoint vouches for the exported chain: never for one found BROKEN
     with state().db.reading() as session:
         found = verify_trail(session, progress=_progress("verifying"))
@@ -268,8 +268,10 @@ def audit_export(output: Path) -> None:
         fail(f"audit chain BROKEN at seq {found.first_bad_seq}: {found.problem}; not exported "
              "(its closing checkpoint would vouch for it); see qms audit verify")
     # the person exporting signs the closing checkpoint, so the export names who made it
+    # the key is read when it signs: one read before the prompt and the verification could
+    # have been retired meanwhile by `qms audit rotate-key`
     closing = administer("audit.export", lambda session, operator: _checkpoint(
-        session, key, operator.username, purpose=EXPORT))
+        session, _signing_key(), operator.username, purpose=EXPORT))
     if closing is None:
         fail("the audit trail is empty; nothing to export")
     with state().db.reading() as session, open(output, "w", encoding="utf-8",
@@ -284,9 +286,9 @@ def audit_export(output: Path) -> None:
 @audit_group.command("checkpoint")
 def audit_checkpoint() -> None:
     """Sign a checkpoint of the chain head now, as the authenticated administrator."""
-    key = _signing_key()
+    _signing_key()  # a missing key file fails here, before the password is asked for
     written = administer("audit.checkpoint", lambda session, operator: _checkpoint(
-        session, key, operator.username))
+        session, _signing_key(), operator.username))
     if written is None:
         fail("the audit trail is empty; nothing to checkpoint")
     click.echo(f"checkpoint at seq {written.seq} {written.hash}")
@@ -307,19 +309,22 @@ def audit_rotate_key(reason: str) -> None:
     if not reason.strip():
         fail("--reason must not be empty")
     app_state = state()
-    old_key, new_key = _signing_key(), keys.new_signing_key()
-    old_id, new_id = key_id(old_key.public_key()), key_id(new_key.public_key())
+    _signing_key()  # a missing key file fails here, before anything is asked
+    with keys.rotation_lock(app_state.audit_key_path):
+        old_key, new_key = _signing_key(), keys.new_signing_key()
+        old_id, new_id = key_id(old_key.public_key()), key_id(new_key.public_key())
 
-    def record(session, operator):
-        record_event(session, actor=operator.username, action=keys.ROTATION_ACTION,
-                     reason=reason, data=rotation_data(old_id, new_id, app_state.audit_site()))
-        return operator.username
-    operator = administer("audit.checkpoint", record)
-    # the old key signs over the rotation event: without that, verifiers refuse the new key
-    _unit_of_work(lambda session: _checkpoint(session, old_key, operator))
-    keys.install_key(app_state.audit_key_path, old_key, new_key)
-    app_state.forget_audit_key()
-    _signed_checkpoint(operator)  # the first one under the new key
+        def record(session, operator):
+            record_event(session, actor=operator.username, action=keys.ROTATION_ACTION,
+                         reason=reason,
+                         data=rotation_data(old_id, new_id, app_state.audit_site()))
+            return operator.username
+        operator = administer("audit.checkpoint", record)
+        # the old key signs over the rotation event: without it verifiers refuse the new key
+        _unit_of_work(lambda session: _checkpoint(session, old_key, operator))
+        keys.install_key(app_state.audit_key_path, old_key, new_key)
+        app_state.forget_audit_key()
+        _signed_checkpoint(operator)  # the first one under the new key
     click.echo(f"audit signing key rotated: {old_id} -> {new_id} (the old public key stays "
                "for verification)")
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from hashlib import sha256
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from sqlalchemy import Engine, String, create_engine, make_url, text
@@ -162,3 +163,11 @@ def fresh_postgres_database() -> Iterator[str]:
                 connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+@contextmanager
+def as_a_forger() -> Iterator[None]:
+    """write_checkpoint as a copy in a forger's hands signs: without the refusal of a key
+    the chain has retired (a forger writes rows directly; the verifiers must catch it)."""
+    with mock.patch("audit.checkpoints.retiring_rotation", return_value=None):
+        yield

@@ -5,20 +5,21 @@ say was in effect at its seq. Both verifiers, the database's and the stand-alone
 only the export and the public keys), hold every checkpoint against them."""
 from __future__ import annotations
 
+import fcntl
 import json
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from audit import trail, verify_export
+from audit import keys, trail, verify_export
 from audit.checkpoints import EXPORT, key_id, write_checkpoint
 from audit.canonical import canonical_text
 from audit.export import export_jsonl
 from audit.succession import (ROTATION_ACTION, SITE_CHANGE_ACTION, current_site,
                               rotation_data, site_change_data)
 from audit.verify import verify_chain
-from audit_test_support import SITE, append_events
+from audit_test_support import SITE, append_events, as_a_forger
 
 COPY = "site-test-copy"
 
@@ -107,7 +108,8 @@ def test_the_new_key_may_not_sign_before_the_handover(
     sign(audit_db, signing_key, checkpoint_file)
     rotation(audit_db, signing_key, new_key)
     sign(audit_db, new_key, checkpoint_file)   # too early
-    sign(audit_db, signing_key, checkpoint_file)  # the old key signs over the rotation later
+    with as_a_forger():  # the writer refuses the old key once the new one has signed
+        sign(audit_db, signing_key, checkpoint_file)  # the old key signs over it later
     database, exported, text = verdicts(audit_db, both_keys, checkpoint_file, new_key,
                                         tmp_path)
     assert (database, exported) == ("BROKEN", "BROKEN"), text
@@ -259,10 +261,12 @@ def test_a_retired_key_signs_nothing_after_its_successors_first_checkpoint(
     sign(audit_db, signing_key, checkpoint_file)  # the handover
     first_new = sign(audit_db, new_key, checkpoint_file).seq
     append_events(audit_db, 2)
-    late = sign(audit_db, signing_key, checkpoint_file).seq  # the retired key, say leaked
+    with as_a_forger():
+        late = sign(audit_db, signing_key, checkpoint_file).seq  # the retired key, leaked
     append_events(audit_db, 1)
-    database, exported, text = verdicts(audit_db, both_keys, checkpoint_file, signing_key,
-                                        tmp_path, root=key_id(signing_key.public_key()))
+    with as_a_forger():  # who also closes the export with it
+        database, exported, text = verdicts(audit_db, both_keys, checkpoint_file, signing_key,
+                                            tmp_path, root=key_id(signing_key.public_key()))
     assert (database, exported) == ("BROKEN", "BROKEN"), text
     assert f"checkpoint at seq {late}" in text
     assert f"retired once its successor signed its first checkpoint at seq {first_new}" in text
@@ -348,3 +352,62 @@ def test_an_unsigned_checkpoint_row_of_another_site_does_not_stop_signing(
     with audit_db.reading() as session:
         assert current_site(session, public_keys) == SITE
         assert current_site(session) is None
+
+
+def test_a_retired_key_cannot_hand_over_to_another_key(
+        audit_db, signing_key, new_key, checkpoint_file, tmp_path):
+    """A holder of the retired key (an old backup) and of the database rotates it once more,
+    to a key of their own, signs the handover with it and anchors a tail with the third
+    key: the retired key hands over nothing, so both verifiers refuse the third key."""
+    third = Ed25519PrivateKey.generate()
+    keys = {key_id(k.public_key()): k.public_key() for k in (signing_key, new_key, third)}
+    append_events(audit_db, 3)
+    sign(audit_db, signing_key, checkpoint_file)
+    rotation(audit_db, signing_key, new_key)
+    sign(audit_db, signing_key, checkpoint_file)  # the handover
+    first_new = sign(audit_db, new_key, checkpoint_file).seq  # retired from here
+    append_events(audit_db, 2)
+    rotation(audit_db, signing_key, third)
+    with as_a_forger():
+        late = sign(audit_db, signing_key, checkpoint_file).seq
+    sign(audit_db, third, checkpoint_file)
+    database, exported, text = verdicts(audit_db, keys, checkpoint_file, third, tmp_path,
+                                        root=key_id(signing_key.public_key()))
+    assert (database, exported) == ("BROKEN", "BROKEN"), text
+    assert f"checkpoint at seq {late}" in text
+    assert f"retired once its successor signed its first checkpoint at seq {first_new}" in text
+    assert f"signed with key {key_id(third.public_key())}, which no audit.key.rotated" in text
+
+
+def test_the_writer_refuses_a_key_the_chain_has_retired(
+        audit_db, signing_key, new_key, checkpoint_file):
+    """A process that loaded the key before a rotation finished (a command waiting at its
+    password prompt, a job) is refused under the head lock, and writes nothing: its
+    checkpoint would break the chain for every verifier, for good."""
+    append_events(audit_db, 3)
+    sign(audit_db, signing_key, checkpoint_file)
+    rotation(audit_db, signing_key, new_key)
+    sign(audit_db, signing_key, checkpoint_file)  # the handover
+    sign(audit_db, signing_key, checkpoint_file)  # allowed while the new key is installed
+    sign(audit_db, new_key, checkpoint_file)
+    lines = checkpoint_file.read_text(encoding="utf-8")
+    with audit_db.reading() as session:
+        head = trail.head(session)
+    with pytest.raises(trail.AuditError, match="was retired: event 5 rotated it to key "
+                                               f"{key_id(new_key.public_key())}"):
+        sign(audit_db, signing_key, checkpoint_file)
+    with audit_db.reading() as session:
+        assert trail.head(session) == head
+    assert checkpoint_file.read_text(encoding="utf-8") == lines
+
+
+def test_one_key_rotation_at_a_time(tmp_path):
+    """`qms audit rotate-key` runs under this lock: while one rotation holds it, another
+    cannot take it (it waits), and it is free again afterwards."""
+    key_path = tmp_path / "audit-ed25519.pem"
+    lock_file = tmp_path / ".audit-ed25519.pem.rotation-lock"
+    with keys.rotation_lock(key_path), open(lock_file, "a") as other:
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with open(lock_file, "a") as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
