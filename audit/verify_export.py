@@ -777,7 +777,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("export", help="the exported .jsonl file")
     parser.add_argument("--public-key", action="append", default=[], metavar="KEY",
                         help="the server's public key: PEM, or the JSON document of "
-                             "/api/v1/audit/public-key (repeat for retired keys)")
+                             "/api/v1/audit/public-key; repeat for retired keys, the "
+                             "instance's first key first (it is the trust root unless "
+                             "--trusted-key names one)")
     parser.add_argument("--trusted-key", default=None, metavar="KEY",
                         help="the trust root: the public key that signed the instance's "
                              "first checkpoint, from the IQ record (default: the first "
