@@ -54,17 +54,25 @@ def observe(app, monkeypatch):
     return start
 
 
-def write_while_observed(app, observed, work, username: str) -> str:
-    """Run ``work`` in a thread; once its observed step has started, try another writer on
-    ``username``'s row, then let the step go on. What the other writer managed."""
+def while_observed(observed, work, meanwhile) -> None:
+    """Run ``work`` in a thread; once its observed step has started, call ``meanwhile()``,
+    then let the step go on and wait for ``work`` to end."""
     thread = threading.Thread(target=work)
     thread.start()
     try:
         assert observed.started.wait(timeout=60)
-        return write_beside(app, username)
+        meanwhile()
     finally:
         observed.go.set()
         thread.join(timeout=60)
+
+
+def write_while_observed(app, observed, work, username: str) -> str:
+    """Try another writer on ``username``'s row while ``work``'s observed step runs; what
+    the other writer managed."""
+    outcome = []
+    while_observed(observed, work, lambda: outcome.append(write_beside(app, username)))
+    return outcome[0]
 
 
 def stored(app, username: str, *, opens_with: str | None = None) -> dict:
@@ -152,10 +160,7 @@ def test_a_reset_or_another_change_while_a_change_is_prepared_stands(app, make_u
         answers.append(app.test_client().post("/api/v1/auth/password", json={
             "username": "victim", "old_password": victim.password, "new_password": NEW}))
 
-    thread = threading.Thread(target=change)
-    thread.start()
-    try:
-        assert observed.started.wait(timeout=60)  # the new password is being hashed
+    def intervene():  # while the new password is being hashed
         security = app.extensions["qms"].security
         with uow() as session:
             user = find_user(session, "victim", for_update=True)
@@ -164,10 +169,9 @@ def test_a_reset_or_another_change_while_a_change_is_prepared_stands(app, make_u
                                reason="forgotten",
                                temporary_password=really_hashed(security, TEMPORARY))
             else:  # a double-submitted form, or a second tab, got there first
-                set_password(session, user, really_hashed(security, OTHER).hash, temporary=False)
-    finally:
-        observed.go.set()
-        thread.join(timeout=60)
+                set_password(session, user, really_hashed(security, OTHER).hash,
+                             temporary=False)
+    while_observed(observed, change, intervene)
     assert answers[0].status_code == 409, answers[0].get_json()
     assert "changed while" in answers[0].get_json()["detail"]
     assert failed_attempts(app, "victim") == 0 and events(app, "identity.login.failed") == []

@@ -4,14 +4,13 @@ password, the history and the new password are hashed and the signing key is re-
 meanwhile another writer commits."""
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from qms.identity.authentication import find_user
 from qms.identity.users import reset_password
 from tests.identity.test_password_change_outside_lock import (  # noqa: F401  (fixture)
-    CHANGE_STEPS, NEW, OTHER, really_hashed, observe, stored, write_while_observed)
+    CHANGE_STEPS, NEW, OTHER, observe, really_hashed, stored, while_observed,
+    write_while_observed)
 
 
 @pytest.mark.parametrize("step", CHANGE_STEPS)
@@ -50,18 +49,13 @@ def test_a_reset_while_the_form_s_change_is_prepared_asks_to_sign_in_again(
             "csrf_token": token, "current_password": victim.password, "new_password": NEW,
             "confirm_password": NEW}))
 
-    thread = threading.Thread(target=change)
-    thread.start()
-    try:
-        assert observed.started.wait(timeout=60)  # the new password is being hashed
+    def reset():  # while the new password is being hashed
         security = app.extensions["qms"].security
         with uow() as session:
             reset_password(session, security, actor="system",
                            user=find_user(session, "victim", for_update=True),
                            reason="forgotten", temporary_password=really_hashed(security, OTHER))
-    finally:
-        observed.go.set()
-        thread.join(timeout=60)
+    while_observed(observed, change, reset)
     assert answers[0].status_code == 302 and answers[0].location.endswith("/login")
     page = client.get("/login").text
     assert "was changed while this change was being made" in page
