@@ -12,13 +12,16 @@ rewriting or truncating the whole chain (and the checkpoint rows with it) is sti
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from hashlib import sha256
 from pathlib import Path
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (Ed25519PrivateKey,
                                                                Ed25519PublicKey)
@@ -27,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from audit.canonical import CanonicalError, canonical_text, utc_timestamp
 from audit.schema import audit_checkpoints
-from audit.succession import current_site, retiring_rotation
+from audit.succession import current_site, read_succession
 from audit.trail import AuditError, append, appended_in_transaction, connection_of, lock_head
 
 CHECKPOINT_ACTION = "audit.checkpoint.signed"
@@ -153,7 +156,9 @@ def _raw_public_bytes(public_key: Ed25519PublicKey) -> bytes:
 
 def write_checkpoint(target: Session | Connection, *, signing_key: Ed25519PrivateKey,
                      file_path: str | os.PathLike, site: str, actor: str = "system",
-                     at: datetime | None = None, purpose: str = ROUTINE) -> Checkpoint | None:
+                     at: datetime | None = None, purpose: str = ROUTINE,
+                     public_keys: Mapping[str, Ed25519PublicKey] | None = None
+                     ) -> Checkpoint | None:
     """Sign the current head, store it, append its event and its file line. Never commits.
 
     ``purpose`` is EXPORT only for the checkpoint that closes an export (audit.export): it
@@ -162,6 +167,10 @@ def write_checkpoint(target: Session | Connection, *, signing_key: Ed25519Privat
     instance is (audit.succession.current_site): a process started before a recorded site
     change, or an instance given another id without recording it, would sign checkpoints
     that every verifier refuses.
+
+    ``public_keys`` ({key id: public key}: the current and retired keys, as the verifier
+    gets them) let it refuse a key the chain has retired (``_refuse_retired``); without
+    them that check is skipped.
 
     Must run in a transaction that has not appended events yet (AuditError otherwise): the
     file line is written before the caller commits, which is safe only because every event
@@ -180,7 +189,7 @@ def write_checkpoint(target: Session | Connection, *, signing_key: Ed25519Privat
         raise AuditError(f"this instance's audit site id is {site!r} but its audit trail "
                          f"says {chain_site!r}: record a change with `qms audit set-site-id`, "
                          "or restart a process started before one")
-    _refuse_retired(connection, signing_key)
+    _refuse_retired(connection, signing_key, Path(file_path), public_keys or {})
     checkpoint = _signed(signing_key, top.seq, top.hash,
                          utc_timestamp(at if at is not None else datetime.now(UTC)), site,
                          purpose)
@@ -194,17 +203,67 @@ def write_checkpoint(target: Session | Connection, *, signing_key: Ed25519Privat
     return _with_source(checkpoint, f"database row {row_id}")
 
 
-def _refuse_retired(connection: Connection, signing_key: Ed25519PrivateKey) -> None:
-    """AuditError for a key the chain has retired (its successor has signed): a process
-    that loaded it before `qms audit rotate-key` finished must not sign with it, or every
-    verifier calls the chain BROKEN from there on. Asked under the head lock, so no
-    successor's first checkpoint can come between the question and this checkpoint."""
+def _refuse_retired(connection: Connection, signing_key: Ed25519PrivateKey, file_path: Path,
+                    public_keys: Mapping[str, Ed25519PublicKey]) -> None:
+    """AuditError for a key the chain has retired: a key it was rotated to (an
+    audit.key.rotated event) has signed a checkpoint at or after the rotation, as a database
+    row or as a line of the checkpoint file whose transaction rolled back (the verifiers
+    count both). A process that loaded the key before `qms audit rotate-key` finished must
+    not sign with it, or every verifier calls the chain BROKEN from there on. Only
+    signatures that verify count, so a planted row cannot stop checkpoints. Asked under the
+    head lock: no successor's checkpoint can come between the question and this one."""
     kid = key_id(signing_key.public_key())
-    rotation = retiring_rotation(connection, kid)
-    if rotation is not None:
-        raise AuditError(f"the audit signing key {kid} was retired: event {rotation.seq} "
-                         f"rotated it to key {rotation.new}, which has signed since; run the "
-                         "command again (it loads the current key)")
+    rotations = [rotation for rotation in read_succession(connection).rotations
+                 if rotation.old == kid and rotation.new in public_keys]
+    if not rotations:  # the common case: nothing to read
+        return
+    signed = list_checkpoints(connection) + _file_lines_naming(
+        file_path, {rotation.new for rotation in rotations})
+    for rotation in rotations:
+        successor = next((cp for cp in signed if cp.key_id == rotation.new
+                          and cp.seq >= rotation.seq
+                          and not signature_problem(cp, public_keys)), None)
+        if successor is not None:
+            raise AuditError(
+                f"the audit signing key {kid} is retired: event {rotation.seq} rotated it to "
+                f"key {rotation.new}, which signed the checkpoint at seq {successor.seq} "
+                f"({successor.source}); this process loaded the key before the rotation: "
+                "run the command again (it loads the current key)")
+
+
+def _file_lines_naming(path: Path, key_ids: set[str]) -> list[Checkpoint]:
+    """The checkpoint file's lines that name one of ``key_ids``; a line that does not parse
+    is left to the verifiers, which report it."""
+    try:
+        lines = path.read_bytes().splitlines()
+    except FileNotFoundError:
+        return []
+    found = []
+    for number, raw in enumerate(lines, start=1):
+        if any(kid.encode("ascii") in raw for kid in key_ids):
+            try:
+                found.append(_parse_line(raw.decode("utf-8"), f"{path.name} line {number}"))
+            except (ValueError, TypeError, KeyError):
+                continue
+    return found
+
+
+def signature_problem(cp: Checkpoint, public_keys: Mapping[str, Ed25519PublicKey]) -> str:
+    """Why ``cp`` is not a checkpoint signed by a key of ``public_keys``; "" when it is."""
+    try:
+        if canonical_text(cp.payload()) != cp.canonical:
+            return "its columns disagree with the signed payload"
+    except CanonicalError as exc:
+        return f"malformed payload ({exc})"
+    public_key = public_keys.get(cp.key_id)
+    if public_key is None:
+        return f"signed with unknown key {cp.key_id!r}"
+    try:
+        public_key.verify(base64.b64decode(cp.signature, validate=True),
+                          cp.canonical.encode("utf-8"))
+    except (InvalidSignature, binascii.Error, ValueError):
+        return f"signature does not verify under key {cp.key_id}"
+    return ""
 
 
 def _signed(signing_key: Ed25519PrivateKey, seq: int, digest: str, at: str,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -43,7 +43,8 @@ def public_keys(current: Ed25519PrivateKey, key_path: Path) -> dict[str, Ed25519
 
 
 @contextmanager
-def rotation_lock(key_path: Path) -> Iterator[None]:
+def rotation_lock(key_path: Path, on_wait: Callable[[], None] = lambda: None
+                  ) -> Iterator[None]:
     """One rotation at a time per key file: a second ``qms audit rotate-key`` waits here and
     then reads the key the first one installed. Two rotations from the same old key would
     each install a new key, and the first new key, overwritten and never filed as retired,
@@ -51,7 +52,11 @@ def rotation_lock(key_path: Path) -> Iterator[None]:
     if the process dies.)"""
     key_path = Path(key_path)
     with open(key_path.with_name(f".{key_path.name}.rotation-lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            on_wait()  # say so: the other rotation may be waiting at its password prompt
+            fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:

@@ -148,22 +148,6 @@ def site_change_problems(changes: Sequence[Handover], site: str | None,
     return problems
 
 
-def retiring_rotation(connection: Session | Connection, key_id: str) -> Handover | None:
-    """The rotation away from ``key_id`` whose new key has signed a checkpoint since: the key
-    is retired there, and verifiers refuse what it signs after. None while it may sign. (A
-    row planted by someone who can insert into the tables can make this refuse a key; the
-    verifier reports such rows.)"""
-    if isinstance(connection, Session):
-        connection = connection.connection()
-    c = audit_checkpoints.c
-    for rotation in read_succession(connection).rotations:
-        if rotation.old == key_id and connection.execute(
-                select(c.seq).where(c.key_id == rotation.new, c.seq >= rotation.seq)
-                .limit(1)).first() is not None:
-            return rotation
-    return None
-
-
 def unintroduced_keys(checkpoints: Sequence, rotations: Sequence[Handover],
                       root: str | None = None) -> dict:
     """{checkpoint: why} for the checkpoints (verified, matching the chain; objects with

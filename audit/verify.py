@@ -14,20 +14,16 @@ checkpoint that did verify (the rewrite happened somewhere after it).
 """
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from audit.canonical import CanonicalError, canonical_text
 from audit.checkpoints import (Checkpoint, CheckpointFileError, key_id, list_checkpoints,
-                               read_checkpoint_file)
+                               read_checkpoint_file, signature_problem)
 from audit.checkpoint_events import checkpoint_event_problems
 from audit.scan import Walk, column_check_in_background, explain_columns, walk_events
 from audit.schema import GENESIS_HASH
@@ -164,30 +160,13 @@ def _signed_checkpoints(checkpoints: list[Checkpoint],
     the chain had at their seq; the rest go to pending."""
     valid = []
     for cp in checkpoints:
-        why = (_signature_problem(cp, public_keys)
+        why = (signature_problem(cp, public_keys)
                or _site_problem(cp, succession.site_at(cp.seq, site)))
         if why:
             pending.append((cp.seq, f"checkpoint at seq {cp.seq} ({cp.source}): {why}"))
         else:
             valid.append(cp)
     return valid
-
-
-def _signature_problem(cp: Checkpoint, public_keys: Mapping[str, Ed25519PublicKey]) -> str:
-    try:
-        if canonical_text(cp.payload()) != cp.canonical:
-            return "its columns disagree with the signed payload"
-    except CanonicalError as exc:
-        return f"malformed payload ({exc})"
-    public_key = public_keys.get(cp.key_id)
-    if public_key is None:
-        return f"signed with unknown key {cp.key_id!r}"
-    try:
-        public_key.verify(base64.b64decode(cp.signature, validate=True),
-                          cp.canonical.encode("utf-8"))
-    except (InvalidSignature, binascii.Error, ValueError):
-        return f"signature does not verify under key {cp.key_id}"
-    return ""
 
 
 def _site_problem(cp: Checkpoint, site: str | None) -> str:

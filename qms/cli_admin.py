@@ -236,10 +236,16 @@ def _checkpoint(session, signing_key, actor: str, purpose: str = "routine"):
     """Sign a checkpoint of the head in ``session`` (flushes, never commits)."""
     from audit.checkpoints import write_checkpoint
 
+    from audit.trail import AuditError
+
     app_state = state()
-    return write_checkpoint(session, signing_key=signing_key,
-                            file_path=app_state.checkpoint_file,
-                            site=app_state.audit_site(), actor=actor, purpose=purpose)
+    try:
+        return write_checkpoint(session, signing_key=signing_key,
+                                file_path=app_state.checkpoint_file,
+                                site=app_state.audit_site(), actor=actor, purpose=purpose,
+                                public_keys=app_state.audit_public_keys())
+    except AuditError as error:  # a site or a key the trail does not allow: nothing written
+        fail(str(error))
 
 
 def _signing_key():
@@ -310,7 +316,9 @@ def audit_rotate_key(reason: str) -> None:
         fail("--reason must not be empty")
     app_state = state()
     _signing_key()  # a missing key file fails here, before anything is asked
-    with keys.rotation_lock(app_state.audit_key_path):
+    with keys.rotation_lock(app_state.audit_key_path, on_wait=lambda: click.echo(
+            "another key rotation is running on this instance; waiting for it to end",
+            err=True)):
         old_key, new_key = _signing_key(), keys.new_signing_key()
         old_id, new_id = key_id(old_key.public_key()), key_id(new_key.public_key())
 

@@ -30,7 +30,8 @@ def write_scheduled_checkpoint(app) -> None:
         with app_state.db.unit_of_work() as session:
             written = write_checkpoint(session, signing_key=app_state.audit_signing_key(),
                                        file_path=app_state.checkpoint_file,
-                                       site=app_state.audit_site(), actor="system")
+                                       site=app_state.audit_site(), actor="system",
+                                       public_keys=app_state.audit_public_keys())
         log.info("audit checkpoint %s", f"at seq {written.seq}" if written else "skipped (empty)")
 
 

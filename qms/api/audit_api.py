@@ -122,7 +122,7 @@ def create_checkpoint():
         written = checkpoints.write_checkpoint(
             db_session(), signing_key=app_state.audit_signing_key(),
             file_path=app_state.checkpoint_file, site=app_state.audit_site(),
-            actor=g.api_user.username)
+            actor=g.api_user.username, public_keys=app_state.audit_public_keys())
     except trail.AuditError as error:  # e.g. a site id the trail does not know (restart)
         raise Conflict(str(error)) from None
     if written is None:

@@ -169,5 +169,5 @@ def fresh_postgres_database() -> Iterator[str]:
 def as_a_forger() -> Iterator[None]:
     """write_checkpoint as a copy in a forger's hands signs: without the refusal of a key
     the chain has retired (a forger writes rows directly; the verifiers must catch it)."""
-    with mock.patch("audit.checkpoints.retiring_rotation", return_value=None):
+    with mock.patch("audit.checkpoints._refuse_retired", return_value=None):
         yield

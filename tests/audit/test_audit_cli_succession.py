@@ -65,6 +65,7 @@ def test_a_site_id_changed_without_the_command_is_refused_and_broken(qms, tmp_pa
     refused = qms("audit", "checkpoint", extra_env=other)
     assert refused.returncode == 1
     assert "its audit trail says" in refused.stderr and "set-site-id" in refused.stderr
+    assert refused.stderr.startswith("error: ") and "Traceback" not in refused.stderr
     verified = qms("audit", "verify", extra_env=other)
     assert verified.returncode == 1 and "BROKEN" in verified.stderr, verified.stderr
     assert "not for this instance's site 'site-unrecorded'" in verified.stderr

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from audit import keys, trail, verify_export
 from audit.checkpoints import EXPORT, key_id, write_checkpoint
 from audit.canonical import canonical_text
 from audit.export import export_jsonl
+from audit.schema import audit_checkpoints
 from audit.succession import (ROTATION_ACTION, SITE_CHANGE_ACTION, current_site,
                               rotation_data, site_change_data)
 from audit.verify import verify_chain
@@ -380,25 +382,75 @@ def test_a_retired_key_cannot_hand_over_to_another_key(
 
 
 def test_the_writer_refuses_a_key_the_chain_has_retired(
-        audit_db, signing_key, new_key, checkpoint_file):
-    """A process that loaded the key before a rotation finished (a command waiting at its
-    password prompt, a job) is refused under the head lock, and writes nothing: its
-    checkpoint would break the chain for every verifier, for good."""
+        audit_db, signing_key, new_key, both_keys, checkpoint_file):
+    """A process that loaded the key before a rotation finished (a job, an API worker) is
+    refused under the head lock, and writes nothing: its checkpoint would break the chain
+    for every verifier, for good."""
     append_events(audit_db, 3)
     sign(audit_db, signing_key, checkpoint_file)
     rotation(audit_db, signing_key, new_key)
     sign(audit_db, signing_key, checkpoint_file)  # the handover
-    sign(audit_db, signing_key, checkpoint_file)  # allowed while the new key is installed
-    sign(audit_db, new_key, checkpoint_file)
+    stale_sign(audit_db, signing_key, checkpoint_file, both_keys)  # while K is installed
+    first_new = sign(audit_db, new_key, checkpoint_file).seq
     lines = checkpoint_file.read_text(encoding="utf-8")
     with audit_db.reading() as session:
         head = trail.head(session)
-    with pytest.raises(trail.AuditError, match="was retired: event 5 rotated it to key "
-                                               f"{key_id(new_key.public_key())}"):
-        sign(audit_db, signing_key, checkpoint_file)
+    with pytest.raises(trail.AuditError, match=f"rotated it to key {key_id(new_key.public_key())}"
+                                               f", which signed the checkpoint at seq {first_new}"):
+        stale_sign(audit_db, signing_key, checkpoint_file, both_keys)
     with audit_db.reading() as session:
         assert trail.head(session) == head
     assert checkpoint_file.read_text(encoding="utf-8") == lines
+
+
+def test_a_rolled_back_first_checkpoint_of_the_new_key_retires_the_old_key_too(
+        audit_db, signing_key, new_key, both_keys, checkpoint_file, tmp_path):
+    """The new key's first checkpoint wrote its file line, then its transaction rolled back
+    (a lost connection, a killed process): the verifiers retire the old key at that line,
+    so the writer does too, and a stale process cannot break the chain."""
+    append_events(audit_db, 3)
+    sign(audit_db, signing_key, checkpoint_file)
+    rotation(audit_db, signing_key, new_key)
+    sign(audit_db, signing_key, checkpoint_file)  # the handover
+    with pytest.raises(RuntimeError), audit_db.unit_of_work() as session:
+        write_checkpoint(session, signing_key=new_key, file_path=checkpoint_file, site=SITE)
+        raise RuntimeError("the commit never happens")
+    append_events(audit_db, 2)
+    with pytest.raises(trail.AuditError, match="audit-checkpoints.jsonl line"):
+        stale_sign(audit_db, signing_key, checkpoint_file, both_keys)
+    sign(audit_db, new_key, checkpoint_file)  # the job's next run, with the new key
+    append_events(audit_db, 1)
+    assert verdicts(audit_db, both_keys, checkpoint_file, new_key, tmp_path,
+                    root=key_id(signing_key.public_key()))[:2] == ("INTACT", "INTACT")
+
+
+def test_a_planted_checkpoint_row_does_not_stop_checkpoints(
+        audit_db, signing_key, new_key, both_keys, checkpoint_file, tmp_path):
+    """After a rotate-key that crashed once its event was recorded (the new key never
+    installed), someone with the application's database role plants a checkpoint row
+    naming the new key: its signature does not verify, so the current key signs on (and
+    the verifiers report the row)."""
+    append_events(audit_db, 3)
+    sign(audit_db, signing_key, checkpoint_file)
+    rotation(audit_db, signing_key, new_key)  # the crashed rotate-key's event
+    with audit_db.unit_of_work() as session:
+        head = trail.head(session)
+        session.execute(audit_checkpoints.insert().values(
+            seq=head.seq, hash=head.hash, at="2026-01-01T00:00:00.000000Z",
+            key_id=key_id(new_key.public_key()), signature="AAAA", canonical="{}"))
+    append_events(audit_db, 1)
+    assert stale_sign(audit_db, signing_key, checkpoint_file, both_keys) is not None
+    database, exported, text = verdicts(audit_db, both_keys, checkpoint_file, signing_key,
+                                        tmp_path, root=key_id(signing_key.public_key()))
+    assert database == "BROKEN" and "columns disagree with the signed payload" in text
+
+
+def stale_sign(database, key, checkpoint_file, public_keys):
+    """A checkpoint as the application's processes write it: with the public keys, so that
+    the writer can tell a retired key."""
+    with database.unit_of_work() as session:
+        return write_checkpoint(session, signing_key=key, file_path=checkpoint_file,
+                                site=SITE, public_keys=public_keys)
 
 
 def test_one_key_rotation_at_a_time(tmp_path):
@@ -406,8 +458,28 @@ def test_one_key_rotation_at_a_time(tmp_path):
     cannot take it (it waits), and it is free again afterwards."""
     key_path = tmp_path / "audit-ed25519.pem"
     lock_file = tmp_path / ".audit-ed25519.pem.rotation-lock"
-    with keys.rotation_lock(key_path), open(lock_file, "a") as other:
+    waited = []
+    with keys.rotation_lock(key_path, on_wait=lambda: waited.append(1)), \
+            open(lock_file, "a") as other:
         with pytest.raises(BlockingIOError):
             fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    assert waited == []  # nobody held it
     with open(lock_file, "a") as other:
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def test_a_second_key_rotation_says_it_waits_and_goes_on_after_the_first(tmp_path):
+    key_path = tmp_path / "audit-ed25519.pem"
+    waiting, order = threading.Event(), []
+
+    def second():
+        with keys.rotation_lock(key_path, on_wait=waiting.set):
+            order.append("second")
+
+    with keys.rotation_lock(key_path):
+        runner = threading.Thread(target=second)
+        runner.start()
+        assert waiting.wait(timeout=60)  # it told its user, and waits
+        order.append("first")
+    runner.join(timeout=60)
+    assert order == ["first", "second"]
