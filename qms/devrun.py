@@ -1,10 +1,13 @@
-"""`make run`: create a demo instance if there is none, print how to log in, serve."""
+"""`make run`: create a demo instance if there is none, print how to log in, and serve it
+with its scheduler (`qms jobs`: checkpoints, chain verification, lot expiry, CAPA overdue,
+ERP delivery) beside the server, as a plant runs them; stopping one stops both."""
 from __future__ import annotations
 
 import argparse
 import os
 import subprocess
 import sys
+import time
 
 from qms.settings import instance_path
 
@@ -25,7 +28,31 @@ def main() -> None:
     from qms.demo import login_help
 
     print("\n" + login_help(f"http://{args.host}:{args.port}") + "\n", flush=True)
-    subprocess.run(qms + ["serve", "--host", args.host, "--port", str(args.port)])
+    processes = [subprocess.Popen(qms + ["jobs"]),
+                 subprocess.Popen(qms + ["serve", "--host", args.host, "--port",
+                                         str(args.port)])]
+    try:
+        wait_for_either(processes)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C reached the server and the scheduler too: they share the terminal
+    finally:
+        for process in processes:
+            stop(process)
+
+
+def wait_for_either(processes: list[subprocess.Popen]) -> None:
+    """Until one of the processes ends: the other is not left running on its own."""
+    while all(process.poll() is None for process in processes):
+        time.sleep(0.5)
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 if __name__ == "__main__":

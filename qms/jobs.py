@@ -14,6 +14,7 @@ from flask import current_app
 
 from audit.checkpoints import write_checkpoint
 from qms.capa.jobs import report_overdue_capa
+from qms.chain_checks import check_chain
 from qms.context import state
 from qms.erp import delivery
 from qms.identity.unknown_users import close_ended_intervals
@@ -33,6 +34,16 @@ def write_scheduled_checkpoint(app) -> None:
                                        site=app_state.audit_site(), actor="system",
                                        public_keys=app_state.audit_public_keys())
         log.info("audit checkpoint %s", f"at seq {written.seq}" if written else "skipped (empty)")
+
+
+def verify_chain_on_schedule(app) -> None:
+    """Verify the whole audit chain and record the outcome for the audit page."""
+    with app.app_context():
+        check = check_chain(state().db)
+    if check.verdict == "BROKEN":
+        log.error("audit chain BROKEN at seq %s: %s", check.first_bad_seq, check.problem)
+    else:
+        log.info("audit chain %s: %d events", check.verdict, check.events_checked)
 
 
 def expire_due_lots(app) -> list[str]:
@@ -86,6 +97,7 @@ def deliver_erp_events(app, channels: list) -> None:
 def build_scheduler(app) -> BlockingScheduler:
     scheduler = BlockingScheduler(timezone="UTC")
     jobs = ((write_scheduled_checkpoint, "audit-checkpoint", "AUDIT_CHECKPOINT_INTERVAL_MINUTES"),
+            (verify_chain_on_schedule, "audit-verification", "AUDIT_VERIFY_INTERVAL_MINUTES"),
             (expire_due_lots, "lot-expiry", "JOBS_LOT_EXPIRY_INTERVAL_MINUTES"),
             (report_overdue, "capa-overdue", "JOBS_CAPA_OVERDUE_INTERVAL_MINUTES"),
             (total_unknown_user_failures, "unknown-user-totals",
@@ -109,4 +121,5 @@ def run_scheduler() -> None:
     report_overdue(app)
     total_unknown_user_failures(app)
     write_scheduled_checkpoint(app)
+    verify_chain_on_schedule(app)
     build_scheduler(app).start()

@@ -12,11 +12,12 @@ from qms.jobs import build_scheduler, write_scheduled_checkpoint
 def test_every_job_runs_on_its_configured_interval(app):
     app.config.update(AUDIT_CHECKPOINT_INTERVAL_MINUTES=7, JOBS_LOT_EXPIRY_INTERVAL_MINUTES=11,
                       JOBS_CAPA_OVERDUE_INTERVAL_MINUTES=13,
-                      RATELIMIT_UNKNOWN_USER_AUDIT_MINUTES=17)
+                      RATELIMIT_UNKNOWN_USER_AUDIT_MINUTES=17, AUDIT_VERIFY_INTERVAL_MINUTES=19)
     jobs = {job.id: job for job in build_scheduler(app).get_jobs()}
     assert {name: job.trigger.interval for name, job in jobs.items()} == {
         "audit-checkpoint": timedelta(minutes=7), "lot-expiry": timedelta(minutes=11),
-        "capa-overdue": timedelta(minutes=13), "unknown-user-totals": timedelta(minutes=17)}
+        "capa-overdue": timedelta(minutes=13), "unknown-user-totals": timedelta(minutes=17),
+        "audit-verification": timedelta(minutes=19)}
     assert all(job.max_instances == 1 and job.coalesce for job in jobs.values())
 
 
@@ -67,3 +68,21 @@ def test_the_scheduled_jobs_expire_lots_and_report_overdue_capa_once(app):
         events = [(e.action, e.actor) for e in trail.query_events(connection)
                   if e.action in ("lot.status.expired", "capa.action.overdue")]
     assert events == [("lot.status.expired", "system"), ("capa.action.overdue", "system")]
+
+
+def test_the_scheduled_verification_is_recorded_for_the_audit_page(app, make_user):
+    from qms.chain_checks import last_check
+    from qms.jobs import verify_chain_on_schedule
+
+    make_user("someone", "auditor")
+    write_scheduled_checkpoint(app)
+    verify_chain_on_schedule(app)
+    state = app.extensions["qms"]
+    with state.db.reading() as session:
+        check = last_check(session)
+        [head] = trail.query_events(session.connection(), newest_first=True, limit=1)
+        assert (check.verdict, check.requested_by) == ("INTACT", None)
+        assert (check.head_seq, check.head_hash) == (head.seq, head.hash)
+        # the checkpoint counts twice: its database row and its line in the external file
+        assert check.events_checked == head.seq and check.checkpoints_checked == 2
+        assert check.started_at <= check.finished_at

@@ -100,3 +100,7 @@ class AuditFilterForm(CheckedForm):
     at_from = DateField(_l("From date (UTC)"), validators=[Optional()])
     at_to = DateField(_l("To date (UTC)"), validators=[Optional()])
     page = IntegerField(validators=[Optional(), NumberRange(min=1, max=MAX_SAFE_INT)], default=1)
+
+
+class VerifyChainForm(CheckedForm):
+    """The audit page's "Verify now" button: the CSRF token only."""

@@ -91,11 +91,14 @@ def test_first_sign_in_audit_trail_and_chinese(app, live_server, page, make_user
 
     page.click("nav.mainnav >> text=Audit trail")
     expect(page).to_have_url(live_server + "/audit")
+    expect(page.locator("#chain-status")).to_contain_text("has not been verified yet")
+    page.click("text=Verify now")
     # no checkpoint yet: nothing vouches for the chain
     expect(page.locator("#chain-status")).to_contain_text("Audit chain UNANCHORED")
+    expect(page.locator("#chain-verified-at")).to_contain_text("asked for by qa.lee")
     page.screenshot(path=tmp_path / "4-audit-unanchored.png", full_page=True)
     write_scheduled_checkpoint(app)  # what the scheduler does, as `qms init` did at start
-    page.reload()
+    page.click("text=Verify now")
     expect(page.locator("#chain-status")).to_contain_text("Audit chain intact")
     actions = page.locator("code.action")
     expect(actions.filter(has_text="identity.login.succeeded")).to_have_count(1)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
+from unittest.mock import patch
+
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
+from sqlalchemy.exc import DBAPIError
 
 from audit.guards import drop_guards
 from audit.schema import audit_events
 from qms.auditing import record_event
+from qms.db import utcnow
 
 ROW = '<td class="num"><code>'
 
@@ -117,31 +121,89 @@ def test_audit_paging_newest_first(client, add_events, auditor):
     assert 'rel="prev"' in second.text
 
 
-def test_chain_status_unanchored_without_a_checkpoint(client, sample_events):
-    response = client.get("/audit")
+@pytest.fixture
+def verify_now(client, csrf):
+    """verify_now() -> the audit page after its "Verify now" button."""
+    def press():
+        response = client.post("/audit/verify", data={"csrf_token": csrf("/audit")})
+        assert response.status_code == 302 and response.location.endswith("/audit")
+        return client.get("/audit")
+    return press
+
+
+def test_chain_status_unanchored_without_a_checkpoint(client, sample_events, verify_now):
+    assert "The audit chain has not been verified yet" in client.get("/audit").text
+    response = verify_now()
     assert "Audit chain UNANCHORED" in response.text
     assert "Audit chain intact" not in response.text and "BROKEN" not in response.text
 
 
-def test_chain_status_intact(app, client, sample_events):
+def test_chain_status_intact(app, client, sample_events, verify_now):
     from qms.jobs import write_scheduled_checkpoint
 
     write_scheduled_checkpoint(app)
-    response = client.get("/audit")
+    response = verify_now()
     assert "Audit chain intact" in response.text
     assert "BROKEN" not in response.text and "UNANCHORED" not in response.text
+    assert re.search(r"Verified \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, asked for by aud1",
+                     response.text)
 
 
-def test_chain_status_broken_names_the_seq(owner_engine, client, sample_events, events):
+def test_chain_status_broken_names_the_seq(owner_engine, client, sample_events, events,
+                                           verify_now):
     seq = events(action="capa.record.created")[0].seq
     # what an attacker who owns the database can do; detection must not depend on guards
     with owner_engine.begin() as connection:
         drop_guards(connection)
         connection.execute(update(audit_events).where(audit_events.c.seq == seq)
                            .values(actor="mallory"))
-    response = client.get("/audit")
+    response = verify_now()
     assert f"Audit chain BROKEN at seq {seq}" in response.text
     assert "Audit chain intact" not in response.text
+
+
+def test_the_page_shows_the_scheduler_s_last_verification_without_verifying(
+        app, client, sample_events, db_snapshot):
+    """A visit reads the recorded verification: it verifies nothing and writes nothing."""
+    from qms.jobs import verify_chain_on_schedule, write_scheduled_checkpoint
+
+    write_scheduled_checkpoint(app)
+    verify_chain_on_schedule(app)
+    before = db_snapshot()
+    page = client.get("/audit").text
+    assert "Audit chain intact" in page and "by the scheduler" in page
+    assert "may not be running" not in page
+    assert db_snapshot() == before
+
+
+def test_an_old_verification_is_shown_as_overdue(app, client, sample_events, verify_now):
+    verify_now()
+    app.config["AUDIT_VERIFY_INTERVAL_MINUTES"] = 15
+    later = utcnow() + timedelta(minutes=31)
+    with patch("qms.web.views.utcnow", return_value=later):
+        page = client.get("/audit").text
+    assert "No verification in the last 30 minutes: the scheduler (qms jobs) may not be " \
+           "running." in page
+
+
+def test_verify_now_needs_the_csrf_token_and_audit_read(app, client, make_user, sign_in,
+                                                        csrf, db_snapshot):
+    sign_in(make_user("prod1", "production"))
+    before = db_snapshot()
+    assert client.post("/audit/verify", data={"csrf_token": csrf("/")}).status_code == 403
+    sign_in(make_user("aud2", "auditor"))
+    assert client.post("/audit/verify").status_code == 400
+    assert db_snapshot()["audit_chain_checks"] == before["audit_chain_checks"]
+
+
+def test_recorded_verifications_are_append_only(app, client, sample_events, verify_now,
+                                               owner_engine):
+    verify_now()
+    for statement in ("UPDATE audit_chain_checks SET verdict = 'INTACT'",
+                      "DELETE FROM audit_chain_checks"):
+        with pytest.raises(DBAPIError, match="append-only|audit_chain_checks"), \
+                app.extensions["qms"].db.engine.begin() as connection:
+            connection.execute(text(statement))
 
 
 def test_api_docs_render_the_openapi_document_offline(client, make_user, sign_in):
@@ -185,14 +247,14 @@ def test_browser_language_is_followed(client, header, chinese):
     assert ("登录" in page) is chinese
 
 
-def test_chinese_audit_page(app, client, csrf, sample_events):
+def test_chinese_audit_page(app, client, csrf, sample_events, verify_now):
     client.post("/language", data={"csrf_token": csrf("/"), "locale": "zh_Hans_CN"})
-    page = client.get("/audit").text
+    page = verify_now().text
     assert "审计追踪" in page and "审计链未锚定" in page
     from qms.jobs import write_scheduled_checkpoint
 
     write_scheduled_checkpoint(app)
-    assert "审计链完整" in client.get("/audit").text
+    assert "审计链完整" in verify_now().text
 
 
 def test_html_error_pages_and_api_problems(client):
