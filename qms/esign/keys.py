@@ -27,12 +27,12 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from qms.audit_actions import AuditAction
 from qms.auditing import record_event
 from qms.db import utcnow
 from qms.esign.models import SigningKey
 
 SCRYPT_R, SCRYPT_P = 8, 1
-KEY_REPLACED = "esign.key.replaced"
 LEGACY_KEY_REASON = "created before keys waited for the user's own password"
 
 
@@ -120,7 +120,7 @@ def replace_legacy_key(session: Session, key: SigningKey, *, username: str,
     replaced twice. Flushes, never commits."""
     retire(key, LEGACY_KEY_REASON)
     stored = store_new_key(session, key.user_id, new_key)
-    record_event(session, actor=username, action=KEY_REPLACED,
+    record_event(session, actor=username, action=AuditAction.Esign.KEY_REPLACED,
                  data={"old_key_id": key.key_id, "new_key_id": stored.key_id,
                        "why": LEGACY_KEY_REASON}, entity=("user", username))
     return stored
