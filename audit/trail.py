@@ -146,6 +146,7 @@ def _checked_fields(actor, action, entity, reason) -> _Fields:
     if reason is not None and not isinstance(reason, str):
         raise AuditError("reason must be a string or None")
     actor = normalize_text(actor, "actor")
+    action = normalize_text(action, "action")  # a plain str, also from a StrEnum member
     _check_length("actor", actor)
     _check_length("action", action)
     entity_type, entity_id = (None, None) if entity is None else _checked_entity(entity)

@@ -310,6 +310,7 @@ def audit_rotate_key(reason: str) -> None:
     from audit import keys
     from audit.checkpoints import key_id
     from audit.succession import rotation_data
+    from qms.audit_actions import AuditAction
     from qms.auditing import record_event
 
     if not reason.strip():
@@ -323,7 +324,7 @@ def audit_rotate_key(reason: str) -> None:
         old_id, new_id = key_id(old_key.public_key()), key_id(new_key.public_key())
 
         def record(session, operator):
-            record_event(session, actor=operator.username, action=keys.ROTATION_ACTION,
+            record_event(session, actor=operator.username, action=AuditAction.Audit.KEY_ROTATED,
                          reason=reason,
                          data=rotation_data(old_id, new_id, app_state.audit_site()))
             return operator.username
@@ -348,7 +349,8 @@ def audit_set_site_id(site_id: str, reason: str) -> None:
     old id, and refuse to sign checkpoints."""
     from flask import current_app
 
-    from audit.succession import SITE_CHANGE_ACTION, current_site, site_change_data
+    from audit.succession import current_site, site_change_data
+    from qms.audit_actions import AuditAction
     from qms.auditing import record_event
     from qms.settings import SITE_ID_PATTERN, load_settings, replace_site_id
 
@@ -368,7 +370,7 @@ def audit_set_site_id(site_id: str, reason: str) -> None:
         old = current_site(session, app_state.audit_public_keys()) or app_state.site_id or None
         if old == site_id:
             fail(f"the audit site id is already {site_id}")
-        record_event(session, actor=operator.username, action=SITE_CHANGE_ACTION,
+        record_event(session, actor=operator.username, action=AuditAction.Audit.SITE_CHANGED,
                      reason=reason, data=site_change_data(old, site_id))
         previous = replace_site_id(instance, site_id)
         try:

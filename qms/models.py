@@ -10,7 +10,7 @@ from qms.change_control import models as change_control_models  # noqa: F401
 from qms.deviations import models as deviation_models  # noqa: F401
 from qms.documents import models as document_models  # noqa: F401
 from qms.erp import models as erp_models  # noqa: F401
-from qms.esign import keys, models as esign_models  # noqa: F401
+from qms.esign import models as esign_models  # noqa: F401
 from qms.identity import models as identity_models  # noqa: F401
 from qms.inspection import models as inspection_models  # noqa: F401
 from qms.materials import models as material_models  # noqa: F401

@@ -24,6 +24,8 @@ PASSWORD_CHANGE_ALLOWED = {"api.change_password_post", "api.health_get",
 
 
 def init_api(app: Flask) -> None:
+    # the release check first, where init_release used to add it (the OpenAPI order)
+    from qms.release import api as release_api  # noqa: F401  (routes)
     from qms.api import audit_api, auth, health, openapi, users  # noqa: F401  (routes)
     from qms.capa import api as capa_api  # noqa: F401  (routes)
     from qms.change_control import api as change_control_api  # noqa: F401  (routes)

@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from qms.audit_actions import AuditAction
 from qms.auditing import SYSTEM_ACTOR, record_event
 from qms.capa.models import Capa, CapaAction
 
-ACTION_OVERDUE, EFFECTIVENESS_OVERDUE = "capa.action.overdue", "capa.effectiveness.overdue"
 # closed and cancelled CAPA owe nothing; an effectiveness check is owed only in its state
 LIVE_STATES = ("open", "implementing", "effectiveness_check", "pending_closure")
 
@@ -38,9 +38,9 @@ def _overdue_actions(session: Session, today: date) -> list[dict[str, Any]]:
                 "due_on": action.due_on.isoformat(),
                 "days_overdue": (today - action.due_on).days}
         action.overdue_reported_on = today
-        record_event(session, actor=SYSTEM_ACTOR, action=ACTION_OVERDUE, data=item,
-                     entity=("capa", number))
-        reported.append({"event": ACTION_OVERDUE, **item})
+        record_event(session, actor=SYSTEM_ACTOR, action=AuditAction.Capa.ACTION_OVERDUE,
+                     data=item, entity=("capa", number))
+        reported.append({"event": AuditAction.Capa.ACTION_OVERDUE.value, **item})
     return reported
 
 
@@ -57,7 +57,8 @@ def _overdue_effectiveness(session: Session, today: date) -> list[dict[str, Any]
                 "due_on": capa.effectiveness_due_on.isoformat(),
                 "days_overdue": (today - capa.effectiveness_due_on).days}
         capa.effectiveness_overdue_reported_for = capa.effectiveness_due_on
-        record_event(session, actor=SYSTEM_ACTOR, action=EFFECTIVENESS_OVERDUE, data=item,
+        record_event(session, actor=SYSTEM_ACTOR,
+                     action=AuditAction.Capa.EFFECTIVENESS_OVERDUE, data=item,
                      entity=("capa", capa.number))
-        reported.append({"event": EFFECTIVENESS_OVERDUE, **item})
+        reported.append({"event": AuditAction.Capa.EFFECTIVENESS_OVERDUE.value, **item})
     return reported

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from qms.audit_actions import AuditAction
 from qms.capa.models import Capa, CapaAction, CapaSource
 from qms.dates import today
 from qms.db import utcnow
@@ -94,7 +95,7 @@ def add_action(session: Session, roles: RoleTable, capa: Capa, actor: User, *,
     capa.actions.append(action)
     session.flush()
     revise_record(session, capa, actor.username, action="add_action", reason=reason,
-                  event="capa.action.added", details={"action": action.position})
+                  event=AuditAction.Capa.ACTION_ADDED, details={"action": action.position})
     return action
 
 
@@ -120,7 +121,7 @@ def complete_action(session: Session, roles: RoleTable, capa: Capa, actor: User,
     session.flush()
     revise_record(session, capa, actor.username, action="complete_action",
                   reason=(reason or "").strip() or f"action {position} completed",
-                  event="capa.action.completed", details={"action": position})
+                  event=AuditAction.Capa.ACTION_COMPLETED, details={"action": position})
     return action
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
+from qms.audit_actions import AuditAction
 from qms.auditing import record_event
 from qms.change_control.approvals import approvals_complete, open_slots, slot_for
 from qms.errors import Conflict
@@ -118,7 +119,7 @@ def record_approval(session: Session, record: ChangeControl, actor: User) -> Non
     approval = record.add_approval(slot.name, _signature_just_applied(session, record, actor))
     session.flush()
     remaining = [s.name for s in open_slots(record.risk, record.filled_slots())]
-    record_event(session, actor=actor.username, action="change_control.approval.recorded",
+    record_event(session, actor=actor.username, action=AuditAction.ChangeControl.APPROVAL_RECORDED,
                  data={"version": record.version, "slot": slot.name,
                        "signature_id": approval.signature_id, "open_slots": remaining},
                  entity=(record.record_type, record.number))

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from qms.audit_actions import AuditAction
 from qms.change_control.hooks import verification_recorder
 from qms.change_control.models import ChangeControl, ChangeControlItem, ItemKind, item_problems
 from qms.documents.models import Document
@@ -69,7 +70,7 @@ def record_implementation(session: Session, record: ChangeControl, actor: User, 
     _require_state(record, "approved", "implementation notes are recorded")
     return _revise_fields(session, record, actor, {"implementation_notes": notes.strip()},
                           reason, action="implementation_recorded",
-                          event="change_control.implementation.recorded")
+                          event=AuditAction.ChangeControl.IMPLEMENTATION_RECORDED)
 
 
 def record_verification(session: Session, record: ChangeControl, actor: User, result: str,
@@ -85,7 +86,7 @@ def record_verification(session: Session, record: ChangeControl, actor: User, re
                            "own notes to make the verification yours", field="notes")
     return _revise_fields(session, record, actor, changes, reason,
                           action="verification_recorded",
-                          event="change_control.verification.recorded")
+                          event=AuditAction.ChangeControl.VERIFICATION_RECORDED)
 
 
 def _revise_fields(session: Session, record: ChangeControl, actor: User,

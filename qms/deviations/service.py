@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from qms.audit_actions import AuditAction
 from qms.capa.models import Capa, CapaSource
 from qms.deviations.models import (DESCRIPTION_FIELDS, FINISHED_STATES, INVESTIGATION_FIELDS,
                                    OPEN_STATES, Deviation, DeviationLot,
@@ -118,7 +119,7 @@ def _name(session: Session, deviation: Deviation, actor: str,
         deviation.lot_links.append(DeviationLot(lot=lot, named_as=how, added_by=actor))
     session.flush()
     revise_record(session, deviation, actor, action="name_lots", reason=reason,
-                  event="deviation.lots.named",
+                  event=AuditAction.Deviation.LOTS_NAMED,
                   details={"named": [{"number": lot.number, "named_as": how}
                                      for lot, how in named]})
     for lot, _ in named:
@@ -144,7 +145,7 @@ def remove_lot(session: Session, deviation: Deviation, actor: User, lot_number: 
     link.removal = DeviationLotRemoval(removed_by=actor.username, reason=reason)
     session.flush()
     revise_record(session, deviation, actor.username, action="remove_lot", reason=reason,
-                  event="deviation.lot.removed",
+                  event=AuditAction.Deviation.LOT_REMOVED,
                   details={"removed": {"number": lot.number, "named_as": link.named_as}})
     if lot.state == "on_hold" and lot.id not in _held_otherwise(session, [lot.id]):
         lift_hold(session, lot, actor.username,

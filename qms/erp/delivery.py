@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import func, insert, literal, select
 from sqlalchemy.orm import Session
 
+from qms.audit_actions import AuditAction
 from qms.auditing import SYSTEM_ACTOR, record_event
 from qms.db import Database, utcnow
 from qms.erp import webhook
@@ -306,21 +307,21 @@ def record_outcomes(session: Session, channel: str, outcomes: list[tuple[Pending
         if attempt.delivered:
             row.state, row.delivered_at, row.last_error = DELIVERED, moment, None
             row.next_attempt_at = None
-            action = "erp.message.delivered"
+            action = AuditAction.Erp.MESSAGE_DELIVERED
             report.count(report.delivered, channel)
         else:
             row.last_error = (attempt.error or "not delivered")[:ERROR_CHARS]
             data["error"] = row.last_error
             if row.attempts >= policy.max_attempts:
                 row.state, row.next_attempt_at = PARKED, None
-                action = "erp.message.parked"
+                action = AuditAction.Erp.MESSAGE_PARKED
                 report.count(report.parked, channel)
             else:
                 delay = webhook.next_attempt_delay(row.attempts, base=policy.base_seconds,
                                                    cap=policy.cap_seconds, rng=rng)
                 row.next_attempt_at = moment + timedelta(seconds=delay)
                 data["next_attempt_at"] = row.next_attempt_at.isoformat()
-                action = "erp.message.failed"
+                action = AuditAction.Erp.MESSAGE_FAILED
                 report.count(report.failed, channel)
         record_event(session, actor=SYSTEM_ACTOR, action=action, data=data,
                      entity=("lot", event.lot))
@@ -385,7 +386,7 @@ def requeue(session: Session, channel: str, event_ids: list[str] | None, reason:
                            .with_for_update(of=ErpDelivery)).all()
     for row, event_id, lot in rows:
         row.state, row.attempts, row.next_attempt_at = PENDING, 0, None
-        record_event(session, actor=actor, action="erp.message.requeued",
+        record_event(session, actor=actor, action=AuditAction.Erp.MESSAGE_REQUEUED,
                      data={"channel": channel, "event_id": event_id,
                            "sequence": row.event_seq}, entity=("lot", lot), reason=reason)
     return len(rows)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
+from qms.audit_actions import AuditAction
 from qms.auditing import record_event
 from qms.db import utcnow
 from qms.erp.models import DELIVERED, ErpDelivery, ErpEvent
@@ -68,7 +69,7 @@ def record_read(session: Session, consumer: str, page: Page) -> None:
     """A read that returned events is a delivery attempt, audited; an empty poll is not (an
     event per poll would bury the trail)."""
     if page.payloads:
-        record_event(session, actor=consumer, action="erp.feed.read",
+        record_event(session, actor=consumer, action=AuditAction.Erp.FEED_READ,
                      data={"first_sequence": page.first, "last_sequence": page.last,
                            "events": len(page.payloads)})
 
@@ -103,7 +104,7 @@ def acknowledge(session: Session, consumer: str, event_ids: Sequence[str]) -> in
                                   delivered_at=now))
     session.flush()
     if new:
-        record_event(session, actor=consumer, action="erp.message.acknowledged",
+        record_event(session, actor=consumer, action=AuditAction.Erp.MESSAGE_ACKNOWLEDGED,
                      data={"channel": channel, "sequences": new,
                            "event_ids": [e for e in wanted if known[e] in set(new)]})
     return len(new)

@@ -18,41 +18,22 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from datetime import datetime
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String, false, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from qms.audit_actions import AuditAction
 from qms.auditing import record_event
-from qms.db import Base, UTCDateTime, utcnow
+from qms.db import utcnow
+from qms.esign.models import SigningKey
 
 SCRYPT_R, SCRYPT_P = 8, 1
-KEY_REPLACED = "esign.key.replaced"
 LEGACY_KEY_REASON = "created before keys waited for the user's own password"
-
-
-class SigningKey(Base):
-    __tablename__ = "signing_keys"
-
-    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
-    wrapped_private_key: Mapped[bytes | None] = mapped_column(LargeBinary)
-    salt: Mapped[bytes] = mapped_column(LargeBinary(16))
-    nonce: Mapped[bytes] = mapped_column(LargeBinary(12))
-    scrypt_log_n: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    retired_reason: Mapped[str | None] = mapped_column(String(200))
-    # set only by migration 0011 on keys that existed before it: they may have been sealed
-    # under a temporary password once, so they are replaced before they sign again
-    replace_before_signing: Mapped[bool] = mapped_column(Boolean, default=False,
-                                                         server_default=false())
 
 
 class KeyUnwrapError(Exception):
@@ -139,7 +120,7 @@ def replace_legacy_key(session: Session, key: SigningKey, *, username: str,
     replaced twice. Flushes, never commits."""
     retire(key, LEGACY_KEY_REASON)
     stored = store_new_key(session, key.user_id, new_key)
-    record_event(session, actor=username, action=KEY_REPLACED,
+    record_event(session, actor=username, action=AuditAction.Esign.KEY_REPLACED,
                  data={"old_key_id": key.key_id, "new_key_id": stored.key_id,
                        "why": LEGACY_KEY_REASON}, entity=("user", username))
     return stored

@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audit.canonical import canonical_bytes, utc_timestamp
+from qms.audit_actions import AuditAction
 from qms.auditing import record_event
 from qms.db import utcnow
 from qms.errors import (AccountLocked, Conflict, DomainError, InvalidInput, NotPermitted,
@@ -44,8 +45,6 @@ from qms.identity.throttle import Attempt
 from qms.records.models import RecordVersion
 
 SegregationCheck = Callable[[str], None]
-# audit actions named in DESIGN.md "Audit trail format"
-SIGNATURE_APPLIED, SIGNATURE_REFUSED = "signature.applied", "signature.refused"
 
 
 def sign_record(session: Session, security: Security, *, user: User,
@@ -254,7 +253,7 @@ def _as_signing_error(error: DomainError) -> DomainError:
 def _refused(session: Session, user: User, target: dict[str, Any], meaning: str,
              error: DomainError) -> DomainError:
     """Audit the refusal and mark the error so that the caller commits before raising."""
-    record_event(session, actor=user.username, action=SIGNATURE_REFUSED,
+    record_event(session, actor=user.username, action=AuditAction.Esign.SIGNATURE_REFUSED,
                  data={"record": target, "meaning": meaning, "why": error.detail},
                  entity=(target["type"], target["id"]))
     error.commit_before_raise = True
@@ -304,7 +303,7 @@ def _apply(session: Session, user: User, target: dict[str, Any], content_hash: s
                     signed_payload=encoded.decode("utf-8"))
     session.add(row)
     session.flush()
-    record_event(session, actor=user.username, action=SIGNATURE_APPLIED,
+    record_event(session, actor=user.username, action=AuditAction.Esign.SIGNATURE_APPLIED,
                  data={"signature_id": row.id, "signed_payload": payload,
                        "key_id": key_row.key_id, "signature": signature_b64},
                  entity=(target["type"], target["id"]))

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audit.canonical import utc_timestamp
+from qms.audit_actions import AuditAction
 from qms.auditing import SYSTEM_ACTOR, record_event
 from qms.db import reading_beside, utcnow
 from qms.errors import (AccountLocked, AuthenticationFailed, Conflict, DomainError,
@@ -112,7 +113,7 @@ def _check_admitted(session: Session, security: Security, username: str, passwor
     refusal = _account_refusal(security, user)
     if refusal:
         attempt.fail()
-        record_event(session, actor=user.username, action="identity.login.refused",
+        record_event(session, actor=user.username, action=AuditAction.Identity.LOGIN_REFUSED,
                      data={"purpose": purpose, "why": refusal[0]}, entity=user_entity(user))
         return CredentialCheck(user, refusal[1])
     if verdict.matches and user.password_hash != verdict.hash_seen:
@@ -147,7 +148,7 @@ def check_administrator(session: Session, security: Security, username: str, pas
         why, error = f"lacks {permission}", NotPermitted(f"permission {permission!r} is required")
     else:
         return check
-    record_event(session, actor=user.username, action="identity.login.refused",
+    record_event(session, actor=user.username, action=AuditAction.Identity.LOGIN_REFUSED,
                  data={"purpose": "administration", "why": why}, entity=user_entity(user))
     return CredentialCheck(user, error)
 
@@ -167,7 +168,7 @@ def _end_lockout_if_over(session: Session, security: Security, user: User) -> No
         return
     locked_at = user.locked_at
     user.failed_attempts, user.locked_at = 0, None
-    record_event(session, actor=SYSTEM_ACTOR, action="identity.user.unlocked",
+    record_event(session, actor=SYSTEM_ACTOR, action=AuditAction.Identity.USER_UNLOCKED,
                  data={"why": "lockout expired", "locked_at": utc_timestamp(locked_at),
                        "lockout_minutes": security.policy.lockout_minutes},
                  entity=user_entity(user))
@@ -203,18 +204,19 @@ def _count_failure(session: Session, security: Security, user: User, purpose: st
     if counted:
         by_client[client] = by_client.get(client, 0) + 1
         user.failed_attempts, user.failures_by_client = user.failed_attempts + 1, by_client
-    record_event(session, actor=user.username, action="identity.login.failed",
+    record_event(session, actor=user.username, action=AuditAction.Identity.LOGIN_FAILED,
                  data={"purpose": purpose, "failed_attempts": user.failed_attempts,
                        "client": client, "counted": counted}, entity=user_entity(user))
     if counted and by_client[client] == share:
-        record_event(session, actor=SYSTEM_ACTOR, action="identity.login.client_limit_reached",
+        record_event(session, actor=SYSTEM_ACTOR,
+                     action=AuditAction.Identity.LOGIN_CLIENT_LIMIT_REACHED,
                      data={"urgent": True, "purpose": purpose, "username": user.username,
                            "client": client, "failures_from_client": share},
                      entity=user_entity(user))
     if user.failed_attempts < security.policy.lockout_threshold:
         return AuthenticationFailed("invalid username or password")
     user.locked_at = utcnow()
-    record_event(session, actor=SYSTEM_ACTOR, action="identity.user.locked",
+    record_event(session, actor=SYSTEM_ACTOR, action=AuditAction.Identity.USER_LOCKED,
                  data={"urgent": True, "failed_attempts": user.failed_attempts,
                        "purpose": purpose, "username": user.username,
                        "lockout_minutes": security.policy.lockout_minutes},
@@ -241,7 +243,7 @@ def user_entity(user: User) -> tuple[str, str]:
 
 def record_login(session: Session, user: User, *, channel: str) -> None:
     """Audit a successful login (web session); token issue audits identity.token.created."""
-    record_event(session, actor=user.username, action="identity.login.succeeded",
+    record_event(session, actor=user.username, action=AuditAction.Identity.LOGIN_SUCCEEDED,
                  data={"channel": channel}, entity=user_entity(user))
 
 
@@ -249,7 +251,7 @@ def record_logout(session: Session, user: User, *, why: str) -> None:
     """End every web session of the user on the server side ("logout" or "idle timeout"):
     the session generation in their ids no longer matches. Audited; flushes, never commits."""
     user.session_generation += 1
-    record_event(session, actor=user.username, action="identity.logout.recorded",
+    record_event(session, actor=user.username, action=AuditAction.Identity.LOGOUT_RECORDED,
                  data={"why": why}, entity=user_entity(user))
 
 

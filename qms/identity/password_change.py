@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from qms.audit_actions import AuditAction
 from qms.auditing import record_event
 from qms.db import reading_beside
 from qms.errors import Conflict, InvalidInput
@@ -114,7 +115,7 @@ def change_password(session: Session, user: User, prepared: PreparedChange) -> N
     key_change = _store_key(session, user, prepared.key)
     set_password(session, user, prepared.new_hash, temporary=False)
     revoked = revoke_all_tokens(session, user)
-    record_event(session, actor=user.username, action="identity.password.changed",
+    record_event(session, actor=user.username, action=AuditAction.Identity.PASSWORD_CHANGED,
                  data={**key_change, "tokens_revoked": revoked}, entity=user_entity(user))
 
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from qms.audit_actions import AuditAction
 from qms.auditing import record_event
 from qms.db import utcnow
 from qms.errors import Conflict
@@ -35,7 +36,7 @@ def issue_token(session: Session, *, actor: str, user: User, lifetime: timedelta
                    name=name, kind=kind, expires_at=utcnow() + lifetime)
     session.add(row)
     session.flush()
-    record_event(session, actor=actor, action="identity.token.created",
+    record_event(session, actor=actor, action=AuditAction.Identity.TOKEN_CREATED,
                  data={"token_id": row.id, "prefix": row.prefix, "kind": kind, "name": name,
                        "expires_at": row.expires_at.isoformat()},
                  entity=user_entity(user))
@@ -78,7 +79,7 @@ def revoke_token(session: Session, *, actor: str, token: ApiToken, reason: str) 
     if token.revoked_at is not None:
         raise Conflict("token is already revoked")
     token.revoked_at = utcnow()
-    record_event(session, actor=actor, action="identity.token.revoked",
+    record_event(session, actor=actor, action=AuditAction.Identity.TOKEN_REVOKED,
                  data={"token_id": token.id, "prefix": token.prefix},
                  entity=user_entity(token.user), reason=reason)
 

@@ -24,13 +24,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from audit.canonical import utc_timestamp
+from qms.audit_actions import AuditAction
 from qms.auditing import SYSTEM_ACTOR, record_event
 from qms.db import utcnow
 from qms.identity.models import UnknownUserTally
 
 ANONYMOUS = "anonymous"
-FAILED = "identity.login.failed"
-FAILED_TOTAL = "identity.login.failed_total"
 WHY = "unknown user"
 
 
@@ -44,10 +43,10 @@ def count_failure(session: Session, *, client: str, username: str, purpose: str,
             "client": client[:100], "interval_start": utc_timestamp(start)}
     failures = _tally(session, client[:100], start, username[:150], now)
     if failures is None:
-        record_event(session, actor=ANONYMOUS, action=FAILED,
+        record_event(session, actor=ANONYMOUS, action=AuditAction.Identity.LOGIN_FAILED,
                      data={**data, "after_interval_total": True})
     elif _is_power_of_ten(failures):
-        record_event(session, actor=ANONYMOUS, action=FAILED,
+        record_event(session, actor=ANONYMOUS, action=AuditAction.Identity.LOGIN_FAILED,
                      data={**data, "failures_in_interval": failures})
 
 
@@ -65,12 +64,12 @@ def close_ended_intervals(session: Session, *, interval: timedelta,
         .with_for_update()).all()
     for tally in ended:
         tally.closed_at = now
-        record_event(session, actor=SYSTEM_ACTOR, action=FAILED_TOTAL, data={
-            "why": WHY, "client": tally.client,
-            "interval_start": utc_timestamp(tally.interval_start),
-            "interval_end": utc_timestamp(tally.interval_start + interval),
-            "failures": tally.failures, "last_username": tally.last_username,
-            "last_failure_at": utc_timestamp(tally.last_failure_at)})
+        record_event(session, actor=SYSTEM_ACTOR, action=AuditAction.Identity.LOGIN_FAILED_TOTAL,
+                     data={"why": WHY, "client": tally.client,
+                           "interval_start": utc_timestamp(tally.interval_start),
+                           "interval_end": utc_timestamp(tally.interval_start + interval),
+                           "failures": tally.failures, "last_username": tally.last_username,
+                           "last_failure_at": utc_timestamp(tally.last_failure_at)})
     return ended
 
 

@@ -9,6 +9,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from qms.audit_actions import AuditAction
 from qms.auditing import record_event
 from qms.db import utcnow
 from qms.errors import Conflict, InvalidInput, SegregationOfDuties
@@ -47,7 +48,7 @@ def create_user(session: Session, security: Security, *, actor: str, username: s
         if not temporary:
             key_id = keys.create_signing_key(session, user.id, password.text,
                                              security.key_wrap_log_n).key_id
-    record_event(session, actor=actor, action="identity.user.created",
+    record_event(session, actor=actor, action=AuditAction.Identity.USER_CREATED,
                  data={"username": username, "full_name": user.full_name, "roles": user.roles,
                        "service_account": service, "signing_key": key_id,
                        "temporary_password": user.password_temporary},
@@ -110,7 +111,7 @@ def set_roles(session: Session, security: Security, *, actor: str, user: User,
     _check_roles(security, roles, service=user.is_service)
     before = user.roles
     user.role_rows = [UserRole(role=r) for r in sorted(set(roles))]
-    record_event(session, actor=actor, action="identity.user.roles_changed",
+    record_event(session, actor=actor, action=AuditAction.Identity.USER_ROLES_CHANGED,
                  data={"before": {"roles": before}, "after": {"roles": user.roles}},
                  entity=user_entity(user), reason=reason)
 
@@ -124,7 +125,7 @@ def deactivate_user(session: Session, *, actor: str, user: User, reason: str) ->
     user.active = False
     user.deactivated_at = utcnow()
     revoked = revoke_all_tokens(session, user)
-    record_event(session, actor=actor, action="identity.user.deactivated",
+    record_event(session, actor=actor, action=AuditAction.Identity.USER_DEACTIVATED,
                  data={"tokens_revoked": revoked}, entity=user_entity(user), reason=reason)
 
 
@@ -151,7 +152,7 @@ def reset_password(session: Session, security: Security, *, actor: str, user: Us
         keys.retire(old, "password reset by administrator")
     # whoever knew the old password may hold tokens: they die with it
     revoked = revoke_all_tokens(session, user)
-    record_event(session, actor=actor, action="identity.password.reset",
+    record_event(session, actor=actor, action=AuditAction.Identity.PASSWORD_RESET,
                  data={"retired_key": old.key_id if old else None, "tokens_revoked": revoked},
                  entity=user_entity(user), reason=reason)
     return old.key_id if old else None
@@ -163,7 +164,7 @@ def unlock_user(session: Session, *, actor: str, user: User, reason: str) -> Non
     if not user.locked:
         raise Conflict(f"user {user.username} is not locked")
     user.failed_attempts, user.locked_at = 0, None
-    record_event(session, actor=actor, action="identity.user.unlocked", data={},
+    record_event(session, actor=actor, action=AuditAction.Identity.USER_UNLOCKED, data={},
                  entity=user_entity(user), reason=reason)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from qms.audit_actions import AuditAction
 from qms.erp.outbox import write_event
 from qms.esign.service import signature_of_current_version
 from qms.errors import Conflict, InvalidInput
@@ -126,7 +127,8 @@ def raise_inspection_deviation(session: Session, inspection: Inspection, actor: 
     revise_record(session, inspection, actor.username, action="raise_deviation",
                   reason=f"deviation {deviation.number} raised",
                   changes={"deviation": deviation.number},
-                  details={"deviation": deviation.number}, event="inspection.deviation.raised")
+                  details={"deviation": deviation.number},
+                  event=AuditAction.Inspection.DEVIATION_RAISED)
     return deviation
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from qms.audit_actions import AuditAction
 from qms.errors import Conflict
 from qms.identity.models import User
 from qms.inspection.models import INSPECTION_PLANS, InspectionPlan
@@ -121,7 +122,7 @@ def after_plan_transition(session: Session, plan: InspectionPlan, transition: Tr
                   reason=f"superseded by {plan.number} (revision {plan.revision})",
                   details={"superseded_by": plan.number,
                            "change_control": getattr(change, "number", None)},
-                  event="inspection_plan.record.superseded")
+                  event=AuditAction.Inspection.PLAN_SUPERSEDED)
 
 
 def _authorising_change(session: Session, number: str):

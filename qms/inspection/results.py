@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from qms.audit_actions import AuditAction
 from qms.db import utcnow
 from qms.errors import Conflict, InvalidInput
 from qms.identity.models import User
@@ -61,7 +62,7 @@ def record_results(session: Session, inspection: Inspection, actor: User,
         session.add_all(added)
         session.flush()
         _revise(session, inspection, actor, added, reason=None, action="record_results",
-                event="inspection.result.recorded")
+                event=AuditAction.Inspection.RESULT_RECORDED)
     next_seq += len(added)
     corrections = [entry for entry in checked if entry.corrects is not None]
     for offset, entry in enumerate(corrections):
@@ -69,7 +70,7 @@ def record_results(session: Session, inspection: Inspection, actor: User,
         session.add(correction)
         session.flush()
         _revise(session, inspection, actor, [correction], reason=entry.reason,
-                action="correct_result", event="inspection.result.corrected")
+                action="correct_result", event=AuditAction.Inspection.RESULT_CORRECTED)
         added.append(correction)
     return added
 

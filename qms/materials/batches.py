@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audit.trail import connection_of, lock_head
+from qms.audit_actions import AuditAction
 from qms.db import utcnow
 from qms.errors import Conflict, InvalidInput
 from qms.identity.models import User
@@ -148,13 +149,13 @@ def reverse_batch_input(session: Session, batch: Batch, actor: User, lot_number:
         raise InvalidInput(f"batch {batch.number} consumed {consumed} {lot.unit} of lot "
                            f"{lot_number}; no more can be reversed", field="quantity")
     _consume(session, batch, actor, [Consumption(lot, -quantity)], reason=reason,
-             action="reverse", event="batch.lot.consumption_reversed")
+             action="reverse", event=AuditAction.Batch.LOT_CONSUMPTION_REVERSED)
     return batch
 
 
 def _consume(session: Session, batch: Batch, actor: User, inputs: list[Consumption], *,
              reason: str | None, action: str = "consume",
-             event: str = "batch.lot.consumed") -> None:
+             event: str = AuditAction.Batch.LOT_CONSUMED) -> None:
     # entries are numbered under the audit head lock, so ids commit in order: the trace's
     # in-memory index catches up by reading the ids above the last it holds (genealogy.py)
     lock_head(connection_of(session))

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from qms.audit_actions import AuditAction
 from qms.auditing import SYSTEM_ACTOR
 from qms.errors import Conflict
 from qms.dates import today as site_today
@@ -37,7 +38,7 @@ def put_on_hold(session: Session, lot: Lot, actor: str, *, because: str) -> None
     if lot.state == ON_HOLD:
         return
     revise_record(session, lot, actor, action="hold", reason=because, state=ON_HOLD,
-                  changes={"status_before_hold": lot.state}, event="lot.hold.placed")
+                  changes={"status_before_hold": lot.state}, event=AuditAction.Lot.HOLD_PLACED)
 
 
 def lift_hold(session: Session, lot: Lot, actor: str, *, because: str,
@@ -51,7 +52,7 @@ def lift_hold(session: Session, lot: Lot, actor: str, *, because: str,
     if previous in EXPIRING and lot.is_expired_on(today or site_today()):
         previous = EXPIRED
     revise_record(session, lot, actor, action="unhold", reason=because, state=previous,
-                  changes={"status_before_hold": None}, event="lot.hold.lifted")
+                  changes={"status_before_hold": None}, event=AuditAction.Lot.HOLD_LIFTED)
 
 
 def lock_lots(session: Session, lot_ids) -> list[Lot]:
@@ -85,8 +86,8 @@ def set_lot_status(session: Session, lot: Lot, actor: str, status: str, *, becau
         refuse_expired_release(lot, today or site_today())
     changes = {"status_before_hold": status} if held else {}
     revise_record(session, lot, actor, action=status, reason=because, changes=changes,
-                  state=None if held else status, details=details, event="lot.status.decided",
-                  signature=signature)
+                  state=None if held else status, details=details,
+                  event=AuditAction.Lot.STATUS_DECIDED, signature=signature)
 
 
 def expire_lots(session: Session, today: date) -> list[str]:
@@ -100,5 +101,5 @@ def expire_lots(session: Session, today: date) -> list[str]:
     for lot in sorted(due, key=lambda lot: lot.number):
         revise_record(session, lot, SYSTEM_ACTOR, action="expire", state=EXPIRED,
                       reason=f"expiry date {lot.expires_on.isoformat()} passed",
-                      event="lot.status.expired")
+                      event=AuditAction.Lot.STATUS_EXPIRED)
     return sorted(lot.number for lot in due)

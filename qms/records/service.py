@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from qms.audit_actions import RecordVerb, record_action
 from qms.auditing import record_event
 from qms.db import utcnow
 from qms.errors import Conflict, InvalidInput, InvalidTransition, NotFound, NotPermitted
@@ -71,7 +72,8 @@ def create_record(session: Session, workflow: Workflow, actor: User,
     session.add(record)
     session.flush()
     content = _store_version(session, record_type, record, action=CREATE, reason=None)
-    record_event(session, actor=actor.username, action=f"{record_type.name}.record.created",
+    record_event(session, actor=actor.username,
+                 action=record_action(record_type.name, RecordVerb.CREATED),
                  data={"version": 1, "before": {}, "after": {**content, "state": record.state}},
                  entity=(record_type.name, record.number))
     return record
@@ -121,7 +123,8 @@ def update_record(session: Session, workflow: Workflow, record: VersionedRecord,
             "after": {n: after[n] for n in changed}}
     if record.state != previous_state:
         data["before"]["state"], data["after"]["state"] = previous_state, record.state
-    record_event(session, actor=actor.username, action=f"{record_type.name}.record.updated",
+    record_event(session, actor=actor.username,
+                 action=record_action(record_type.name, RecordVerb.UPDATED),
                  data=data, entity=(record_type.name, record.number), reason=reason)
     if record_type.state_changed is not None and record.state != previous_state:
         record_type.state_changed(session, record, previous_state, actor.username, reason, None)
@@ -157,7 +160,8 @@ def apply_transition(session: Session, security: Security, workflow: Workflow,
             "after": {"state": record.state}}
     if signature is not None:
         data["signature_id"] = signature.id
-    record_event(session, actor=actor.username, action=f"{record_type.name}.record.transitioned",
+    record_event(session, actor=actor.username,
+                 action=record_action(record_type.name, RecordVerb.TRANSITIONED),
                  data=data, entity=(record_type.name, record.number), reason=reason)
     if record_type.state_changed is not None and record.state != before:
         record_type.state_changed(session, record, before, actor.username, reason, signature)
@@ -213,7 +217,8 @@ def revise_record(session: Session, record: VersionedRecord, actor: str, *, acti
     changed = sorted(name for name in after if before.get(name) != after[name])
     if not changed:
         raise ValueError(f"{record.number}: revision {action!r} changes nothing")
-    record_event(session, actor=actor, action=event or f"{record_type.name}.record.revised",
+    record_event(session, actor=actor,
+                 action=event or record_action(record_type.name, RecordVerb.REVISED),
                  data={"version": record.version, "action": action,
                        "before": {n: before.get(n) for n in changed},
                        "after": {n: after[n] for n in changed}, **(details or {})},

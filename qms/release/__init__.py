@@ -9,9 +9,9 @@ from qms.settings import config_dir
 
 def init_release(app: Flask) -> None:
     """Load and check config/release.toml (the application refuses to start otherwise),
-    register the batch hooks, and add the release-check route. Called before the API
-    blueprint is registered."""
-    from qms.release import api, hooks  # noqa: F401  (routes; registrations)
+    and register the batch hooks. (The release-check route joins the API blueprint with the
+    other domains' routes, in qms.api.init_api.)"""
+    from qms.release import hooks  # noqa: F401  (registrations)
     from qms.release.config import load_release_rules
     from qms.release.service import EXTENSION
 
