@@ -14,7 +14,7 @@ from flask import current_app
 
 from audit.checkpoints import write_checkpoint
 from qms.capa.jobs import report_overdue_capa
-from qms.chain_checks import check_chain
+from qms.chain_checks.service import check_chain
 from qms.context import state
 from qms.erp import delivery
 from qms.identity.unknown_users import close_ended_intervals

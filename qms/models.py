@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from audit.schema import metadata as audit_metadata
 from qms.db import Base
-from qms import chain_checks  # noqa: F401
+from qms.chain_checks import models as chain_check_models  # noqa: F401
 from qms.capa import models as capa_models  # noqa: F401
 from qms.change_control import models as change_control_models  # noqa: F401
 from qms.deviations import models as deviation_models  # noqa: F401

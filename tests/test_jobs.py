@@ -71,7 +71,7 @@ def test_the_scheduled_jobs_expire_lots_and_report_overdue_capa_once(app):
 
 
 def test_the_scheduled_verification_is_recorded_for_the_audit_page(app, make_user):
-    from qms.chain_checks import last_check
+    from qms.chain_checks.service import last_check
     from qms.jobs import verify_chain_on_schedule
 
     make_user("someone", "auditor")

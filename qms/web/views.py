@@ -12,7 +12,7 @@ from flask_login import current_user
 
 from audit import trail
 from qms.api.openapi import build_openapi
-from qms.chain_checks import check_chain, last_check, overdue
+from qms.chain_checks.service import check_chain, last_check, overdue
 from qms.context import db_session, release_write_lock, state
 from qms.db import utcnow
 from qms.web import user_may, web
