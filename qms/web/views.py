@@ -14,7 +14,7 @@ from audit import trail
 from qms.api.audit_api import run_verification
 from qms.api.openapi import build_openapi
 from qms.context import db_session, state
-from qms.web import user_may, web
+from qms.web import page, user_may
 from qms.web.forms import AuditFilterForm
 
 AUDIT_PAGE_SIZE = 50
@@ -24,7 +24,7 @@ ROLE_TITLES = {"inspector": _l("Inspector"), "qa_reviewer": _l("QA reviewer"),
                "admin": _l("Administrator"), "erp": _l("ERP service account")}
 
 
-@web.route("/")
+@page("/")
 def home():
     roles = state().security.roles
     held = [(ROLE_TITLES.get(role, role), role, roles.descriptions.get(role, ""))
@@ -34,7 +34,7 @@ def home():
                            idle_minutes=current_app.config["SECURITY_SESSION_IDLE_MINUTES"])
 
 
-@web.route("/audit")
+@page("/audit")
 def audit_trail():
     """Events newest first, filtered; the chain status is verified on every visit, so the
     page never shows a stale "intact"."""
@@ -80,7 +80,7 @@ def data_text(data) -> str:
     return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
 
 
-@web.route("/api-docs")
+@page("/api-docs")
 def api_docs():
     """The OpenAPI document as HTML, rendered here: no script or CDN, so it works offline."""
     document = build_openapi()
