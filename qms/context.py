@@ -134,8 +134,8 @@ def release_write_lock() -> None:
     IMMEDIATE). The transaction holds only reads then, and at most the token's recorded use
     (qms.api.record_token_use), which is committed with it; called after the request changed
     anything else, it refuses (RuntimeError), since that change belongs to the request's one
-    commit (``request_transaction``). The next statement begins a new transaction, which must read again, under its
-    locks, whatever the outcome depends on."""
+    commit (``request_transaction``). The next statement begins a new transaction, which
+    must read again, under its locks, whatever the outcome depends on."""
     session = g.get("db_session")
     if session is None or not session.in_transaction():
         return
