@@ -366,20 +366,22 @@ def audit_set_site_id(site_id: str, reason: str) -> None:
     _signing_key()  # the new id signs a checkpoint at once: no key, no change
     app_state, instance = state(), Path(current_app.instance_path)
 
+    replaced: list[str | None] = []  # what the site id file held, once the change rewrote it
+
     def change(session, operator):
         old = current_site(session, app_state.audit_public_keys()) or app_state.site_id or None
         if old == site_id:
             fail(f"the audit site id is already {site_id}")
         record_event(session, actor=operator.username, action=AuditAction.Audit.SITE_CHANGED,
                      reason=reason, data=site_change_data(old, site_id))
-        previous = replace_site_id(instance, site_id)
-        try:
-            session.commit()  # a failed commit puts the old site id file back
-        except BaseException:
-            _restore_site_file(instance, previous)
-            raise
+        replaced.append(replace_site_id(instance, site_id))  # the last step before the commit
         return old, operator.username
-    old, operator = administer("audit.checkpoint", change)
+    try:
+        old, operator = administer("audit.checkpoint", change)
+    except BaseException:
+        if replaced:  # the commit failed: the file follows the database back
+            _restore_site_file(instance, replaced[0])
+        raise
     app_state.site_id = site_id
     _signed_checkpoint(operator)  # the first one under the new id, over the change
     click.echo(f"audit site id changed: {old} -> {site_id} (restart qms serve and qms jobs)")

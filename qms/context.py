@@ -1,15 +1,20 @@
 """Per-application state (database, security, workflows, audit key) and the per-request
-database session, whose single commit point is the view that calls ``commit()``."""
+database session, whose single commit point is the endpoint (``request_transaction``): views
+and services never commit."""
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import current_app, g, request
 from sqlalchemy.orm import Session
 
 from qms.db import Database
+from qms.errors import must_commit_before_raise
 from qms.identity.security import Security
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -76,9 +81,50 @@ def db_session() -> Session:
     return g.db_session
 
 
-def commit() -> None:
-    """The request's one commit point."""
-    db_session().commit()
+def request_transaction(view: Callable) -> Callable:
+    """``view`` as the request's one commit point, for API endpoints (qms.api.spec.endpoint)
+    and web pages (qms.web.page). A write request (any method but GET, HEAD and OPTIONS)
+    commits when the view returns, then runs what waited for the commit (``after_commit``);
+    when the view raises, a refusal whose writes are kept (qms.errors.keeping_writes) is
+    committed before the error answer, and anything else is rolled back. A read request
+    never commits: its session is a reader, rolled back at teardown."""
+    @functools.wraps(view)
+    def committing(*args: Any, **kwargs: Any) -> Any:
+        if request.method in SAFE_METHODS:
+            return view(*args, **kwargs)
+        try:
+            answer = view(*args, **kwargs)
+            _commit()
+        except BaseException as error:
+            if not must_commit_before_raise(error):
+                _rollback()
+                raise
+            _commit()
+            raise
+        return answer
+    committing.commits_request = True  # checked by tests for every API and web view
+    return committing
+
+
+def after_commit(callback: Callable[[], Any]) -> None:
+    """Run ``callback`` once the request's transaction has committed (a sign-in, a message
+    for the user); never if it rolls back. What leaves the transaction waits for it."""
+    g.setdefault("after_commit", []).append(callback)
+
+
+def _commit() -> None:
+    session = g.get("db_session")
+    if session is not None:
+        session.commit()
+    for callback in g.pop("after_commit", []):
+        callback()
+
+
+def _rollback() -> None:
+    g.pop("after_commit", None)
+    session = g.get("db_session")
+    if session is not None:
+        session.rollback()
 
 
 def release_write_lock() -> None:
@@ -88,8 +134,8 @@ def release_write_lock() -> None:
     IMMEDIATE). The transaction holds only reads then, and at most the token's recorded use
     (qms.api.record_token_use), which is committed with it; called after the request changed
     anything else, it refuses (RuntimeError), since that change belongs to the request's one
-    commit. The next statement begins a new transaction, which must read again, under its
-    locks, whatever the outcome depends on."""
+    commit (``request_transaction``). The next statement begins a new transaction, which
+    must read again, under its locks, whatever the outcome depends on."""
     session = g.get("db_session")
     if session is None or not session.in_transaction():
         return

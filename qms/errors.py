@@ -22,6 +22,8 @@ class DomainError(Exception):
         self.errors = errors or ({field: [detail]} if field else None)
         self.extra = extra or {}
         self.headers: dict[str, str] = {}  # HTTP headers the answer carries (Retry-After)
+        # set by keeping_writes: the endpoint commits what the request wrote, then answers
+        self.commit_before_raise = False
 
 
 class AuthenticationFailed(DomainError):
@@ -79,3 +81,18 @@ class AuditKeyMissing(DomainError):
     """The audit checkpoint signing key file is gone: nothing is signed or verified until
     it is restored (a new key is made only by `qms audit rotate-key`)."""
     status, code, title = 503, "audit-key-missing", "Audit signing key missing"
+
+
+def keeping_writes(error: DomainError) -> DomainError:
+    """Mark ``error`` as a refusal whose writes outlive it: the audit events and failure
+    counts of a refused signature or a failed credential check (Part 11 §11.300(d)). The
+    endpoint (qms.context.request_transaction) commits them, then answers with the error;
+    any other error rolls the request back. Returns ``error``, to be raised."""
+    error.commit_before_raise = True
+    return error
+
+
+def must_commit_before_raise(error: BaseException) -> bool:
+    """True for a refusal whose writes are kept (``keeping_writes``)."""
+    return bool(getattr(error, "commit_before_raise", False))
+

@@ -10,7 +10,7 @@ from qms.api import api
 from qms.auditing import verify_trail
 from qms.api.schemas import PublicKeyOut
 from qms.api.spec import SafeInteger, endpoint
-from qms.context import commit, db_session, state
+from qms.context import db_session, state
 from qms.errors import Conflict, NotFound
 
 
@@ -127,7 +127,6 @@ def create_checkpoint():
         raise Conflict(str(error)) from None
     if written is None:
         raise Conflict("the audit trail is empty; nothing to checkpoint")
-    commit()
     return CheckpointInfo().dump(written), 201
 
 

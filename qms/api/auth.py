@@ -9,8 +9,8 @@ from sqlalchemy import select
 from qms.api import api
 from qms.api.schemas import PasswordChangeRequest, Reason, TokenInfo, TokenRequest, TokenResponse
 from qms.api.spec import endpoint
-from qms.context import commit, db_session, release_write_lock, state
-from qms.errors import NotFound, PasswordChangeRequired
+from qms.context import db_session, release_write_lock, state
+from qms.errors import NotFound, PasswordChangeRequired, keeping_writes
 from qms.identity import password_change, tokens
 from qms.identity.authentication import check_credentials, password_change_due
 from qms.identity.models import ApiToken
@@ -25,17 +25,13 @@ def issue_token(body):
     session, security = db_session(), state().security
     check = check_credentials(session, security, body["username"], body["password"],
                               purpose="token")
-    if check.ok and password_change_due(security, check.user):
-        commit()
-        raise PasswordChangeRequired("the password is temporary or expired; change it with "
-                                     "POST /api/v1/auth/password")
-    if not check.ok:
-        commit()  # the failure count, lockout and audit event must persist
-        check.raise_for_failure()
-    secret, row = tokens.issue_token(session, actor=check.user.username, user=check.user,
-                              lifetime=timedelta(hours=security.token_hours), kind="user",
-                              name=body["name"])
-    commit()
+    user = check.raise_for_failure()  # the failure count, lockout and audit event are kept
+    if password_change_due(security, user):  # the check that passed is kept too
+        raise keeping_writes(PasswordChangeRequired(
+            "the password is temporary or expired; change it with POST /api/v1/auth/password"))
+    secret, row = tokens.issue_token(session, actor=user.username, user=user,
+                                     lifetime=timedelta(hours=security.token_hours),
+                                     kind="user", name=body["name"])
     return TokenResponse().dump({"token": secret, "token_id": row.id,
                                  "expires_at": row.expires_at}), 201
 
@@ -55,7 +51,6 @@ def revoke_own_token(token_id: int, body):
     if token is None:
         raise NotFound(f"no token {token_id} of yours")
     tokens.revoke_token(session, actor=g.api_user.username, token=token, reason=body["reason"])
-    commit()
     return "", 204
 
 
@@ -70,10 +65,7 @@ def change_password(body):
     release_write_lock()  # a bearer token sent along was looked up by the request's writer
     prepared, check = password_change.prepare_and_check(
         session, security, body["username"], body["old_password"], body["new_password"])
-    if not check.ok:
-        commit()
-        check.raise_for_failure()
-    password_change.change_password(session, check.user, prepared)
-    commit()
+    user = check.raise_for_failure()  # a wrong old password is counted, and kept
+    password_change.change_password(session, user, prepared)
     return "", 204
 

@@ -1,7 +1,8 @@
 """Declaring an API endpoint registers its route, its guard (authentication, password
 state, permission) and its OpenAPI operation in one place, so the document cannot miss an
 endpoint and no endpoint can forget its guard. The same wrapper refuses, for every endpoint,
-input that the database or the audit trail cannot hold (refuse_unfit_input)."""
+input that the database or the audit trail cannot hold (refuse_unfit_input), and is the
+request's one commit point (qms.context.request_transaction): views never commit."""
 from __future__ import annotations
 
 import functools
@@ -18,7 +19,7 @@ from flask import Blueprint, g, request
 from marshmallow import Schema, ValidationError, fields, validate
 
 from audit.canonical import MAX_SAFE_INT
-from qms.context import state
+from qms.context import request_transaction, state
 from qms.errors import AuthenticationFailed, InvalidInput, NotPermitted
 
 
@@ -115,12 +116,18 @@ def endpoint(bp: Blueprint, rule: str, method: str, *, summary: str, tag: str,
              response=None, status: int = 200, many: bool = False,
              produces: str = "application/json", errors: tuple[int, ...] = ()) -> Callable:
     """Register ``view`` under ``rule``. The view receives ``body=`` / ``query=`` (loaded
-    and validated) when schemas are given. Invalid input -> 422 naming the fields."""
+    and validated) when schemas are given. Invalid input -> 422 naming the fields.
+
+    Whether the endpoint writes follows from ``method``, not from a flag that could be
+    forgotten or misread: a POST, PUT, PATCH or DELETE commits once the view has returned
+    (a refusal whose writes are kept is committed before its error answer, anything else
+    that goes wrong rolls back); a GET never commits."""
     def decorator(view: Callable) -> Callable:
         op = Operation(rule, method.upper(), summary, tag, permission, public, body, query,
                        response, status, many, (view.__doc__ or "").strip(), produces, errors)
         OPERATIONS.append(op)
 
+        @request_transaction
         @functools.wraps(view)
         def guarded(**kwargs: Any):
             if not public:

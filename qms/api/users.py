@@ -16,7 +16,7 @@ from qms.api import api
 from qms.api.schemas import (PasswordReset, Reason, RolesRequest, UserCreated,
                              UserCreateRequest, UserKeys, UserOut)
 from qms.api.spec import endpoint
-from qms.context import commit, db_session, release_write_lock, state
+from qms.context import db_session, release_write_lock, state
 from qms.errors import NotFound
 from qms.esign.keys import SigningKey, keys_of
 from qms.identity import users
@@ -70,7 +70,6 @@ def create_user(body):
     user = users.create_user(session, security, actor=g.api_user.username,
                              username=body["username"], full_name=body["full_name"],
                              roles=body["roles"], password=password, service=service)
-    commit()
     return {**_user_out(user, None),
             "temporary_password": password.text if password else None}, 201, NO_STORE
 
@@ -93,7 +92,6 @@ def set_roles(username: str, body):
     user = _existing(session, username)
     users.set_roles(session, state().security, actor=g.api_user.username, user=user,
                     roles=body["roles"], reason=body["reason"])
-    commit()
     return _user_out(user, _active_key_id(session, user))
 
 
@@ -109,7 +107,6 @@ def reset_password(username: str, body):
     password = _temporary_password(security, user.username)
     retired = users.reset_password(session, security, actor=g.api_user.username, user=user,
                                    temporary_password=password, reason=body["reason"])
-    commit()
     return PasswordReset().dump({"username": user.username,
                                  "temporary_password": password.text,
                                  "retired_key_id": retired}), 200, NO_STORE
@@ -122,7 +119,6 @@ def unlock_user(username: str, body):
     session = db_session()
     user = _existing(session, username)
     users.unlock_user(session, actor=g.api_user.username, user=user, reason=body["reason"])
-    commit()
     return _user_out(user, _active_key_id(session, user))
 
 
@@ -136,7 +132,6 @@ def deactivate_user(username: str, body):
     user = _existing(session, username)
     users.deactivate_user(session, actor=g.api_user.username, user=user,
                           reason=body["reason"])
-    commit()
     return _user_out(user, _active_key_id(session, user))
 
 

@@ -10,7 +10,7 @@ from qms.capa.models import CAPAS
 from qms.capa.schemas import (ActionCompletion, ActionCreate, CapaCreate, CapaEdit, CapaOut,
                               CapaQuery)
 from qms.capa.service import add_action, complete_action, create_capa, edit_capa, list_capas
-from qms.context import commit, db_session, state
+from qms.context import db_session, state
 from qms.records.api import record_document, record_routes
 from qms.records.service import find_record
 
@@ -25,9 +25,7 @@ def create_capa_view(body):
     session, app_state, user = db_session(), state(), g.api_user
     capa = create_capa(session, app_state.workflows.get(CAPAS.name), app_state.security.roles,
                        user, body)
-    document = record_document(capa, CapaOut, user)
-    commit()
-    return document, 201
+    return record_document(capa, CapaOut, user), 201
 
 
 @endpoint(api, "/capas", "GET", summary="List CAPA", tag=TAG, permission="record.read",
@@ -45,9 +43,7 @@ def edit_capa_view(number: str, body):
     capa = find_record(session, CAPAS, number, for_update=True)
     edit_capa(session, app_state.workflows.get(CAPAS.name), app_state.security.roles, capa,
               user, body["changes"], body["reason"], expected_version=body["version"])
-    document = record_document(capa, CapaOut, user)
-    commit()
-    return document
+    return record_document(capa, CapaOut, user)
 
 
 @endpoint(api, "/capas/<number>/actions", "POST", summary="Add an action", tag=TAG,
@@ -59,9 +55,7 @@ def add_capa_action_view(number: str, body):
     session, user = db_session(), g.api_user
     capa = find_record(session, CAPAS, number, for_update=True)
     add_action(session, state().security.roles, capa, user, **body)
-    document = record_document(capa, CapaOut, user)
-    commit()
-    return document, 201
+    return record_document(capa, CapaOut, user), 201
 
 
 @endpoint(api, "/capas/<number>/actions/<int:n>/complete", "POST",
@@ -73,9 +67,7 @@ def complete_capa_action_view(number: str, n: int, body):
     session, user = db_session(), g.api_user
     capa = find_record(session, CAPAS, number, for_update=True)
     complete_action(session, state().security.roles, capa, user, n, **body)
-    document = record_document(capa, CapaOut, user)
-    commit()
-    return document
+    return record_document(capa, CapaOut, user)
 
 
 record_routes(CAPAS, CapaOut)

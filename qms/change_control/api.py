@@ -14,7 +14,7 @@ from qms.change_control.schemas import (ChangeControlChanges, ChangeControlCreat
 from qms.change_control.service import (add_impacted_item, list_change_controls,
                                         raise_change_control, record_implementation,
                                         record_verification, remove_impacted_item)
-from qms.context import commit, db_session, state
+from qms.context import db_session, state
 from qms.records.api import record_document, record_routes
 from qms.records.service import find_record
 
@@ -31,9 +31,7 @@ def _locked(number: str):
 
 
 def _answer(record, status: int = 200):
-    document = record_document(record, ChangeControlOut, g.api_user)
-    commit()
-    return document, status
+    return record_document(record, ChangeControlOut, g.api_user), status
 
 
 @endpoint(api, "/change-controls", "POST", summary="Raise a change control", tag=TAG,

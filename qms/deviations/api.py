@@ -8,7 +8,7 @@ from flask import g
 
 from qms.api import api
 from qms.api.spec import endpoint
-from qms.context import commit, db_session, state
+from qms.context import db_session, state
 from qms.deviations.models import DEVIATIONS, Deviation
 from qms.deviations.schemas import (DeviationCreate, DeviationEdit, DeviationOut,
                                     DeviationQuery, NameLotsRequest, RemoveLotRequest)
@@ -35,9 +35,7 @@ def create_deviation_view(body):
     lots, batches = body.pop("lots"), body.pop("batches")
     deviation = create_deviation(session, state().workflows.get(DEVIATIONS.name), user, body,
                                  lots=lots, batches=batches)
-    document = deviation_document(deviation, user)
-    commit()
-    return document, 201
+    return deviation_document(deviation, user), 201
 
 
 @endpoint(api, "/deviations", "GET", summary="List deviations", tag=TAG,
@@ -59,9 +57,7 @@ def edit_deviation_view(number: str, body):
     edit_deviation(session, app_state.workflows.get(DEVIATIONS.name), app_state.security.roles,
                    deviation, user, body["changes"], body["reason"],
                    expected_version=body["version"])
-    document = deviation_document(deviation, user)
-    commit()
-    return document
+    return deviation_document(deviation, user)
 
 
 @endpoint(api, "/deviations/<number>/lots", "POST", summary="Name more affected lots",
@@ -74,9 +70,7 @@ def name_deviation_lots_view(number: str, body):
     deviation = find_record(session, DEVIATIONS, number, for_update=True)
     name_lots(session, deviation, user, lots=body["lots"], batches=body["batches"],
               reason=body["reason"])
-    document = deviation_document(deviation, user)
-    commit()
-    return document
+    return deviation_document(deviation, user)
 
 
 record_routes(DEVIATIONS, DeviationOut)
@@ -93,6 +87,4 @@ def remove_deviation_lot_view(number: str, body):
     session, user = db_session(), g.api_user
     deviation = find_record(session, DEVIATIONS, number, for_update=True)
     remove_lot(session, deviation, user, body["lot_number"], body["reason"])
-    document = deviation_document(deviation, user)
-    commit()
-    return document
+    return deviation_document(deviation, user)

@@ -6,7 +6,7 @@ from flask import g
 
 from qms.api import api
 from qms.api.spec import endpoint
-from qms.context import commit, db_session, state
+from qms.context import db_session, state
 from qms.documents.models import DOCUMENTS
 from qms.documents.schemas import DocumentChanges, DocumentCreate, DocumentOut, DocumentQuery
 from qms.documents.service import create_document, list_documents
@@ -20,9 +20,7 @@ def create_document_view(body):
     """Creates version 1 in state draft with the next number DOC-YYYY-NNNNN."""
     session, user = db_session(), g.api_user
     document = create_document(session, state().workflows.get(DOCUMENTS.name), user, body)
-    response = record_document(document, DocumentOut, user)
-    commit()
-    return response, 201
+    return record_document(document, DocumentOut, user), 201
 
 
 @endpoint(api, "/documents", "GET", summary="List controlled documents", tag="documents",

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from qms.api import api
 from qms.api.spec import endpoint
-from qms.context import commit, db_session, state
+from qms.context import db_session, state
 from qms.erp.delivery import delivery_status, parked_events, requeue
 from qms.erp.feed import acknowledge, read_events, record_read
 from qms.erp.models import ErpDelivery
@@ -38,7 +38,6 @@ def erp_acks_view(body):
     """Acknowledged events are not offered again to a read without a cursor. Idempotent:
     acknowledging an event twice counts it once."""
     count = acknowledge(db_session(), g.api_user.username, body["event_ids"])
-    commit()
     return {"acknowledged": count}
 
 
@@ -63,5 +62,4 @@ def erp_redeliver_view(body):
         raise NotFound(f"no deliveries on channel {body['channel']!r}")
     queued = requeue(db_session(), body["channel"], body["event_ids"], body["reason"],
                      actor=g.api_user.username)
-    commit()
     return {"queued": queued}

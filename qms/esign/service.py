@@ -9,7 +9,8 @@ anyone who did not type it. The signed bytes are the canonical JSON of
 Refusals come in two kinds. Invalid requests (wrong meaning, no permission) raise before
 anything is written. Refused attempts (wrong password, ineligible account, segregation of
 duties) are audited, and a wrong password counts toward lockout; those errors carry
-``commit_before_raise = True``: the caller commits the refusal, then answers with the error.
+``commit_before_raise`` (qms.errors.keeping_writes): the endpoint commits the refusal, then
+answers with the error.
 """
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ from qms.audit_actions import AuditAction
 from qms.auditing import record_event
 from qms.db import utcnow
 from qms.errors import (AccountLocked, Conflict, DomainError, InvalidInput, NotPermitted,
-                        SegregationOfDuties, SignatureRefused, TooManyAttempts)
+                        SegregationOfDuties, SignatureRefused, TooManyAttempts,
+                        keeping_writes)
 from qms.esign import keys
 from qms.esign.models import Signature
 from qms.identity.authentication import (PasswordVerdict, check_credentials,
@@ -252,17 +254,17 @@ def _as_signing_error(error: DomainError) -> DomainError:
 
 def _refused(session: Session, user: User, target: dict[str, Any], meaning: str,
              error: DomainError) -> DomainError:
+<<<<<<< HEAD
     """Audit the refusal and mark the error so that the caller commits before raising."""
     record_event(session, actor=user.username, action=AuditAction.Esign.SIGNATURE_REFUSED,
+=======
+    """Audit the refusal and mark the error so that the endpoint commits it before it
+    answers (qms.errors.keeping_writes)."""
+    record_event(session, actor=user.username, action=SIGNATURE_REFUSED,
+>>>>>>> issue10-commit
                  data={"record": target, "meaning": meaning, "why": error.detail},
                  entity=(target["type"], target["id"]))
-    error.commit_before_raise = True
-    return error
-
-
-def must_commit_before_raise(error: BaseException) -> bool:
-    """True for refusals whose audit events (and failure count) must be committed."""
-    return bool(getattr(error, "commit_before_raise", False))
+    return keeping_writes(error)
 
 
 def _unlock_key(session: Session, security: Security, user: User, password: str,

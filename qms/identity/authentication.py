@@ -16,7 +16,7 @@ from qms.audit_actions import AuditAction
 from qms.auditing import SYSTEM_ACTOR, record_event
 from qms.db import reading_beside, utcnow
 from qms.errors import (AccountLocked, AuthenticationFailed, Conflict, DomainError,
-                        NotPermitted, PasswordChangeRequired)
+                        NotPermitted, PasswordChangeRequired, keeping_writes)
 from qms.identity import unknown_users
 from qms.identity.models import ApiToken, PasswordHistory, User
 from qms.identity.passwords import UNTIL_UNLOCKED
@@ -37,8 +37,11 @@ class CredentialCheck:
         return self.error is None
 
     def raise_for_failure(self) -> User:
+        """The user whose credentials held; else raise the failure, keeping what the check
+        wrote (the failure count, any lockout, their audit events: qms.errors.keeping_writes),
+        for the endpoint to commit before it answers."""
         if self.error is not None:
-            raise self.error
+            raise keeping_writes(self.error)
         return self.user
 
 

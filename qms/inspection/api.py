@@ -7,7 +7,7 @@ from flask import g
 
 from qms.api import api
 from qms.api.spec import endpoint
-from qms.context import commit, db_session, state
+from qms.context import db_session, state
 from qms.errors import InvalidInput
 from qms.inspection import decisions, plans, results, scorecard, service
 from qms.inspection.models import INSPECTION_PLANS, INSPECTIONS
@@ -31,9 +31,7 @@ def create_plan_view(body):
     field (``characteristics.0.lsl``)."""
     session, user = db_session(), g.api_user
     plan = plans.create_plan(session, state().workflows.get(INSPECTION_PLANS.name), user, body)
-    document = record_document(plan, PlanOut, user)
-    commit()
-    return document, 201
+    return record_document(plan, PlanOut, user), 201
 
 
 @endpoint(api, "/inspection-plans", "GET", summary="List inspection plans", tag=PLANS_TAG,
@@ -56,9 +54,7 @@ def new_revision_view(number: str, body):
     plan = find_record(session, INSPECTION_PLANS, number, for_update=True)
     draft = plans.new_revision(session, state().workflows.get(INSPECTION_PLANS.name), user, plan,
                                body)
-    document = record_document(draft, PlanOut, user)
-    commit()
-    return document, 201
+    return record_document(draft, PlanOut, user), 201
 
 
 @endpoint(api, "/inspections", "POST", summary="Open an inspection lot", tag=INSPECTIONS_TAG,
@@ -71,9 +67,7 @@ def open_inspection_view(body):
     session, user = db_session(), g.api_user
     inspection = service.open_inspection(session, state().workflows.get(INSPECTIONS.name),
                                          user, body)
-    document = record_document(inspection, InspectionOut, user)
-    commit()
-    return document, 201
+    return record_document(inspection, InspectionOut, user), 201
 
 
 @endpoint(api, "/inspections", "GET", summary="List inspection lots", tag=INSPECTIONS_TAG,
@@ -95,9 +89,7 @@ def record_results_view(number: str, body):
     session, user = db_session(), g.api_user
     inspection = find_record(session, INSPECTIONS, number, for_update=True)
     results.record_results(session, inspection, user, body["results"])
-    document = record_document(inspection, InspectionOut, user)
-    commit()
-    return document, 201
+    return record_document(inspection, InspectionOut, user), 201
 
 
 @endpoint(api, "/inspections/<number>/deviation", "POST",
@@ -110,10 +102,8 @@ def raise_deviation_view(number: str, body):
     session, user = db_session(), g.api_user
     inspection = find_record(session, INSPECTIONS, number, for_update=True)
     deviation = decisions.raise_inspection_deviation(session, inspection, user, body)
-    document = {"deviation": deviation.number,
-                "inspection": record_document(inspection, InspectionOut, user)}
-    commit()
-    return document, 201
+    return {"deviation": deviation.number,
+            "inspection": record_document(inspection, InspectionOut, user)}, 201
 
 
 @endpoint(api, "/suppliers/<code>/scorecard", "GET", summary="Supplier scorecard",

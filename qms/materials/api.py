@@ -7,7 +7,7 @@ from flask import Response, g
 
 from qms.api import api
 from qms.api.spec import endpoint
-from qms.context import commit, db_session, state
+from qms.context import db_session, state
 from qms.materials.batches import (add_batch_inputs, edit_batch, list_batches,
                                    produce_batch, reverse_batch_input)
 from qms.materials.models import BATCHES, LOTS, MATERIALS, SUPPLIERS
@@ -25,9 +25,7 @@ from qms.records.service import find_record
 
 
 def _created(record, schema):
-    document = record_document(record, schema, g.api_user)
-    commit()
-    return document, 201
+    return record_document(record, schema, g.api_user), 201
 
 
 @endpoint(api, "/materials", "POST", summary="Create a material", tag="materials",
@@ -129,9 +127,7 @@ def add_batch_inputs_view(number: str, body):
     session, user = db_session(), g.api_user
     batch = find_record(session, BATCHES, number, for_update=True)
     add_batch_inputs(session, batch, user, body["inputs"], reason=body["reason"])
-    document = record_document(batch, BatchOut, user)
-    commit()
-    return document
+    return record_document(batch, BatchOut, user)
 
 
 @endpoint(api, "/batches/<number>/inputs/reversals", "POST",
@@ -146,9 +142,7 @@ def reverse_batch_input_view(number: str, body):
     batch = find_record(session, BATCHES, number, for_update=True)
     reverse_batch_input(session, batch, user, body["lot_number"], body["quantity"],
                         body["reason"])
-    document = record_document(batch, BatchOut, user)
-    commit()
-    return document
+    return record_document(batch, BatchOut, user)
 
 
 record_routes(MATERIALS, MaterialOut, changes_schema=MaterialChanges,

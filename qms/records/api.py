@@ -9,8 +9,7 @@ current state.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from flask import g, request
@@ -20,11 +19,10 @@ from sqlalchemy.orm import Session
 from audit.canonical import utc_timestamp
 from qms.api import api
 from qms.api.spec import SafeInteger, endpoint, endpoint_name, load, refuse_unfit_input
-from qms.context import commit, db_session, state
+from qms.context import db_session, state
 from qms.errors import DomainError
 from qms.esign.models import Signature
-from qms.esign.service import (manifestation, must_commit_before_raise,
-                               refusal_before_password, signatures_of)
+from qms.esign.service import manifestation, refusal_before_password, signatures_of
 from qms.identity.models import User
 from qms.records.models import RecordType, VersionedRecord
 from qms.records.service import (apply_transition, check_transition, current_content_hash,
@@ -118,18 +116,6 @@ class HistoryOut(Schema):
     changed_since_signing = fields.Boolean()
     versions = fields.List(fields.Nested(VersionOut))
     signatures = fields.List(fields.Nested(HistorySignatureOut))
-
-
-@contextmanager
-def refusals_committed() -> Iterator[None]:
-    """Commit a refused signature's audit events and failure count before the error answer
-    (the view's one commit on that path); any other error rolls everything back."""
-    try:
-        yield
-    except DomainError as error:
-        if must_commit_before_raise(error):
-            commit()
-        raise
 
 
 def signature_document(signature: Signature, current_hash: str) -> dict[str, Any]:
@@ -236,9 +222,7 @@ def _edit_view(record_type: RecordType, schema: type[Schema],
         record = find_record(session, record_type, number, for_update=True)
         operation(session, state().workflows.get(record_type.name), record, user,
                   body["changes"], body["reason"], expected_version=body["version"])
-        document = record_document(record, schema, user)
-        commit()
-        return document
+        return record_document(record, schema, user)
     return edit
 
 
@@ -246,16 +230,14 @@ def _transition_view(record_type: RecordType, schema: type[Schema]) -> Callable:
     def transition(number: str, body):
         """The caller needs the transition's permission; a transition with a meaning needs
         the caller's own username and password and that meaning. A refused signature is
-        audited and counts toward lockout (403, or 423 once locked)."""
+        audited and counts toward lockout (403, or 423 once locked): the endpoint commits
+        that refusal before it answers (qms.errors.keeping_writes)."""
         session, app_state, user = db_session(), state(), g.api_user
         record = find_record(session, record_type, number, for_update=True)
-        with refusals_committed():
-            apply_transition(session, app_state.security, app_state.workflows.get(record_type.name),
-                             record, user, body["action"], body["reason"], body["signature"],
-                             expected_version=body["version"])
-        document = record_document(record, schema, user)
-        commit()
-        return document
+        apply_transition(session, app_state.security, app_state.workflows.get(record_type.name),
+                         record, user, body["action"], body["reason"], body["signature"],
+                         expected_version=body["version"])
+        return record_document(record, schema, user)
     return transition
 
 

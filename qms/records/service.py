@@ -140,8 +140,8 @@ def apply_transition(session: Session, security: Security, workflow: Workflow,
     version the signer saw (``expected_version``: 422 naming ``version`` when missing, 409
     when the record moved on) and signs the new version, whose content is unchanged, with
     the actor's key (qms.esign.service.sign_record): a refused signature raises with
-    ``commit_before_raise`` before the record is touched, so that the caller can commit the
-    refusal alone. Flushes, never commits."""
+    ``commit_before_raise`` before the record is touched, so that the endpoint can commit
+    the refusal alone. Flushes, never commits."""
     transition, reason = check_transition(security, workflow, record, actor, action, reason,
                                           signature_credentials, expected_version)
     record_type = record_type_of(workflow.record_type)

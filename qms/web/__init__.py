@@ -2,21 +2,24 @@
 
 ``init_web`` installs what every page relies on: CSRF protection, the login session with its
 idle timeout (Part 11 §11.300, EU Annex 11 §12), the forced change of temporary or expired
-passwords, the UI language, security headers and HTML error pages.
+passwords, the UI language, security headers and HTML error pages. ``page`` declares a page
+with the request's one commit point, as ``endpoint`` does for the API.
 """
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
-from flask import (Blueprint, Flask, current_app, flash, redirect, render_template, request,
-                   session, url_for)
+from flask import (Blueprint, Flask, abort, current_app, flash, make_response, redirect,
+                   render_template, request, session, url_for)
 from flask_babel import Babel, gettext as _, lazy_gettext as _l
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from qms.context import close_db_session, state
+from qms.context import close_db_session, request_transaction, state
 from qms.errors import DomainError
 from qms.identity.authentication import password_change_due, record_logout
 from qms.identity.models import User
@@ -42,6 +45,25 @@ login_manager.login_message_category = "info"
 login_manager.localize_callback = str  # resolves the lazy message in the request's language
 # the session is dropped when it reappears from another browser or address
 login_manager.session_protection = "strong"
+
+
+def page(rule: str, methods: Sequence[str] = ("GET",)) -> Callable:
+    """Register a page under ``rule`` as the request's one commit point
+    (qms.context.request_transaction): a posted form commits what it wrote once the page has
+    answered, unless the answer went through ``refuse``; a GET never commits. What must wait
+    for the commit (a sign-in, a message for the user) goes through qms.context.after_commit."""
+    def decorator(view: Callable) -> Callable:
+        web.add_url_rule(rule, view_func=request_transaction(view), methods=list(methods))
+        return view
+    return decorator
+
+
+def refuse(*answer: Any) -> NoReturn:
+    """Answer with ``answer`` (a page or a redirect, with its status and headers), keeping
+    nothing the request wrote: the answer leaves the view as an exception, so the request's
+    transaction rolls back, as an API refusal's does. A refusal whose writes must be kept
+    (a failed credential check) is returned instead."""
+    abort(make_response(*answer))
 
 
 def init_web(app: Flask) -> None:

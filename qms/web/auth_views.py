@@ -1,7 +1,9 @@
 """Sign-in, sign-out, password change and the language switch.
 
 A failed credential check is committed before the page says so: the failure count, the
-lockout and their audit events must survive the refused request (Part 11 §11.300(d)).
+lockout and their audit events must survive the refused request (Part 11 §11.300(d)), so
+that refusal is returned (the page commits it: qms.web.page); a refusal that keeps nothing
+goes through ``refuse``. A sign-in waits for the commit that records it (after_commit).
 """
 from __future__ import annotations
 
@@ -14,12 +16,12 @@ from flask import flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _, ngettext
 from flask_login import UserMixin, current_user, login_user, logout_user
 
-from qms.context import commit, db_session, release_write_lock, state
+from qms.context import after_commit, db_session, release_write_lock, state
 from qms.errors import AccountLocked, Conflict, DomainError, InvalidInput, TooManyAttempts
 from qms.identity import authentication, password_change
 from qms.identity.authentication import check_credentials, record_login, record_logout
 from qms.identity.models import User
-from qms.web import LAST_ACTIVITY, LOCALE_KEY, LOCALES, login_manager, web
+from qms.web import LAST_ACTIVITY, LOCALE_KEY, LOCALES, login_manager, page, refuse
 from qms.web.forms import ChangePasswordForm, LanguageForm, LoginForm
 
 
@@ -73,7 +75,7 @@ def load_user(session_id: str) -> SignedInUser | None:
     return SignedInUser(user)
 
 
-@web.route("/login", methods=["GET", "POST"])
+@page("/login", methods=("GET", "POST"))
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("web.home"))
@@ -86,15 +88,13 @@ def login():
         check = check_credentials(db_session(), state().security, form.username.data,
                                   form.password.data, purpose="login")
     except TooManyAttempts as error:
-        return render_template("login.html", form=form, error=throttled_message(error)), \
-            error.status, error.headers
-    if not check.ok:
-        commit()  # the failure count, any lockout and their audit events must persist
+        refuse(render_template("login.html", form=form, error=throttled_message(error)),
+               error.status, error.headers)
+    if not check.ok:  # kept: the failure count, any lockout and their audit events
         return render_template("login.html", form=form, error=login_error(check.error)), \
             check.error.status
     record_login(db_session(), check.user, channel="web")
-    commit()
-    start_session(check.user)
+    after_commit(lambda: start_session(check.user))  # signed in once the login is recorded
     return redirect(safe_target(form.next.data) or url_for("web.home"))
 
 
@@ -136,17 +136,20 @@ def end_session() -> None:
         session[LOCALE_KEY] = keep_locale
 
 
-@web.route("/logout", methods=["POST"])
+@page("/logout", methods=("POST",))
 def logout():
     """POST only (with the CSRF token): a link or an image elsewhere cannot sign anyone out."""
     record_logout(db_session(), current_user.record, why="logout")
-    commit()
-    end_session()
-    flash(_("You have signed out."), "info")
+    after_commit(signed_out)
     return redirect(url_for("web.login"))
 
 
-@web.route("/password", methods=["GET", "POST"])
+def signed_out() -> None:
+    end_session()
+    flash(_("You have signed out."), "info")
+
+
+@page("/password", methods=("GET", "POST"))
 def change_password():
     form = ChangePasswordForm()
     if not form.validate_on_submit():
@@ -159,21 +162,23 @@ def change_password():
             form.new_password.data)
     except TooManyAttempts as error:
         form.current_password.errors.append(throttled_message(error))
-        return render_password_form(form), error.status, error.headers
-    if not check.ok:
-        commit()  # a wrong current password counts toward lockout
+        refuse(render_password_form(form), error.status, error.headers)
+    if not check.ok:  # kept: a wrong current password counts toward lockout
         return refused_password_change(form, check.error)
     try:
         password_change.change_password(db, check.user, prepared)
     except InvalidInput as error:
         form.new_password.errors.append(policy_message(error.detail))
-        return render_password_form(form), 422
+        refuse(render_password_form(form), 422)
     except Conflict as error:
-        return password_change_conflict(form, error)
-    commit()
-    start_session(check.user)  # the session id carries the new password stamp
-    flash(_("Your password has been changed."), "success")
+        refuse(password_change_conflict(form, error))
+    after_commit(lambda: password_changed(check.user))
     return redirect(url_for("web.home"))
+
+
+def password_changed(user: User) -> None:
+    start_session(user)  # the session id carries the new password stamp
+    flash(_("Your password has been changed."), "success")
 
 
 def refused_password_change(form: ChangePasswordForm, error: DomainError):
@@ -236,7 +241,7 @@ def translate_problem(problem: str) -> str:
     return problem
 
 
-@web.route("/language", methods=["POST"])
+@page("/language", methods=("POST",))
 def set_language():
     form = LanguageForm()
     if form.validate_on_submit() and form.locale.data in LOCALES:

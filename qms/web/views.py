@@ -15,7 +15,7 @@ from qms.api.openapi import build_openapi
 from qms.chain_checks.service import check_chain, last_check, overdue
 from qms.context import db_session, release_write_lock, state
 from qms.db import utcnow
-from qms.web import user_may, web
+from qms.web import page, user_may
 from qms.web.forms import AuditFilterForm, VerifyChainForm
 
 AUDIT_PAGE_SIZE = 50
@@ -25,7 +25,7 @@ ROLE_TITLES = {"inspector": _l("Inspector"), "qa_reviewer": _l("QA reviewer"),
                "admin": _l("Administrator"), "erp": _l("ERP service account")}
 
 
-@web.route("/")
+@page("/")
 def home():
     roles = state().security.roles
     held = [(ROLE_TITLES.get(role, role), role, roles.descriptions.get(role, ""))
@@ -35,7 +35,7 @@ def home():
                            idle_minutes=current_app.config["SECURITY_SESSION_IDLE_MINUTES"])
 
 
-@web.route("/audit")
+@page("/audit")
 def audit_trail():
     """Events newest first, filtered, under the last recorded verification of the chain (by
     the scheduler, or asked for here) with its time: walking a million events on every
@@ -60,7 +60,7 @@ def audit_trail():
                            verify_interval=interval, data_text=data_text)
 
 
-@web.route("/audit/verify", methods=["POST"])
+@page("/audit/verify", methods=["POST"])
 def verify_audit_chain():
     """Verify the whole chain now and record it (POST with the CSRF token: it costs seconds
     on a long trail, and a link elsewhere must not start it)."""
@@ -100,7 +100,7 @@ def data_text(data) -> str:
     return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
 
 
-@web.route("/api-docs")
+@page("/api-docs")
 def api_docs():
     """The OpenAPI document as HTML, rendered here: no script or CDN, so it works offline."""
     document = build_openapi()

@@ -13,12 +13,11 @@ from sqlalchemy import select
 from audit import trail
 from audit.canonical import canonical_bytes
 from qms.errors import (AccountLocked, InvalidInput, NotPermitted, SegregationOfDuties,
-                        SignatureRefused)
+                        SignatureRefused, must_commit_before_raise)
 from qms.esign import keys
 from qms.esign.models import Signature
-from qms.esign.service import (manifestation, must_commit_before_raise, not_author,
-                               require_distinct, sign_record, verify_signature,
-                               verify_stored_signature)
+from qms.esign.service import (manifestation, not_author, require_distinct, sign_record,
+                               verify_signature, verify_stored_signature)
 from qms.identity.authentication import find_user
 from qms.identity.models import UserRole
 from qms.records.models import RecordVersion
@@ -112,7 +111,7 @@ def test_segregation_helpers():
 
 
 def _refusal(app, number, username, password, **options):
-    """Sign the way a view does: a refusal marked commit_before_raise is committed."""
+    """Sign the way an endpoint does: a refusal marked commit_before_raise is committed."""
     state = app.extensions["qms"]
     session = state.db.session(write=True)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qms.errors import SignatureRefused, TooManyAttempts
-from qms.esign.service import must_commit_before_raise
+from qms.errors import must_commit_before_raise
 from tests.esign.test_signatures import _refusal, _refusal_events
 from tests.identity.test_concurrent_rate_limit import burst
 from tests.identity.test_concurrent_rate_limit import held_hashing  # noqa: F401  (a fixture)
