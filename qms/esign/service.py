@@ -254,14 +254,9 @@ def _as_signing_error(error: DomainError) -> DomainError:
 
 def _refused(session: Session, user: User, target: dict[str, Any], meaning: str,
              error: DomainError) -> DomainError:
-<<<<<<< HEAD
-    """Audit the refusal and mark the error so that the caller commits before raising."""
-    record_event(session, actor=user.username, action=AuditAction.Esign.SIGNATURE_REFUSED,
-=======
     """Audit the refusal and mark the error so that the endpoint commits it before it
     answers (qms.errors.keeping_writes)."""
-    record_event(session, actor=user.username, action=SIGNATURE_REFUSED,
->>>>>>> issue10-commit
+    record_event(session, actor=user.username, action=AuditAction.Esign.SIGNATURE_REFUSED,
                  data={"record": target, "meaning": meaning, "why": error.detail},
                  entity=(target["type"], target["id"]))
     return keeping_writes(error)
