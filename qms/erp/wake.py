@@ -148,7 +148,8 @@ class Listener:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread.ident is not None:  # started
+            self._thread.join()
 
     def _run(self) -> None:
         raise NotImplementedError
