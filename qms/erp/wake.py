@@ -102,33 +102,41 @@ class Wakeups:
     def __init__(self, schedule_now: Callable[[], None]):
         self._schedule_now = schedule_now
         self._lock = threading.Lock()
-        self._running = False
-        self._pending = False
+        self._running = False  # a run is between its start and its last look at _pending
+        self._scheduled = False  # a run was asked for and has not started yet
+        self._pending = False  # a wake-up that no pass has started after yet
 
     def wake(self) -> None:
         with self._lock:
             self._pending = True
-            if self._running:
-                return  # the running job sees _pending before it ends
+            if self._running or self._scheduled:
+                return  # that run sees _pending
+            self._scheduled = True
         try:
             self._schedule_now()
         except Exception:  # noqa: BLE001 (a scheduler shutting down: the poll is the net)
+            with self._lock:
+                self._scheduled = False
             log.exception("ERP wake-up: could not schedule a delivery pass")
 
     def run(self, deliver_pass: Callable[[], None]) -> None:
         """The job: a pass, and another while wake-ups came during the last one."""
         with self._lock:
-            self._running, self._pending = True, False
+            # every wake-up so far is served by the pass that starts now (a scheduled run
+            # that the scheduler then skips, this one being under way, is not missed)
+            self._running, self._scheduled, self._pending = True, False, False
         try:
             while True:
                 deliver_pass()
                 with self._lock:
                     if not self._pending:
+                        self._running = False  # in the same lock: no wake-up falls between
                         return
                     self._pending = False
-        finally:
+        except BaseException:
             with self._lock:
                 self._running = False
+            raise
 
 
 class Listener:

@@ -178,7 +178,8 @@ def test_a_commit_never_waits_for_or_fails_on_the_wake_up(app, plant):
 
 def test_wake_ups_during_a_pass_make_one_more_pass_and_none_is_lost():
     """Threads: a pass held open while wake-ups arrive; the run makes exactly one more pass
-    for all of them and schedules nothing; once idle, a wake-up schedules a run again."""
+    for all of them and schedules nothing; once idle, a burst of wake-ups schedules one run,
+    and the wake-ups after that run has started schedule the next."""
     scheduled, passes = [], queue.Queue()
     inside, release = threading.Event(), threading.Event()
     wakeups = wake.Wakeups(lambda: scheduled.append("now"))
@@ -199,7 +200,12 @@ def test_wake_ups_during_a_pass_make_one_more_pass_and_none_is_lost():
     assert not run.is_alive()
     assert passes.qsize() == 2 and scheduled == []
     wakeups.wake()
+    wakeups.wake()
     assert scheduled == ["now"]
+    wakeups.run(lambda: passes.put("pass"))  # the scheduled run
+    assert passes.qsize() == 3
+    wakeups.wake()
+    assert scheduled == ["now", "now"]
 
 
 def test_the_listener_wakes_on_a_datagram_and_removes_its_socket(tmp_path):
