@@ -11,6 +11,7 @@ import qms.models  # noqa: F401  (registers every model and record type)
 from qms.bundled import bundled_path
 from qms.context import AppState, close_db_session
 from qms.db import Database, make_engine
+from qms.erp.wake import wake_after_commit
 from qms.identity.roles import load_roles
 from qms.identity.security import Security
 from qms.materials.numbering import load_numbering
@@ -68,7 +69,9 @@ def _build_state(app: Flask, instance: Path) -> AppState:
     engine = make_engine(settings["DATABASE_URL"],
                          busy_timeout_ms=settings["DATABASE_SQLITE_BUSY_TIMEOUT_MS"],
                          synchronous=settings["DATABASE_SQLITE_SYNCHRONOUS"])
-    return AppState(db=Database(engine), security=Security.from_settings(settings, roles),
+    db = Database(engine)
+    wake_after_commit(db, instance)  # SQLite: ERP delivery starts at commit, not at the poll
+    return AppState(db=db, security=Security.from_settings(settings, roles),
                     workflows=workflows, audit_key_path=instance / "keys" / "audit-ed25519.pem",
                     checkpoint_file=Path(settings["AUDIT_CHECKPOINT_FILE"]),
                     site_id=settings["AUDIT_SITE_ID"],

@@ -8,7 +8,7 @@ SQLAlchemy emits BEGIN itself.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -67,6 +67,12 @@ class Database:
         self._reader = sessionmaker(engine, expire_on_commit=False)
         self._writer = sessionmaker(engine.execution_options(**{WRITE_OPTION: True}),
                                     expire_on_commit=False)
+
+    def listen(self, name: str, listener: Callable[..., None]) -> None:
+        """Attach a SessionEvents listener (``after_commit``, ...) to every session of this
+        database, for work that may only follow a commit."""
+        for factory in (self._reader, self._writer):
+            event.listen(factory, name, listener)
 
     def session(self, *, write: bool) -> Session:
         return (self._writer if write else self._reader)()

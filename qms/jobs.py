@@ -6,6 +6,7 @@ fails is logged and tried again at its next run, and each is safe to repeat (exp
 are not expired twice; an overdue item is reported once)."""
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from audit.checkpoints import write_checkpoint
 from qms.capa.jobs import report_overdue_capa
 from qms.chain_checks.service import check_chain
 from qms.context import state
-from qms.erp import delivery
+from qms.erp import delivery, wake
 from qms.identity.unknown_users import close_ended_intervals
 from qms.materials.holds import expire_lots
 from qms.settings import site_today
@@ -106,10 +107,11 @@ def build_scheduler(app) -> BlockingScheduler:
         scheduler.add_job(job, "interval", minutes=app.config[interval], args=[app],
                           id=job_id, max_instances=1, coalesce=True)
     channels = delivery.channels_from_settings(app.config, Path(app.instance_path))
-    if channels:  # a short poll: delivery follows a commit within seconds
-        scheduler.add_job(deliver_erp_events, "interval", seconds=app.config["ERP_POLL_SECONDS"],
-                          args=[app, channels], id="erp-delivery", max_instances=1,
-                          coalesce=True)
+    if channels:  # at once when a commit wakes it (qms.erp.wake), else on the poll
+        wake.schedule_delivery(
+            scheduler, db=app.extensions["qms"].db, instance=Path(app.instance_path),
+            deliver_pass=functools.partial(deliver_erp_events, app, channels),
+            poll_seconds=app.config["ERP_POLL_SECONDS"])
     return scheduler
 
 

@@ -1,7 +1,7 @@
 """Writing ERP events: one outbox row per decision, inside the deciding transaction.
 
 Nothing here talks to the outside world (DESIGN.md, the one rule for writes): delivery reads
-the committed rows afterwards. The event's JSON is fixed when it is written (docs/erp.md,
+the committed rows afterwards, woken by the commit itself (qms.erp.wake). The event's JSON is fixed when it is written (docs/erp.md,
 version 1) and delivered byte for byte on every channel.
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from audit.canonical import utc_timestamp
 from audit.trail import connection_of, lock_head
 from qms.db import utcnow
+from qms.erp import wake
 from qms.erp.models import ErpEvent
 from qms.esign.models import Signature
 from qms.identity.models import User
@@ -55,6 +56,7 @@ def write_event(session: Session, event_type: str, lot: Any, *, actor: str,
     # audited version; delivery attempts and outcomes are audited
     session.add(event)
     session.flush()
+    wake.announce(session)  # delivery starts when (and only if) this transaction commits
     return event
 
 

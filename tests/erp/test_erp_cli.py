@@ -81,6 +81,8 @@ def test_the_scheduler_delivers_every_poll_when_a_channel_is_configured(app, tmp
     app.config.update(ERP_FILE_DROP_FOLDER=str(tmp_path), ERP_POLL_SECONDS=3)
     job = next(j for j in build_scheduler(app).get_jobs() if j.id == "erp-delivery")
     assert job.trigger.interval.total_seconds() == 3
+    # one run at a time; a run woken by a commit is never dropped for starting late
+    assert job.max_instances == 1 and job.coalesce and job.misfire_grace_time is None
 
 
 def test_new_secret_prints_a_standard_webhooks_secret(app):
