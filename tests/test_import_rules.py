@@ -131,7 +131,8 @@ def violations(imports: list[Import]) -> list[Import]:
     for each in imports:
         module, imported = each.module, each.imported
         if _within(module, ("audit",)):
-            bad = _within(imported, ("qms", "flask"))
+            bad = _within(imported, ("qms", "flask", "werkzeug")) or \
+                imported.split(".")[0].startswith("flask_")
         elif is_models(module):
             bad = imported.startswith("qms.") and (
                 _last(imported) in SERVICE_LAYER or is_api_or_web(imported)
@@ -185,3 +186,10 @@ def test_the_scanner_sees_every_kind_of_import(tmp_path):
         "qms.sample.models -> qms.sample.service (2)", "qms.sample.models -> qms.sample.api (3)",
         "qms.sample.models -> qms.web.views (5)", "qms.sample.models -> qms.sample.hooks (6)",
         "audit.trail -> flask (1)", "qms.sample.service -> qms.sample.api (1)"]
+
+
+def test_audit_importing_a_flask_extension_or_werkzeug_is_a_violation():
+    found = violations([Import("audit.canonical", "flask_babel", 1),
+                        Import("audit.canonical", "flask_login", 2),
+                        Import("audit.canonical", "werkzeug.exceptions", 3)])
+    assert [each.line for each in found] == [1, 2, 3]

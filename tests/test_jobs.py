@@ -72,6 +72,7 @@ def test_the_scheduled_jobs_expire_lots_and_report_overdue_capa_once(app):
 
 def test_the_scheduled_verification_is_recorded_for_the_audit_page(app, make_user):
     from qms.chain_checks.service import last_check
+    from qms.db import utcnow
     from qms.jobs import verify_chain_on_schedule
 
     make_user("someone", "auditor")
@@ -79,7 +80,7 @@ def test_the_scheduled_verification_is_recorded_for_the_audit_page(app, make_use
     verify_chain_on_schedule(app)
     state = app.extensions["qms"]
     with state.db.reading() as session:
-        check = last_check(session)
+        check = last_check(session, utcnow())
         [head] = trail.query_events(session.connection(), newest_first=True, limit=1)
         assert (check.verdict, check.requested_by) == ("INTACT", None)
         assert (check.head_seq, check.head_hash) == (head.seq, head.hash)

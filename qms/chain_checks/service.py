@@ -12,6 +12,8 @@ from qms.chain_checks.models import ChainCheck
 from qms.db import utcnow
 
 SCHEDULER = None  # requested_by of the scheduler's verifications
+# clocks of the web and the scheduler processes may differ this much
+CLOCK_TOLERANCE = timedelta(minutes=1)
 
 
 def check_chain(database, requested_by: str | None = SCHEDULER) -> ChainCheck:
@@ -33,12 +35,26 @@ def check_chain(database, requested_by: str | None = SCHEDULER) -> ChainCheck:
     return check
 
 
-def last_check(session: Session) -> ChainCheck | None:
-    return session.scalars(select(ChainCheck).order_by(ChainCheck.finished_at.desc(),
-                                                       ChainCheck.id.desc()).limit(1)).first()
+def last_check(session: Session, now: datetime) -> ChainCheck | None:
+    """The verification that began last: its verdict is the chain as of its start, so a
+    slow check that began before a later one cannot hide the later one's finding. A row
+    dated after ``now`` is not a verification this server made (future_dated)."""
+    return session.scalars(
+        select(ChainCheck).where(ChainCheck.started_at <= now + CLOCK_TOLERANCE)
+        .order_by(ChainCheck.started_at.desc(), ChainCheck.id.desc()).limit(1)).first()
+
+
+def future_dated(session: Session, now: datetime) -> ChainCheck | None:
+    """A recorded verification dated after ``now``: written outside the application (the
+    table takes inserts from the application's database role), to keep an old verdict on
+    the page; the page says so instead of showing any verdict as current."""
+    return session.scalars(
+        select(ChainCheck).where((ChainCheck.started_at > now + CLOCK_TOLERANCE)
+                                 | (ChainCheck.finished_at > now + CLOCK_TOLERANCE))
+        .order_by(ChainCheck.id).limit(1)).first()
 
 
 def overdue(check: ChainCheck | None, interval_minutes: int, now: datetime) -> bool:
-    """No verification within two scheduler intervals: the scheduler is probably not
+    """No verification began within two scheduler intervals: the scheduler is probably not
     running, and the page says so rather than showing an old verdict as current."""
-    return check is None or now - check.finished_at > timedelta(minutes=2 * interval_minutes)
+    return check is None or now - check.started_at > timedelta(minutes=2 * interval_minutes)

@@ -24,7 +24,8 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from apscheduler.events import EVENT_SCHEDULER_SHUTDOWN, EVENT_SCHEDULER_STARTED, SchedulerEvent
+from apscheduler.events import (EVENT_JOB_MAX_INSTANCES, EVENT_SCHEDULER_SHUTDOWN,
+                                EVENT_SCHEDULER_STARTED, JobEvent, SchedulerEvent)
 from apscheduler.schedulers.base import BaseScheduler
 from sqlalchemy import text
 from sqlalchemy.orm import Session, SessionTransaction
@@ -118,6 +119,16 @@ class Wakeups:
             with self._lock:
                 self._scheduled = False
             log.exception("ERP wake-up: could not schedule a delivery pass")
+
+    def skipped(self) -> None:
+        """The scheduler skipped the run asked for: the last run had returned but was still
+        counted as running in its books (max_instances). Ask again while a wake-up waits, or
+        every wake-up would be ignored until the poll."""
+        with self._lock:
+            self._scheduled = False
+            again = self._pending and not self._running
+        if again:
+            self.wake()
 
     def run(self, deliver_pass: Callable[[], None]) -> None:
         """The job: a pass, and another while wake-ups came during the last one."""
@@ -289,4 +300,9 @@ def schedule_delivery(scheduler: BaseScheduler, *, db: Database, instance: Path,
         else:
             wake_listener.stop()
     scheduler.add_listener(follow_scheduler, EVENT_SCHEDULER_STARTED | EVENT_SCHEDULER_SHUTDOWN)
+
+    def follow_skips(job_event: JobEvent) -> None:
+        if job_event.job_id == job_id:
+            wakeups.skipped()
+    scheduler.add_listener(follow_skips, EVENT_JOB_MAX_INSTANCES)
     return wake_listener

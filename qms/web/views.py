@@ -12,7 +12,7 @@ from flask_login import current_user
 
 from audit import trail
 from qms.api.openapi import build_openapi
-from qms.chain_checks.service import check_chain, last_check, overdue
+from qms.chain_checks.service import check_chain, future_dated, last_check, overdue
 from qms.context import db_session, release_write_lock, state
 from qms.db import utcnow
 from qms.web import page, user_may
@@ -50,13 +50,14 @@ def audit_trail():
     events = trail.query_events(db_session().connection(), **event_filters(form),
                                 limit=AUDIT_PAGE_SIZE + 1, offset=(page - 1) * AUDIT_PAGE_SIZE,
                                 newest_first=True) if valid else []
-    check = last_check(db_session())
-    interval = current_app.config["AUDIT_VERIFY_INTERVAL_MINUTES"]
+    now, interval = utcnow(), current_app.config["AUDIT_VERIFY_INTERVAL_MINUTES"]
+    check = last_check(db_session(), now)
     return render_template("audit.html", form=form, events=events[:AUDIT_PAGE_SIZE],
                            page=page, page_size=AUDIT_PAGE_SIZE,
                            has_next=len(events) > AUDIT_PAGE_SIZE,
                            page_url=page_url, chain=check, verify_form=VerifyChainForm(),
-                           overdue=overdue(check, interval, utcnow()),
+                           overdue=overdue(check, interval, now),
+                           forged=future_dated(db_session(), now),
                            verify_interval=interval, data_text=data_text)
 
 
