@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -28,6 +29,8 @@ def main() -> None:
     from qms.demo import login_help
 
     print("\n" + login_help(f"http://{args.host}:{args.port}") + "\n", flush=True)
+    # a SIGTERM (a service manager, `kill`) stops both children too, as Ctrl-C does
+    signal.signal(signal.SIGTERM, lambda _signal, _frame: sys.exit(0))
     processes = [subprocess.Popen(qms + ["jobs"]),
                  subprocess.Popen(qms + ["serve", "--host", args.host, "--port",
                                          str(args.port)])]

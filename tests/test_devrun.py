@@ -60,7 +60,8 @@ def children_of(pid: int) -> list[str]:
     return found
 
 
-def test_make_run_serves_with_the_scheduler_and_stops_both(tmp_path):
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
+def test_make_run_serves_with_the_scheduler_and_stops_both(tmp_path, stop):
     env = {k: v for k, v in os.environ.items() if not k.startswith("QMS_")}
     env.update(QMS_INSTANCE_PATH=str(tmp_path / "instance"),
                QMS_SECURITY_ARGON2_MEMORY_KIB="8192", QMS_SECURITY_KEY_WRAP_SCRYPT_LOG_N="10")
@@ -75,7 +76,10 @@ def test_make_run_serves_with_the_scheduler_and_stops_both(tmp_path):
                    "the scheduler verified the chain")
         children = children_of(run.pid)
         assert len(children) == 2  # qms jobs and qms serve
-        os.killpg(run.pid, signal.SIGINT)  # Ctrl-C in the terminal
+        if stop == "ctrl-c":  # the terminal signals the whole process group
+            os.killpg(run.pid, signal.SIGINT)
+        else:  # a service manager, or `kill`, signals make run alone
+            os.kill(run.pid, signal.SIGTERM)
         run.wait(timeout=60)
         assert not any(os.path.exists(f"/proc/{child}") for child in children)
     finally:
