@@ -66,7 +66,8 @@ _SQLITE_TRIGGERS_SQL = "SELECT tbl_name, name FROM sqlite_master WHERE type = 't
 # UPDATE, DELETE or TRUNCATE on these.
 APPEND_ONLY_TABLES = ("audit_events", "audit_checkpoints", "record_versions", "signatures",
                       "lot_consumptions", "deviation_lots", "deviation_lot_removals",
-                      "change_control_approvals", "inspection_results", "erp_events")
+                      "change_control_approvals", "inspection_results", "erp_events",
+                      "audit_chain_checks")
 # PostgreSQL: what the role the application connects as must not be or hold, each a query
 # naming the offending objects. MEMBER, not USAGE: a member of the owner role may SET ROLE
 # to it even without inheriting its privileges; an owner of the schema may drop any table.
