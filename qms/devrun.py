@@ -4,6 +4,7 @@ ERP delivery) beside the server, as a plant runs them; stopping one stops both."
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -35,9 +36,9 @@ def main() -> None:
                  subprocess.Popen(qms + ["serve", "--host", args.host, "--port",
                                          str(args.port)])]
     try:
-        wait_for_either(processes)
-    except KeyboardInterrupt:
-        pass  # Ctrl-C reached the server and the scheduler too: they share the terminal
+        # Ctrl-C reaches the server and the scheduler too: they share the terminal
+        with contextlib.suppress(KeyboardInterrupt):
+            wait_for_either(processes)
     finally:
         for process in processes:
             stop(process)

@@ -20,6 +20,7 @@ import logging
 import os
 import socket
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -150,7 +151,7 @@ class Wakeups:
             raise
 
 
-class Listener:
+class Listener(ABC):
     """A daemon thread that calls ``on_wake`` for each wake-up (several that arrive
     together: once), and once when it starts listening, for what committed while nobody
     listened. ``ready`` is set once it listens; ``stop()`` ends it."""
@@ -170,8 +171,9 @@ class Listener:
         if self._thread.ident is not None:  # started
             self._thread.join()
 
+    @abstractmethod
     def _run(self) -> None:
-        raise NotImplementedError
+        """The thread: wait for wake-ups until stopped, calling ``on_wake`` for each."""
 
 
 class SocketListener(Listener):
